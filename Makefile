@@ -1,0 +1,31 @@
+# Every target that runs code first makes sure .venv exists and holds the project.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint sim clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m qfex_oms demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check qfex_oms tests bench strategies
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+sim: $(STAMP)
+	$(BIN)/qfex-oms sim --host 127.0.0.1 --port 8765
+
+clean:
+	rm -rf $(VENV) build *.egg-info

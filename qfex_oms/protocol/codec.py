@@ -1,0 +1,174 @@
+"""The one codec: attrs messages <-> QFEX JSON bytes.
+
+Decimal inside, JSON numbers on the wire: a Decimal is written as its exact decimal text through
+``orjson.Fragment`` (no float rounding on the way out), and a JSON number read by orjson is turned
+into a Decimal through its shortest repr, which is the text the exchange sent for any number with
+at most 17 significant digits. Frames are told apart by their single top-level key (qfex-api.md §4).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import cattrs
+import orjson
+
+from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.enums import ErrorCode
+from qfex_oms.protocol.errors import ProtocolError, RequestError
+
+
+def _structure_decimal(value: Any, _: type) -> Decimal:
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a number")
+    if isinstance(value, float):
+        result = Decimal(repr(value))
+    elif isinstance(value, int | str):
+        try:
+            result = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"not a number: {value!r}") from None
+    else:
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    if not result.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return result
+
+
+def _unstructure_decimal(value: Decimal) -> orjson.Fragment:
+    return orjson.Fragment(format(value, "f"))
+
+
+def _build_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(detailed_validation=False)
+    conv.register_structure_hook(Decimal, _structure_decimal)
+    conv.register_unstructure_hook(Decimal, _unstructure_decimal)
+    return conv
+
+
+converter = _build_converter()
+
+_REPLY_BY_KEY: dict[str, type] = {cls.KEY: cls for cls in m.REPLY_TYPES}
+_REQUEST_BY_TYPE: dict[str, type] = {cls.TYPE: cls for cls in m.REQUEST_TYPES}
+# Older docs spell these two replies differently (qfex-api.md §10.6, §10.7).
+_REPLY_ALIASES = {"user_trades": "user_trades_response", "user_orders": "all_orders_response"}
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def request_params(request: m.Request) -> dict[str, Any]:
+    """The ``params`` object of a request, without the optional fields left as None."""
+    raw = converter.unstructure(request)
+    return {k: v for k, v in raw.items() if v is not None}
+
+
+def encode(message: m.Request | m.Reply) -> bytes:
+    """Encode a request (``{"type", "params"}``) or a reply (``{KEY: payload}``) to JSON bytes."""
+    kind = type(message)
+    request_type = getattr(kind, "TYPE", None)
+    if request_type is not None:
+        return orjson.dumps({"type": request_type, "params": request_params(message)})
+    return orjson.dumps({kind.KEY: _reply_payload(message)})
+
+
+def _reply_payload(reply: m.Reply) -> Any:
+    if isinstance(reply, m.Authenticated):
+        return reply.authenticated
+    if isinstance(reply, m.Subscribed | m.Unsubscribed):
+        return reply.channel
+    if isinstance(reply, m.UserTradesResponse):
+        return converter.unstructure(reply.trades)
+    return converter.unstructure(reply)
+
+
+def incoming_echo(request: m.Request) -> dict[str, Any]:
+    """The request as QFEX echoes it in ``err.incoming_message`` and ``ack.incoming_message``."""
+    return {"type": type(request).TYPE, "params": orjson.loads(orjson.dumps(request_params(request)))}
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def decode_reply(raw: bytes | str) -> m.Reply:
+    """Decode one server frame; raise ``ProtocolError`` (carrying the raw text) if it is unreadable."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"frame is not JSON: {exc}", raw) from None
+    if not isinstance(obj, dict) or not obj:
+        raise ProtocolError("frame is not a non-empty JSON object", raw)
+    key = _reply_key(obj, raw)
+    if key is None:
+        return m.Envelope(type=str(obj["type"]), channel=obj.get("channel"),
+                          contents=obj.get("contents"), raw=obj)
+    payload = obj[key]
+    key = _REPLY_ALIASES.get(key, key)
+    try:
+        return _structure_reply(key, payload)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ProtocolError(f"malformed {key}: {_describe(exc)}", raw) from None
+
+
+def _reply_key(obj: dict[str, Any], raw: bytes | str) -> str | None:
+    if len(obj) == 1:
+        (key,) = obj
+        if key in _REPLY_BY_KEY or key in _REPLY_ALIASES:
+            return key
+        raise ProtocolError(f"unknown frame kind {key!r}", raw)
+    known = [k for k in obj if k in _REPLY_BY_KEY or k in _REPLY_ALIASES]
+    if len(known) == 1:
+        return known[0]
+    if not known and "type" in obj:
+        return None
+    raise ProtocolError(f"cannot tell the frame kind from keys {sorted(obj)}", raw)
+
+
+def _structure_reply(key: str, payload: Any) -> m.Reply:
+    if key == "authenticated":
+        if not isinstance(payload, bool):
+            raise TypeError("authenticated must be a boolean")
+        return m.Authenticated(payload)
+    if key in ("subscribed", "unsubscribed"):
+        if not isinstance(payload, str):
+            raise TypeError(f"{key} must name a channel")
+        return _REPLY_BY_KEY[key](payload)
+    if key == "user_trades_response":
+        trades = payload.get("user_trades", payload.get("trades")) if isinstance(payload, dict) else payload
+        return m.UserTradesResponse(converter.structure(trades or [], tuple[m.Trade, ...]))
+    if key == "ack" and payload is None:
+        return m.Ack()
+    if not isinstance(payload, dict):
+        raise TypeError(f"{key} must be an object")
+    return converter.structure(payload, _REPLY_BY_KEY[key])
+
+
+def decode_request(raw: bytes | str) -> m.Request:
+    """Decode one client frame for a server; raise ``RequestError`` with the QFEX error code."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise RequestError(ErrorCode.INVALID_JSON_FORMAT, "message is not valid JSON", None) from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        raise RequestError(ErrorCode.INVALID_JSON_FORMAT, "message has no string 'type'", None)
+    cls = _REQUEST_BY_TYPE.get(obj["type"])
+    if cls is None:
+        raise RequestError(ErrorCode.INVALID_JSON_FORMAT, f"unknown message type {obj['type']!r}", obj)
+    params = obj.get("params", {})
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise RequestError(ErrorCode.INVALID_JSON_FORMAT, "'params' must be an object", obj)
+    try:
+        return converter.structure(params, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise RequestError(ErrorCode.INVALID_PARAMETER, _describe(exc), obj) from None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, cattrs.BaseValidationError):
+        return "; ".join(cattrs.transform_error(exc)) or str(exc)
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}"
+    return str(exc) or type(exc).__name__

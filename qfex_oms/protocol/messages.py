@@ -1,0 +1,378 @@
+"""Every QFEX trade-socket message as an attrs class (qfex-api.md §3, §4).
+
+Requests carry their wire ``type`` in ``TYPE``; replies carry their single top-level key in ``KEY``.
+Field names are the wire names, so the codec needs no renaming. Optional request fields default to
+``None`` and are omitted on the wire; reply fields that QFEX's examples sometimes omit default to
+``None`` so a sparse frame still decodes.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from attrs import field, frozen
+
+from qfex_oms.protocol.enums import (
+    CancelIdType,
+    Channel,
+    ErrorCode,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+
+# --------------------------------------------------------------------------- requests
+
+
+@frozen
+class HmacAuth:
+    public_key: str
+    nonce: str
+    unix_ts: int
+    signature: str
+
+
+@frozen
+class Auth:
+    TYPE: ClassVar[str] = "auth"
+    hmac: HmacAuth | None = None
+    jwt: str | None = None
+    account_id: str | None = None
+
+
+@frozen
+class AddOrder:
+    TYPE: ClassVar[str] = "add_order"
+    symbol: str
+    side: Side
+    order_type: OrderType
+    order_time_in_force: TimeInForce
+    quantity: Decimal
+    price: Decimal | None = None
+    client_order_id: str | None = None
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    reduce_only: bool | None = None
+
+
+@frozen
+class CancelOrder:
+    """Every id kind travels in ``order_id``; ``cancel_order_id_type`` says which (qfex-api.md §3.2)."""
+
+    TYPE: ClassVar[str] = "cancel_order"
+    order_id: str
+    symbol: str
+    cancel_order_id_type: CancelIdType
+
+
+@frozen
+class ModifyOrder:
+    TYPE: ClassVar[str] = "modify_order"
+    order_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    price: Decimal | None = None
+    quantity: Decimal | None = None
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+
+
+@frozen
+class CancelAllOrders:
+    TYPE: ClassVar[str] = "cancel_all_orders"
+
+
+@frozen
+class AddTwap:
+    TYPE: ClassVar[str] = "add_twap"
+    symbol: str
+    side: Side
+    total_quantity: Decimal
+    num_orders: int
+    order_interval_secs: int
+    reduce_only: bool = False
+    client_twap_id: str | None = None
+
+
+@frozen
+class GetOrder:
+    TYPE: ClassVar[str] = "get_order"
+    symbol: str
+    order_id: str
+
+
+@frozen
+class GetUserOrders:
+    TYPE: ClassVar[str] = "get_user_orders"
+    limit: int | None = None
+    offset: int | None = None
+    symbol: str | None = None
+
+
+@frozen
+class GetUserTrades:
+    TYPE: ClassVar[str] = "get_user_trades"
+    limit: int | None = None
+    offset: int | None = None
+    order_id: str | None = None
+    start_ts: int | None = None
+    end_ts: int | None = None
+
+
+@frozen
+class Subscribe:
+    TYPE: ClassVar[str] = "subscribe"
+    channels: tuple[Channel, ...]
+
+
+@frozen
+class Unsubscribe:
+    TYPE: ClassVar[str] = "unsubscribe"
+    channels: tuple[Channel, ...]
+
+
+@frozen
+class CancelOnDisconnect:
+    TYPE: ClassVar[str] = "cancel_on_disconnect"
+    cancel_on_disconnect: bool
+
+
+Request = (
+    Auth
+    | AddOrder
+    | CancelOrder
+    | ModifyOrder
+    | CancelAllOrders
+    | AddTwap
+    | GetOrder
+    | GetUserOrders
+    | GetUserTrades
+    | Subscribe
+    | Unsubscribe
+    | CancelOnDisconnect
+)
+REQUEST_TYPES: tuple[type, ...] = (
+    Auth,
+    AddOrder,
+    CancelOrder,
+    ModifyOrder,
+    CancelAllOrders,
+    AddTwap,
+    GetOrder,
+    GetUserOrders,
+    GetUserTrades,
+    Subscribe,
+    Unsubscribe,
+    CancelOnDisconnect,
+)
+
+# --------------------------------------------------------------------------- replies
+
+
+@frozen
+class Authenticated:
+    KEY: ClassVar[str] = "authenticated"
+    authenticated: bool
+
+
+@frozen
+class OrderResponse:
+    """One ``order_response``. ``quantity_remaining`` is the leaves quantity; QFEX's FILLED may be partial."""
+
+    KEY: ClassVar[str] = "order_response"
+    order_id: str
+    symbol: str
+    status: OrderStatus
+    side: Side | None = None
+    type: OrderType | None = None
+    time_in_force: TimeInForce | None = None
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    quantity_remaining: Decimal | None = None
+    client_order_id: str | None = None
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    user_id: str | None = None
+    update_time: float | None = None
+    trade_id: str | None = None
+
+
+@frozen
+class FillResponse:
+    KEY: ClassVar[str] = "fill_response"
+    trade_id: str
+    order_id: str
+    symbol: str
+    price: Decimal
+    quantity: Decimal
+    side: Side
+    client_order_id: str | None = None
+    remaining_quantity: Decimal | None = None
+    aggressor_side: Side | None = None
+    fee: Decimal | None = None
+    order_type: OrderType | None = None
+    tif: TimeInForce | None = None
+    order_price: Decimal | None = None
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    execution_type: str | None = None
+    timestamp: float | None = None
+    realised_pnl: Decimal | None = None
+    user_id: str | None = None
+
+
+@frozen
+class TwapResponse:
+    """``twap_response``. QFEX does not document TWAP status values (qfex-api.md §3.5): kept as text."""
+
+    KEY: ClassVar[str] = "twap_response"
+    twap_id: str
+    symbol: str
+    status: str
+    side: Side | None = None
+    client_twap_id: str | None = None
+    user_id: str | None = None
+    total_quantity: Decimal | None = None
+    filled_quantity: Decimal | None = None
+    average_fill_price: Decimal | None = None
+    total_num_orders: int | None = None
+    order_interval_secs: int | None = None
+    reduce_only: bool | None = None
+    updated_at: float | None = None
+    created_at: float | None = None
+
+
+@frozen
+class AllOrdersResponse:
+    KEY: ClassVar[str] = "all_orders_response"
+    orders: tuple[OrderResponse, ...] = ()
+    twaps: tuple[TwapResponse, ...] = ()
+    stop_orders: tuple[dict[str, Any], ...] = ()
+
+
+@frozen
+class Trade:
+    """One element of ``user_trades_response``; ``client_order_id`` etc. appear on the docs page only."""
+
+    trade_id: str
+    symbol: str
+    price: Decimal
+    quantity: Decimal
+    side: Side
+    order_id: str
+    fee: Decimal | None = None
+    order_type: OrderType | None = None
+    tif: TimeInForce | None = None
+    client_order_id: str | None = None
+    aggressor_side: Side | None = None
+    timestamp: float | None = None
+
+
+@frozen
+class UserTradesResponse:
+    """``user_trades_response`` is a bare array on the wire (AsyncAPI); the codec wraps it."""
+
+    KEY: ClassVar[str] = "user_trades_response"
+    trades: tuple[Trade, ...] = ()
+
+
+@frozen
+class Ack:
+    KEY: ClassVar[str] = "ack"
+    incoming_message: dict[str, Any] | None = None
+
+
+@frozen
+class Subscribed:
+    """``{"subscribed": "fills"}``: the value is the channel name, not an object."""
+
+    KEY: ClassVar[str] = "subscribed"
+    channel: str
+
+
+@frozen
+class Unsubscribed:
+    KEY: ClassVar[str] = "unsubscribed"
+    channel: str
+
+
+@frozen
+class Err:
+    KEY: ClassVar[str] = "err"
+    error_code: ErrorCode
+    message: str | None = None
+    incoming_message: dict[str, Any] | None = None
+
+
+@frozen
+class PositionResponse:
+    KEY: ClassVar[str] = "position_response"
+    symbol: str
+    position: Decimal
+    id: str | None = None
+    margin_alloc: Decimal | None = None
+    realised_pnl: Decimal | None = None
+    unrealised_pnl: Decimal | None = None
+    net_funding: Decimal | None = None
+    open_orders: Decimal | None = None
+    open_quantity: Decimal | None = None
+    leverage: Decimal | None = None
+    average_price: Decimal | None = None
+
+
+@frozen
+class BalanceResponse:
+    KEY: ClassVar[str] = "balance_response"
+    available_balance: Decimal
+    id: str | None = None
+    user_id: str | None = None
+    deposit: Decimal | None = None
+    realised_pnl: Decimal | None = None
+    unrealised_pnl: Decimal | None = None
+    order_margin: Decimal | None = None
+    position_margin: Decimal | None = None
+    net_funding: Decimal | None = None
+
+
+@frozen
+class Envelope:
+    """The AsyncAPI's ``{"type": ..., "channel": ..., "contents": [...]}`` form (qfex-api.md §4.1)."""
+
+    type: str
+    channel: str | None = None
+    contents: Any = None
+    raw: dict[str, Any] = field(factory=dict, repr=False)
+
+
+Reply = (
+    Authenticated
+    | OrderResponse
+    | FillResponse
+    | TwapResponse
+    | AllOrdersResponse
+    | UserTradesResponse
+    | Ack
+    | Subscribed
+    | Unsubscribed
+    | Err
+    | PositionResponse
+    | BalanceResponse
+    | Envelope
+)
+REPLY_TYPES: tuple[type, ...] = (
+    Authenticated,
+    OrderResponse,
+    FillResponse,
+    TwapResponse,
+    AllOrdersResponse,
+    UserTradesResponse,
+    Ack,
+    Subscribed,
+    Unsubscribed,
+    Err,
+    PositionResponse,
+    BalanceResponse,
+)
