@@ -1,0 +1,47 @@
+"""Sans-IO core: order and TWAP state, the tracker, cancel resolution and reconciliation.
+
+Nothing in this package awaits or does I/O; the trio shell feeds it and drains its outputs.
+"""
+
+from qfex_oms.core.cancel import CancelError, CancelIntent
+from qfex_oms.core.engine import OmsCore
+from qfex_oms.core.events import (
+    CancelFinished,
+    Event,
+    FillReceived,
+    ModifyFinished,
+    OrderUpdated,
+    RequestFailed,
+    TwapUpdated,
+    Unmatched,
+)
+from qfex_oms.core.model import CancelRequest, Fill, ModifyRequest, Order, Twap
+from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot
+from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
+from qfex_oms.core.tracker import OrderTracker
+
+__all__ = [
+    "CancelError",
+    "CancelFinished",
+    "CancelIntent",
+    "CancelRequest",
+    "Event",
+    "Fill",
+    "FillReceived",
+    "ModifyFinished",
+    "ModifyRequest",
+    "OmsCore",
+    "Order",
+    "OrderEvent",
+    "OrderState",
+    "OrderTracker",
+    "OrderUpdated",
+    "RequestFailed",
+    "SnapshotDiff",
+    "Twap",
+    "TwapEvent",
+    "TwapState",
+    "TwapUpdated",
+    "Unmatched",
+    "apply_snapshot",
+]

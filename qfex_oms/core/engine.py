@@ -1,0 +1,691 @@
+"""OmsCore: the sans-IO order manager. Commands and decoded replies in; frames and events out.
+
+Nothing here awaits or touches a socket: the trio shell calls a method, then drains
+``take_frames()`` (to send, in order) and ``take_events()`` (to publish). That makes every race a
+synchronous test: cancel before ACK, fill after CANCELLED, NO_SUCH_ORDER after a fill, duplicate and
+reordered replies, an ``err`` for a cancel (design.md "Cancel resolution and reconciliation rules").
+
+Correlation, since QFEX has no request ids: ACKs by ``(symbol, client_order_id)`` in submit order,
+cancel answers by the id that was sent, ``err`` frames by their ``incoming_message`` echo, TWAP
+answers by ``twap_id`` or ``(symbol, client_twap_id)``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from qfex_oms.core import cancel as cancel_rules
+from qfex_oms.core import twaps as twap_rules
+from qfex_oms.core.cancel import CancelError, CancelIntent
+from qfex_oms.core.events import (
+    CancelFinished,
+    Event,
+    FillReceived,
+    ModifyFinished,
+    OrderUpdated,
+    RequestFailed,
+    TwapUpdated,
+    Unmatched,
+)
+from qfex_oms.core.model import CancelRequest, Fill, ModifyRequest, Order, Twap
+from qfex_oms.core.states import (
+    OrderEvent,
+    OrderState,
+    TwapEvent,
+    next_order_state,
+    next_twap_state,
+)
+from qfex_oms.core.tracker import OrderTracker
+from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.enums import CancelIdType, OrderStatus, OrderType, Side, TimeInForce
+
+log = structlog.get_logger("qfex_oms.core")
+
+S = OrderStatus
+_ENDS_AT_ONCE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
+CancelKey = tuple[str, CancelIdType, str]
+
+
+class OmsCore:
+    def __init__(self, tracker: OrderTracker | None = None) -> None:
+        self.tracker = tracker if tracker is not None else OrderTracker()
+        self.seq = 0
+        self._frames: list[m.Request] = []
+        self._events: list[Event] = []
+        self._cancels: dict[CancelKey, CancelRequest] = {}
+        self._cancel_keys: dict[int, list[CancelKey]] = {}
+        self._order_cancels: dict[int, list[CancelRequest]] = {}
+        self._modifies: dict[str, ModifyRequest] = {}
+
+    # ------------------------------------------------------------------ outputs
+
+    def take_frames(self) -> list[m.Request]:
+        frames, self._frames = self._frames, []
+        return frames
+
+    def take_events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    # ------------------------------------------------------------------ commands
+
+    def place_order(
+        self,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        time_in_force: TimeInForce,
+        quantity: Decimal,
+        price: Decimal | None,
+        client_order_id: str,
+        *,
+        reduce_only: bool | None = None,
+        take_profit: Decimal | None = None,
+        stop_loss: Decimal | None = None,
+    ) -> Order:
+        """Track a new order as PENDING_NEW and queue its ``add_order`` (arguments already validated)."""
+        order = self.tracker.new_order(
+            symbol, side, order_type, time_in_force, quantity, price, client_order_id,
+            reduce_only=reduce_only, take_profit=take_profit, stop_loss=stop_loss,
+            seq=self._next_seq(),
+        )
+        self._frames.append(m.AddOrder(
+            symbol=symbol, side=side, order_type=order_type, order_time_in_force=time_in_force,
+            quantity=quantity, price=price, client_order_id=client_order_id,
+            take_profit=take_profit, stop_loss=stop_loss, reduce_only=reduce_only,
+        ))
+        return order
+
+    def place_twap(
+        self,
+        symbol: str,
+        side: Side,
+        total_quantity: Decimal,
+        num_orders: int,
+        order_interval_secs: int,
+        reduce_only: bool,
+        client_twap_id: str,
+    ) -> Twap:
+        twap = self.tracker.new_twap(Twap(0, symbol, side, total_quantity, num_orders,
+                                          order_interval_secs, reduce_only, client_twap_id,
+                                          seq=self._next_seq()))
+        self._frames.append(m.AddTwap(symbol=symbol, side=side, total_quantity=total_quantity,
+                                      num_orders=num_orders, order_interval_secs=order_interval_secs,
+                                      reduce_only=reduce_only, client_twap_id=client_twap_id))
+        return twap
+
+    def modify_order(self, order: Order, price: Decimal | None, quantity: Decimal | None) -> ModifyRequest:
+        if order.order_id is None:
+            raise CancelError("cannot modify an order before its ACK: it has no order_id yet")
+        if not order.state.is_live:
+            raise CancelError(f"cannot modify an order that is {order.state}")
+        if order.order_id in self._modifies:
+            raise CancelError("a modify of this order is already in flight")
+        request = ModifyRequest(self._next_seq(), order, price, quantity)
+        order.seq = request.seq
+        self._modifies[order.order_id] = request
+        self._frames.append(m.ModifyOrder(order_id=order.order_id, symbol=order.symbol, side=order.side,
+                                          order_type=order.order_type, price=price, quantity=quantity))
+        return request
+
+    def cancel(self, intent: CancelIntent, *, retry: bool = False) -> CancelRequest:
+        """Resolve an intent into a cancel in flight; raises ``CancelError`` with nothing queued."""
+        mode, value = intent.selector()
+        target = intent.target
+        if isinstance(target, Twap):
+            return self._cancel_twap(target, retry)
+        if isinstance(target, Order):
+            return self._cancel_order(target, retry)
+        assert mode is not None and value is not None and intent.symbol is not None
+        symbol = intent.symbol
+        if mode is CancelIdType.ORDER_ID:
+            known = self.tracker.by_order_id(value)
+            if known is not None:
+                if known.symbol != symbol:
+                    raise CancelError(f"order {value} is on {known.symbol}, not {symbol}")
+                return self._cancel_order(known, retry)
+            return self._send_cancel(CancelRequest(self._next_seq(), mode, value, symbol), retry)
+        if mode is CancelIdType.CLIENT_ORDER_ID:
+            return self._cancel_client_id(symbol, value, retry)
+        twap = (self.tracker.twap_by_id(value) if mode is CancelIdType.TWAP_ID
+                else self.tracker.twap_by_client(symbol, value))
+        if twap is not None and twap.symbol == symbol:
+            return self._cancel_twap(twap, retry)
+        return self._send_cancel(CancelRequest(self._next_seq(), mode, value, symbol), retry)
+
+    def _cancel_order(self, order: Order, retry: bool) -> CancelRequest:
+        if self.tracker.by_local_id(order.local_id) is not order:
+            raise CancelError("this order is not tracked by this manager and has no id to send")
+        existing = self._open_cancel_for(order)
+        if existing is not None and not retry:
+            return existing
+        if order.state.is_terminal:
+            return self._finished_locally(order)
+        sharing = self.tracker.live_members(order.symbol, order.client_order_id)
+        wire = cancel_rules.order_wire_selector(order, sharing)
+        if existing is not None:
+            return self._send_cancel(existing, retry=True) if wire else existing
+        if wire is None:
+            request = CancelRequest(self._next_seq(), CancelIdType.ORDER_ID, "", order.symbol, [order])
+            order.cancel_requested = True
+            order.seq = request.seq
+            self._attach(request, order)
+            return request
+        request = CancelRequest(self._next_seq(), wire[0], wire[1], order.symbol, [order])
+        self._attach(request, order)
+        return self._send_cancel(request, retry)
+
+    def _cancel_client_id(self, symbol: str, client_order_id: str, retry: bool) -> CancelRequest:
+        key = (symbol, CancelIdType.CLIENT_ORDER_ID, client_order_id)
+        existing = self._cancels.get(key)
+        if existing is not None and not retry:
+            return existing
+        live = self.tracker.live_members(symbol, client_order_id)
+        request = existing or CancelRequest(self._next_seq(), CancelIdType.CLIENT_ORDER_ID,
+                                            client_order_id, symbol, live)
+        for order in live:
+            self._attach(request, order)
+            if order.order_id is None:
+                # The exchange may not have it yet when the client-id cancel lands: cancel it by
+                # order id on its ACK as well, so no member of the group survives.
+                order.cancel_requested = True
+        return self._send_cancel(request, retry)
+
+    def _cancel_twap(self, twap: Twap, retry: bool) -> CancelRequest:
+        mode, value = cancel_rules.twap_wire_selector(twap)
+        existing = self._cancels.get((twap.symbol, mode, value))
+        if existing is not None and not retry:
+            return existing
+        if twap.state.is_terminal:
+            request = CancelRequest(self._next_seq(), mode, value, twap.symbol, twap=twap,
+                                    status="ALREADY_CLOSED", done=True)
+            self._events.append(CancelFinished(request))
+            return request
+        request = existing or CancelRequest(self._next_seq(), mode, value, twap.symbol, twap=twap)
+        twap.seq = request.seq
+        self._twap_event(twap, TwapEvent.CANCEL_SENT, None)
+        return self._send_cancel(request, retry)
+
+    def _finished_locally(self, order: Order) -> CancelRequest:
+        """Cancelling an order that already ended sends nothing: there is nothing left to cancel."""
+        request = CancelRequest(self._next_seq(), CancelIdType.ORDER_ID, order.order_id or "",
+                                order.symbol, [order], status="ALREADY_CLOSED", done=True)
+        self._events.append(CancelFinished(request))
+        return request
+
+    def _send_cancel(self, request: CancelRequest, retry: bool) -> CancelRequest:
+        if request.frame_sent and not retry:
+            return request
+        self._register(request, request.key)
+        request.frame_sent = True
+        for order in request.targets:
+            order.seq = request.seq
+            if order.order_id is not None:
+                self._order_event(order, OrderEvent.CANCEL_SENT, None)
+        self._frames.append(m.CancelOrder(order_id=request.value, symbol=request.symbol,
+                                          cancel_order_id_type=request.mode))
+        return request
+
+    def _register(self, request: CancelRequest, key: CancelKey) -> None:
+        self._cancels[key] = request
+        keys = self._cancel_keys.setdefault(request.seq, [])
+        if key not in keys:
+            keys.append(key)
+
+    def _attach(self, request: CancelRequest, order: Order) -> None:
+        if order not in request.targets:
+            request.targets.append(order)
+        requests = self._order_cancels.setdefault(order.local_id, [])
+        if request not in requests:
+            requests.append(request)
+
+    def _open_cancel_for(self, order: Order) -> CancelRequest | None:
+        for request in self._order_cancels.get(order.local_id, ()):
+            if not request.done:
+                return request
+        return None
+
+    def cancel_all_sent(self) -> list[Order]:
+        """The kill switch's ``cancel_all_orders`` was queued: every ACKed live order is now pending."""
+        self._next_seq()
+        pending = []
+        for order in self.tracker.open_orders():
+            order.seq = self.seq
+            if order.order_id is not None and order.state is not OrderState.UNKNOWN:
+                self._order_event(order, OrderEvent.CANCEL_SENT, None)
+            pending.append(order)
+        for twap in self.tracker.twaps(open_only=True):
+            twap.seq = self.seq
+        self._frames.append(m.CancelAllOrders())
+        return pending
+
+    # ------------------------------------------------------------------ losses
+
+    def order_lost(self, order: Order, reason: str) -> None:
+        """No answer in time, a failed send or a disconnect: UNKNOWN until a snapshot settles it."""
+        if order.state.is_live:
+            order.needs_settlement = True
+            self._order_event(order, OrderEvent.LOST, reason)
+
+    def cancel_lost(self, request: CancelRequest, reason: str) -> None:
+        for order in request.targets:
+            if order.state is OrderState.PENDING_CANCEL or order.cancel_requested:
+                order.cancel_requested = False
+                self.order_lost(order, reason)
+        if request.twap is not None and not request.twap.state.is_terminal:
+            self._twap_event(request.twap, TwapEvent.LOST, reason)
+        self._finish_cancel(request, reason)
+
+    def connection_lost(self) -> None:
+        """Everything in flight is now ambiguous; resting orders stay OPEN (a snapshot will tell)."""
+        for request in list(self._cancel_by_seq().values()):
+            self.cancel_lost(request, "DISCONNECTED")
+        for order in list(self.tracker.pending_new()):
+            self.order_lost(order, "DISCONNECTED")
+        for request in list(self._modifies.values()):
+            self._finish_modify(request, "DISCONNECTED")
+        for twap in self.tracker.twaps(open_only=True):
+            if twap.twap_id is None:
+                self._twap_event(twap, TwapEvent.LOST, "DISCONNECTED")
+
+    def _cancel_by_seq(self) -> dict[int, CancelRequest]:
+        found = {r.seq: r for r in self._cancels.values() if not r.done}
+        for requests in self._order_cancels.values():
+            for request in requests:
+                if not request.done:
+                    found[request.seq] = request
+        return found
+
+    # ------------------------------------------------------------------ replies
+
+    def on_reply(self, reply: m.Reply) -> None:
+        handler = _HANDLERS.get(type(reply))
+        if handler is not None:
+            handler(self, reply)
+
+    def _on_order_response(self, r: m.OrderResponse) -> None:
+        twap = self.tracker.twap_by_id(r.order_id)
+        if twap is not None and self.tracker.by_order_id(r.order_id) is None:
+            self._twap_cancel_answer(twap, r.status)
+            return
+        order = self.tracker.by_order_id(r.order_id) or self._bind_pending(r)
+        status = r.status
+        if order is None:
+            if status in (S.ACK, S.FILLED, S.CANCELLED, S.CANCELLED_STP, S.MODIFIED):
+                order = self.tracker.adopt(_order_from_response(r))
+                self._link_twap_child(order)
+                log.info("adopted order", **order.describe(), status=str(status))
+            else:
+                self._answer_unknown_id(r)
+                return
+        if r.update_time is not None:
+            order.update_time = r.update_time
+        if status is S.ACK:
+            self._note_leaves(order, r.quantity_remaining)
+            self._order_event(order, OrderEvent.ACK, status)
+            self._after_ack(order)
+        elif status is S.FILLED:
+            self._note_leaves(order, r.quantity_remaining)
+            self._order_event(order, self._fill_event(order, final_report=True), status)
+            self._after_ack(order)
+        elif status in (S.CANCELLED, S.CANCELLED_STP):
+            self._order_event(order, OrderEvent.CANCELLED, status)
+            self._ended(order, status)
+        elif status is S.MODIFIED:
+            self._on_modified(order, r)
+        elif status is S.NO_SUCH_ORDER:
+            self._no_such_order(order)
+        elif status in (S.CANNOT_MODIFY_PARTIAL_FILL, S.CANNOT_MODIFY_NO_SUCH_ORDER):
+            self._refuse_modify(order, status)
+        else:
+            self._rejection(order, status)
+
+    def _bind_pending(self, r: m.OrderResponse) -> Order | None:
+        order = self.tracker.first_pending(r.symbol, r.client_order_id)
+        if order is None:
+            return None
+        if r.order_id and not r.status.is_rejection:
+            self.tracker.bind(order, r.order_id)
+        return order
+
+    def _after_ack(self, order: Order) -> None:
+        """A cancel that waited for this order's ACK goes out now, by order id."""
+        if order.order_id is None or not order.state.is_live:
+            return
+        request = self._open_cancel_for(order)
+        if request is None:
+            order.cancel_requested = False
+            return
+        if order.cancel_requested:
+            order.cancel_requested = False
+            key = (order.symbol, CancelIdType.ORDER_ID, order.order_id)
+            if request.mode is CancelIdType.ORDER_ID and not request.frame_sent:
+                request.value = order.order_id
+                self._send_cancel(request, retry=False)
+            else:
+                self._register(request, key)
+                self._frames.append(m.CancelOrder(order_id=order.order_id, symbol=order.symbol,
+                                                  cancel_order_id_type=CancelIdType.ORDER_ID))
+        if request.frame_sent and order.state is OrderState.OPEN:
+            self._order_event(order, OrderEvent.CANCEL_SENT, None)
+
+    def _fill_event(self, order: Order, *, final_report: bool) -> OrderEvent:
+        """FILLED can be partial: the state follows the remaining quantity and the time in force."""
+        if order.remaining_quantity <= 0:
+            return OrderEvent.FULL_FILL
+        ends_now = order.time_in_force in _ENDS_AT_ONCE or order.order_type is OrderType.MARKET
+        return OrderEvent.EXPIRE if final_report and ends_now else OrderEvent.PARTIAL_FILL
+
+    def _note_leaves(self, order: Order, leaves: Decimal | None) -> None:
+        if leaves is not None and (order.leaves_floor is None or leaves < order.leaves_floor):
+            order.leaves_floor = max(leaves, Decimal(0))
+
+    def _on_fill(self, f: m.FillResponse) -> None:
+        if f.trade_id in self.tracker.trade_ids:
+            log.debug("duplicate fill ignored", trade_id=f.trade_id, order_id=f.order_id)
+            return
+        order = self.tracker.by_order_id(f.order_id)
+        if order is None:
+            order = self.tracker.first_pending(f.symbol, f.client_order_id)
+            if order is not None:
+                self.tracker.bind(order, f.order_id)
+            else:
+                order = self.tracker.adopt(_order_from_fill(f))
+                self._link_twap_child(order)
+                log.info("adopted order from a fill", **order.describe())
+        self.record_fill(order, Fill(f.trade_id, f.order_id, f.symbol, f.side, f.price, f.quantity,
+                                     f.fee, f.timestamp))
+        self._note_leaves(order, f.remaining_quantity)
+        self._order_event(order, self._fill_event(order, final_report=False), S.FILLED)
+        self._after_ack(order)
+
+    def record_fill(self, order: Order, fill: Fill) -> bool:
+        """Count a fill once, by trade id. Returns False for a duplicate."""
+        if fill.trade_id in self.tracker.trade_ids:
+            return False
+        self.tracker.trade_ids.add(fill.trade_id)
+        if order.fills is None:
+            order.fills = []
+        order.fills.append(fill)
+        order.fill_total += fill.quantity
+        if order.twap_id is not None:
+            twap = self.tracker.twap_by_id(order.twap_id)
+            if twap is not None:
+                twap_rules.note_child_fill(twap)
+        self._events.append(FillReceived(order, fill))
+        return True
+
+    def _on_modified(self, order: Order, r: m.OrderResponse) -> None:
+        if r.quantity is not None:
+            order.quantity = r.quantity
+            order.leaves_floor = r.quantity_remaining if r.quantity_remaining is not None else r.quantity
+        if r.price is not None:
+            order.price = r.price
+        self._order_event(order, OrderEvent.MODIFIED, S.MODIFIED)
+        request = self._modifies.get(order.order_id or "")
+        if request is not None:
+            self._finish_modify(request, str(S.MODIFIED))
+
+    def _refuse_modify(self, order: Order, status: OrderStatus) -> None:
+        order.last_status = str(status)
+        request = self._modifies.get(order.order_id or "")
+        if request is None:
+            self._events.append(Unmatched(order, f"{status} with no modify in flight"))
+            return
+        if status is S.CANNOT_MODIFY_NO_SUCH_ORDER:
+            order.needs_settlement = True
+        self._finish_modify(request, str(status))
+
+    def _finish_modify(self, request: ModifyRequest, status: str) -> None:
+        self._modifies.pop(request.order.order_id or "", None)
+        request.status, request.done = status, True
+        self._events.append(ModifyFinished(request))
+
+    def _no_such_order(self, order: Order) -> None:
+        """Not a cancel: the order may have filled, or its fill may still be on the way."""
+        request = self._open_cancel_for(order)
+        if order.state.is_live:
+            order.needs_settlement = True
+        self._order_event(order, OrderEvent.NO_SUCH_ORDER, S.NO_SUCH_ORDER)
+        if request is not None:
+            self._finish_cancel(request, str(S.NO_SUCH_ORDER))
+
+    def _rejection(self, order: Order, status: OrderStatus) -> None:
+        request = self._open_cancel_for(order)
+        if order.state in (OrderState.PENDING_NEW, OrderState.UNKNOWN) and order.order_id is None:
+            self._order_event(order, OrderEvent.REJECT, status)
+            if request is not None:
+                self._finish_cancel(request, str(status))
+        elif request is not None and request.frame_sent:
+            self._order_event(order, OrderEvent.CANCEL_REFUSED, status)
+            self._finish_cancel(request, str(status))
+        elif order.order_id is not None and order.order_id in self._modifies:
+            self._refuse_modify(order, status)
+        else:
+            self._events.append(Unmatched(order, f"{status} for an order with no request in flight"))
+            log.warning("rejection matched no request", **order.describe(), status=str(status))
+
+    def _answer_unknown_id(self, r: m.OrderResponse) -> None:
+        """NO_SUCH_ORDER or a refusal naming an id we do not hold as an order: a cancel's answer."""
+        for mode in CancelIdType:
+            for value in (r.order_id, r.client_order_id):
+                request = self._cancels.get((r.symbol, mode, value or ""))
+                if request is not None and not request.done:
+                    for order in request.targets:
+                        if order.state is OrderState.PENDING_CANCEL:
+                            event = (OrderEvent.NO_SUCH_ORDER if r.status is S.NO_SUCH_ORDER
+                                     else OrderEvent.CANCEL_REFUSED)
+                            order.needs_settlement = r.status is S.NO_SUCH_ORDER
+                            self._order_event(order, event, r.status)
+                    if request.twap is not None:
+                        self._twap_event(request.twap, TwapEvent.CANCEL_REFUSED, r.status)
+                    self._finish_cancel(request, str(r.status))
+                    return
+        self._events.append(Unmatched(r, f"{r.status} for an unknown order"))
+        log.warning("order_response matched nothing", order_id=r.order_id, symbol=r.symbol,
+                    client_order_id=r.client_order_id, status=str(r.status))
+
+    def _ended(self, order: Order, status: OrderStatus) -> None:
+        """An order was cancelled: credit every cancel that covers it and finish those now complete."""
+        requests = list(self._order_cancels.get(order.local_id, ()))
+        for key in ((order.symbol, CancelIdType.CLIENT_ORDER_ID, order.client_order_id),
+                    (order.symbol, CancelIdType.ORDER_ID, order.order_id or "")):
+            request = self._cancels.get(key)
+            if request is not None and request not in requests:
+                self._attach(request, order)
+                requests.append(request)
+        for request in requests:
+            if request.done:
+                continue
+            if order not in request.cancelled:
+                request.cancelled.append(order)
+            if all(t.state.is_terminal for t in request.targets):
+                self._finish_cancel(request, str(status) if status is not S.CANCELLED_STP
+                                    else str(S.CANCELLED))
+
+    def _finish_cancel(self, request: CancelRequest, status: str) -> None:
+        if request.done:
+            return
+        request.status = status if not request.cancelled else str(S.CANCELLED)
+        request.done = True
+        for key in self._cancel_keys.pop(request.seq, ()):
+            if self._cancels.get(key) is request:
+                del self._cancels[key]
+        for order in request.targets:
+            order.cancel_requested = False
+            requests = self._order_cancels.get(order.local_id)
+            if requests is not None:
+                requests[:] = [r for r in requests if r is not request]
+                if not requests:
+                    del self._order_cancels[order.local_id]
+        self._events.append(CancelFinished(request))
+
+    # ------------------------------------------------------------------ TWAPs
+
+    def _on_twap_response(self, r: m.TwapResponse) -> None:
+        twap = self.tracker.twap_by_id(r.twap_id)
+        if twap is None:
+            twap = self.tracker.first_pending_twap(r.symbol, r.client_twap_id)
+            if twap is not None:
+                self.tracker.bind_twap(twap, r.twap_id)
+            else:
+                twap = self.tracker.new_twap(twap_rules.twap_from_response(r))
+                twap.adopted = True
+        twap_rules.note_progress(twap, r)
+        event = twap_rules.event_for_status(r.status)
+        self._twap_event(twap, event, r.status)
+        if event in (TwapEvent.CANCELLED, TwapEvent.COMPLETED, TwapEvent.REJECT):
+            self._twap_cancel_done(twap, r.status)
+
+    def _twap_cancel_answer(self, twap: Twap, status: OrderStatus) -> None:
+        if status in (S.CANCELLED, S.CANCELLED_STP):
+            self._twap_event(twap, TwapEvent.CANCELLED, status)
+        else:
+            self._twap_event(twap, TwapEvent.CANCEL_REFUSED, status)
+        self._twap_cancel_done(twap, status)
+
+    def _twap_cancel_done(self, twap: Twap, status: str) -> None:
+        for mode, value in ((CancelIdType.TWAP_ID, twap.twap_id),
+                            (CancelIdType.CLIENT_TWAP_ID, twap.client_twap_id)):
+            request = self._cancels.get((twap.symbol, mode, value or ""))
+            if request is not None:
+                request.twap = twap
+                self._finish_cancel(request, str(status))
+
+    def _link_twap_child(self, order: Order) -> None:
+        twap_id = twap_rules.parent_twap_id(order.client_order_id)
+        twap = self.tracker.twap_by_id(twap_id)
+        if twap is not None:
+            self.tracker.link_child(twap, order)
+        elif twap_id is not None:
+            order.twap_id = twap_id
+
+    # ------------------------------------------------------------------ errors
+
+    def _on_err(self, e: m.Err) -> None:
+        incoming = e.incoming_message if isinstance(e.incoming_message, dict) else {}
+        kind = incoming.get("type")
+        params = incoming.get("params") if isinstance(incoming.get("params"), dict) else {}
+        code = str(e.error_code)
+        matched = _ERR_MATCHERS.get(kind or "", _match_nothing)(self, params, code)
+        if not matched:
+            self._events.append(RequestFailed(kind, code, e.message, e.incoming_message))
+
+    def _err_add_order(self, params: dict[str, Any], code: str) -> bool:
+        order = self.tracker.first_pending(str(params.get("symbol")), params.get("client_order_id"))
+        if order is None:
+            return False
+        self._order_event(order, OrderEvent.REJECT, code)
+        request = self._open_cancel_for(order)
+        if request is not None:
+            self._finish_cancel(request, code)
+        return True
+
+    def _err_cancel(self, params: dict[str, Any], code: str) -> bool:
+        try:
+            key = (str(params.get("symbol")), CancelIdType(params.get("cancel_order_id_type")),
+                   str(params.get("order_id")))
+        except ValueError:
+            return False
+        request = self._cancels.get(key)
+        if request is None or request.done:
+            return False
+        for order in request.targets:
+            if order.state is OrderState.PENDING_CANCEL:
+                self._order_event(order, OrderEvent.CANCEL_REFUSED, code)
+        if request.twap is not None:
+            self._twap_event(request.twap, TwapEvent.CANCEL_REFUSED, code)
+        self._finish_cancel(request, code)
+        return True
+
+    def _err_modify(self, params: dict[str, Any], code: str) -> bool:
+        request = self._modifies.get(str(params.get("order_id")))
+        if request is None:
+            return False
+        request.order.last_status = code
+        self._finish_modify(request, code)
+        return True
+
+    def _err_add_twap(self, params: dict[str, Any], code: str) -> bool:
+        twap = self.tracker.first_pending_twap(str(params.get("symbol")), params.get("client_twap_id"))
+        if twap is None:
+            return False
+        self._twap_event(twap, TwapEvent.REJECT, code)
+        return True
+
+    # ------------------------------------------------------------------ state moves
+
+    def _order_event(self, order: Order, event: OrderEvent, status: str | None) -> None:
+        """Apply one move from the transition table; an illegal one is logged and dropped."""
+        previous = order.state
+        target = next_order_state(previous, event)
+        if target is None:
+            log.warning("illegal order transition dropped", **order.describe(), event=str(event),
+                        status=status)
+            self._events.append(Unmatched(order, f"illegal {event} in {previous}"))
+            return
+        if status is not None:
+            order.last_status = str(status)
+        if target is not OrderState.UNKNOWN and target.is_terminal:
+            order.needs_settlement = False
+        if target is not previous:
+            self.tracker.set_state(order, target)
+        if target is not previous or event in (OrderEvent.PARTIAL_FILL, OrderEvent.MODIFIED):
+            self._events.append(OrderUpdated(order, previous, target, order.last_status))
+
+    def _twap_event(self, twap: Twap, event: TwapEvent, status: str | None) -> None:
+        previous = twap.state
+        target = next_twap_state(previous, event)
+        if target is None:
+            log.warning("illegal TWAP transition dropped", **twap.describe(), event=str(event))
+            self._events.append(Unmatched(twap, f"illegal {event} in {previous}"))
+            return
+        if status is not None:
+            twap.last_status = str(status)
+        if target is not previous:
+            self.tracker.set_twap_state(twap, target)
+            self._events.append(TwapUpdated(twap, previous, target, twap.last_status))
+
+    # Public hooks for the snapshot diff (same table, same events).
+    apply_order_event = _order_event
+    apply_twap_event = _twap_event
+
+
+def _match_nothing(core: OmsCore, params: dict[str, Any], code: str) -> bool:
+    return False
+
+
+_ERR_MATCHERS = {
+    "add_order": OmsCore._err_add_order,
+    "cancel_order": OmsCore._err_cancel,
+    "modify_order": OmsCore._err_modify,
+    "add_twap": OmsCore._err_add_twap,
+}
+
+_HANDLERS: dict[type, Any] = {
+    m.OrderResponse: OmsCore._on_order_response,
+    m.FillResponse: OmsCore._on_fill,
+    m.TwapResponse: OmsCore._on_twap_response,
+    m.Err: OmsCore._on_err,
+}
+
+
+def _order_from_response(r: m.OrderResponse) -> Order:
+    return Order(0, r.symbol, r.side or Side.BUY, r.type or OrderType.LIMIT,
+                 r.time_in_force or TimeInForce.GTC, r.quantity or Decimal(0), r.price,
+                 r.client_order_id or "", order_id=r.order_id, state=OrderState.OPEN,
+                 leaves_floor=r.quantity_remaining, update_time=r.update_time)
+
+
+def _order_from_fill(f: m.FillResponse) -> Order:
+    remaining = f.remaining_quantity if f.remaining_quantity is not None else Decimal(0)
+    return Order(0, f.symbol, f.side, f.order_type or OrderType.LIMIT, f.tif or TimeInForce.GTC,
+                 f.quantity + remaining, f.order_price, f.client_order_id or "", order_id=f.order_id,
+                 state=OrderState.OPEN)

@@ -1,0 +1,147 @@
+"""The records the tracker keeps: orders, TWAPs, fills and in-flight cancels.
+
+They are mutable attrs classes with slots, owned by the core: strategies get them read-only by
+convention (the manager hands out the live objects so ``order.state`` is always current).
+Fill accounting never double counts: ``fill_total`` sums distinct ``fill_response`` trade ids, the
+leaves floor is the smallest ``quantity_remaining`` an ``order_response`` reported, and the filled
+quantity is the larger of the two views, not their sum.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from attrs import define, field
+
+from qfex_oms.core.states import OrderState, TwapState
+from qfex_oms.protocol.enums import CancelIdType, OrderType, Side, TimeInForce
+
+ZERO = Decimal(0)
+
+
+@define(slots=True, eq=False)
+class Fill:
+    trade_id: str
+    order_id: str
+    symbol: str
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal | None = None
+    timestamp: float | None = None
+
+
+@define(slots=True, eq=False)
+class Order:
+    local_id: int
+    symbol: str
+    side: Side
+    order_type: OrderType
+    time_in_force: TimeInForce
+    quantity: Decimal
+    price: Decimal | None
+    client_order_id: str
+    order_id: str | None = None
+    state: OrderState = OrderState.PENDING_NEW
+    last_status: str | None = None
+    fill_total: Decimal = ZERO
+    leaves_floor: Decimal | None = None
+    fills: list[Fill] | None = None
+    twap_id: str | None = None
+    reduce_only: bool | None = None
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    cancel_requested: bool = False  # a cancel waits for the ACK (see CancelResolver)
+    needs_settlement: bool = False  # NO_SUCH_ORDER or UNKNOWN: settle from fills and a snapshot
+    adopted: bool = False  # learnt from the exchange, not placed by this manager
+    seq: int = 0  # core sequence of the last local action, to fence snapshots taken before it
+    update_time: float | None = None
+
+    @property
+    def filled_quantity(self) -> Decimal:
+        if self.leaves_floor is None:
+            return self.fill_total
+        return max(self.fill_total, self.quantity - self.leaves_floor)
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        return max(ZERO, self.quantity - self.filled_quantity)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state.is_live
+
+    @property
+    def average_price(self) -> Decimal | None:
+        if not self.fills:
+            return None
+        qty = sum((f.quantity for f in self.fills), ZERO)
+        return sum((f.price * f.quantity for f in self.fills), ZERO) / qty if qty else None
+
+    def describe(self) -> dict[str, object]:
+        """The order's identity for a log line."""
+        return {"symbol": self.symbol, "order_id": self.order_id,
+                "client_order_id": self.client_order_id, "state": str(self.state)}
+
+
+@define(slots=True, eq=False)
+class Twap:
+    local_id: int
+    symbol: str
+    side: Side
+    total_quantity: Decimal
+    num_orders: int
+    order_interval_secs: int
+    reduce_only: bool
+    client_twap_id: str
+    twap_id: str | None = None
+    state: TwapState = TwapState.PENDING_NEW
+    last_status: str | None = None
+    filled_quantity: Decimal = ZERO
+    average_fill_price: Decimal | None = None
+    children: list[Order] = field(factory=list)
+    cancel_requested: bool = False
+    adopted: bool = False
+    seq: int = 0
+
+    @property
+    def is_open(self) -> bool:
+        return not self.state.is_terminal
+
+    def describe(self) -> dict[str, object]:
+        return {"symbol": self.symbol, "twap_id": self.twap_id,
+                "client_twap_id": self.client_twap_id, "state": str(self.state)}
+
+
+@define(slots=True, eq=False)
+class CancelRequest:
+    """One cancel intent in flight. It is done once the exchange has answered for every order it covers.
+
+    ``targets`` are the orders (or the TWAP) known to be covered when the cancel was resolved; a cancel
+    by client id also collects orders the exchange cancels that were unknown locally (``cancelled``).
+    """
+
+    seq: int
+    mode: CancelIdType
+    value: str
+    symbol: str
+    targets: list[Order] = field(factory=list)
+    twap: Twap | None = None
+    status: str | None = None
+    cancelled: list[Order] = field(factory=list)
+    done: bool = False
+    frame_sent: bool = False
+
+    @property
+    def key(self) -> tuple[str, CancelIdType, str]:
+        return (self.symbol, self.mode, self.value)
+
+
+@define(slots=True, eq=False)
+class ModifyRequest:
+    seq: int
+    order: Order
+    price: Decimal | None
+    quantity: Decimal | None
+    status: str | None = None
+    done: bool = False

@@ -1,0 +1,248 @@
+"""OrderTracker: every order and TWAP the manager knows, and the indices to find them by any id.
+
+Keys (design.md "Architecture"): ``order_id`` once known; the local submit key (``local_id``) for
+every order, ACKed or not; ``(symbol, client_order_id)`` to a list of orders because QFEX client ids
+are not unique; ``twap_id`` and ``(symbol, client_twap_id)`` for TWAPs; TWAP -> child orders; and
+open orders by symbol for the kill switch and the strategies' queries. State changes go through
+``set_state`` so the open-by-symbol index can never drift; ``check_invariants`` proves it in tests.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from contextlib import suppress
+from decimal import Decimal
+
+from qfex_oms.core.model import Order, Twap
+from qfex_oms.core.states import OrderState, TwapState
+from qfex_oms.protocol.enums import OrderType, Side, TimeInForce
+
+ClientKey = tuple[str, str]
+
+
+class OrderTracker:
+    __slots__ = (
+        "_by_client",
+        "_by_local",
+        "_by_order_id",
+        "_next_local",
+        "_open_by_symbol",
+        "_pending_new",
+        "_pending_twaps",
+        "_twap_by_client",
+        "_twap_by_id",
+        "_twaps",
+        "trade_ids",
+    )
+
+    def __init__(self) -> None:
+        self._next_local = 1
+        self._by_local: dict[int, Order] = {}
+        self._by_order_id: dict[str, Order] = {}
+        self._pending_new: dict[ClientKey, deque[Order]] = {}
+        self._by_client: dict[ClientKey, list[Order]] = {}
+        self._open_by_symbol: dict[str, dict[int, Order]] = {}
+        self._twaps: dict[int, Twap] = {}
+        self._twap_by_id: dict[str, Twap] = {}
+        self._twap_by_client: dict[ClientKey, Twap] = {}
+        self._pending_twaps: dict[ClientKey, deque[Twap]] = {}
+        self.trade_ids: set[str] = set()
+
+    # ------------------------------------------------------------------ orders
+
+    def _local_id(self) -> int:
+        local = self._next_local
+        self._next_local += 1
+        return local
+
+    def new_order(
+        self,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        time_in_force: TimeInForce,
+        quantity: Decimal,
+        price: Decimal | None,
+        client_order_id: str,
+        **extra: object,
+    ) -> Order:
+        order = Order(self._local_id(), symbol, side, order_type, time_in_force, quantity, price,
+                      client_order_id, **extra)  # type: ignore[arg-type]
+        self._insert(order)
+        if order.order_id is None:
+            self._pending_new.setdefault((symbol, client_order_id), deque()).append(order)
+        return order
+
+    def _insert(self, order: Order) -> None:
+        self._by_local[order.local_id] = order
+        if order.order_id is not None:
+            self._by_order_id[order.order_id] = order
+        self._by_client.setdefault((order.symbol, order.client_order_id), []).append(order)
+        if order.state.is_live:
+            self._open_by_symbol.setdefault(order.symbol, {})[order.local_id] = order
+
+    def bind(self, order: Order, order_id: str) -> None:
+        """Give a pending order its exchange id (ACK, or any reply that names it first)."""
+        if order.order_id == order_id:
+            return
+        queue = self._pending_new.get((order.symbol, order.client_order_id))
+        if queue is not None:
+            with suppress(ValueError):
+                queue.remove(order)
+            if not queue:
+                del self._pending_new[(order.symbol, order.client_order_id)]
+        order.order_id = order_id
+        self._by_order_id[order_id] = order
+
+    def set_state(self, order: Order, state: OrderState) -> None:
+        order.state = state
+        book = self._open_by_symbol.setdefault(order.symbol, {})
+        if state.is_live:
+            book[order.local_id] = order
+        else:
+            book.pop(order.local_id, None)
+            if order.order_id is None:
+                self._drop_pending(order)
+
+    def _drop_pending(self, order: Order) -> None:
+        key = (order.symbol, order.client_order_id)
+        queue = self._pending_new.get(key)
+        if queue is not None and order in queue:
+            queue.remove(order)
+            if not queue:
+                del self._pending_new[key]
+
+    def remove(self, order: Order) -> None:
+        """Forget a closed order (retention). Its trade ids stay, so a replayed fill is still a duplicate."""
+        self._by_local.pop(order.local_id, None)
+        if order.order_id is not None:
+            self._by_order_id.pop(order.order_id, None)
+        members = self._by_client.get((order.symbol, order.client_order_id))
+        if members is not None:
+            members[:] = [o for o in members if o is not order]
+            if not members:
+                del self._by_client[(order.symbol, order.client_order_id)]
+        self._open_by_symbol.get(order.symbol, {}).pop(order.local_id, None)
+        self._drop_pending(order)
+
+    def adopt(self, order: Order) -> Order:
+        """Insert an order learnt from the exchange (placed elsewhere, or a TWAP child)."""
+        order.local_id = self._local_id()
+        order.adopted = True
+        self._insert(order)
+        return order
+
+    def by_order_id(self, order_id: str | None) -> Order | None:
+        return self._by_order_id.get(order_id) if order_id else None
+
+    def by_local_id(self, local_id: int) -> Order | None:
+        return self._by_local.get(local_id)
+
+    def first_pending(self, symbol: str, client_order_id: str | None) -> Order | None:
+        queue = self._pending_new.get((symbol, client_order_id or ""))
+        return queue[0] if queue else None
+
+    def pending_new(self) -> Iterator[Order]:
+        for queue in self._pending_new.values():
+            yield from queue
+
+    def members(self, symbol: str, client_order_id: str) -> list[Order]:
+        return list(self._by_client.get((symbol, client_order_id), ()))
+
+    def live_members(self, symbol: str, client_order_id: str) -> list[Order]:
+        return [o for o in self._by_client.get((symbol, client_order_id), ()) if o.state.is_live]
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        if symbol is not None:
+            return list(self._open_by_symbol.get(symbol, {}).values())
+        return [o for book in self._open_by_symbol.values() for o in book.values()]
+
+    def orders(self) -> Iterator[Order]:
+        return iter(self._by_local.values())
+
+    def __len__(self) -> int:
+        return len(self._by_local)
+
+    # ------------------------------------------------------------------ TWAPs
+
+    def new_twap(self, twap: Twap) -> Twap:
+        twap.local_id = self._local_id()
+        self._twaps[twap.local_id] = twap
+        if twap.twap_id is None:
+            self._pending_twaps.setdefault((twap.symbol, twap.client_twap_id), deque()).append(twap)
+        else:
+            self._twap_by_id[twap.twap_id] = twap
+        if twap.client_twap_id:
+            self._twap_by_client[(twap.symbol, twap.client_twap_id)] = twap
+        return twap
+
+    def bind_twap(self, twap: Twap, twap_id: str) -> None:
+        queue = self._pending_twaps.get((twap.symbol, twap.client_twap_id))
+        if queue is not None and twap in queue:
+            queue.remove(twap)
+            if not queue:
+                del self._pending_twaps[(twap.symbol, twap.client_twap_id)]
+        twap.twap_id = twap_id
+        self._twap_by_id[twap_id] = twap
+
+    def set_twap_state(self, twap: Twap, state: TwapState) -> None:
+        twap.state = state
+        if state.is_terminal and twap.twap_id is None:
+            queue = self._pending_twaps.get((twap.symbol, twap.client_twap_id))
+            if queue is not None and twap in queue:
+                queue.remove(twap)
+                if not queue:
+                    del self._pending_twaps[(twap.symbol, twap.client_twap_id)]
+
+    def first_pending_twap(self, symbol: str, client_twap_id: str | None) -> Twap | None:
+        queue = self._pending_twaps.get((symbol, client_twap_id or ""))
+        return queue[0] if queue else None
+
+    def twap_by_id(self, twap_id: str | None) -> Twap | None:
+        return self._twap_by_id.get(twap_id) if twap_id else None
+
+    def twap_by_client(self, symbol: str, client_twap_id: str) -> Twap | None:
+        return self._twap_by_client.get((symbol, client_twap_id))
+
+    def twaps(self, open_only: bool = False) -> list[Twap]:
+        return [t for t in self._twaps.values() if not open_only or t.is_open]
+
+    def link_child(self, twap: Twap, order: Order) -> None:
+        if order.twap_id is None:
+            order.twap_id = twap.twap_id
+        if order not in twap.children:
+            twap.children.append(order)
+
+    # ------------------------------------------------------------------ checks
+
+    def check_invariants(self) -> list[str]:
+        """Every index agrees with the orders; used by the property tests after every step."""
+        problems: list[str] = []
+        for order in self._by_local.values():
+            if order.order_id is not None and self._by_order_id.get(order.order_id) is not order:
+                problems.append(f"order_id index misses {order.describe()}")
+            if order not in self._by_client.get((order.symbol, order.client_order_id), ()):
+                problems.append(f"client index misses {order.describe()}")
+            is_open = order.local_id in self._open_by_symbol.get(order.symbol, {})
+            if is_open != order.state.is_live:
+                problems.append(f"open index wrong for {order.describe()}")
+            if order.remaining_quantity < 0 or order.filled_quantity < 0:
+                problems.append(f"negative quantity on {order.describe()}")
+            fills = order.fills or ()
+            if len({f.trade_id for f in fills}) != len(fills):
+                problems.append(f"duplicate fill on {order.describe()}")
+        for order_id, order in self._by_order_id.items():
+            if order.order_id != order_id or self._by_local.get(order.local_id) is not order:
+                problems.append(f"stale order_id index entry {order_id}")
+        for key, queue in self._pending_new.items():
+            for order in queue:
+                if order.order_id is not None or (order.symbol, order.client_order_id) != key:
+                    problems.append(f"pending index wrong for {order.describe()}")
+                if self._by_local.get(order.local_id) is not order:
+                    problems.append(f"pending order not tracked {order.describe()}")
+        for book in self._open_by_symbol.values():
+            for order in book.values():
+                if not order.state.is_live:
+                    problems.append(f"closed order in open index {order.describe()}")
+        return problems
