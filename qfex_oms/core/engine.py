@@ -627,7 +627,7 @@ class OmsCore:
         previous = order.state
         target = next_order_state(previous, event)
         if target is None:
-            log.warning("illegal order transition dropped", **order.describe(), event=str(event),
+            log.warning("illegal order transition dropped", **order.describe(), order_event=str(event),
                         status=status)
             self._events.append(Unmatched(order, f"illegal {event} in {previous}"))
             return
@@ -644,7 +644,7 @@ class OmsCore:
         previous = twap.state
         target = next_twap_state(previous, event)
         if target is None:
-            log.warning("illegal TWAP transition dropped", **twap.describe(), event=str(event))
+            log.warning("illegal TWAP transition dropped", **twap.describe(), twap_event=str(event))
             self._events.append(Unmatched(twap, f"illegal {event} in {previous}"))
             return
         if status is not None:
