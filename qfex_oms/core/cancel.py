@@ -13,10 +13,11 @@ from __future__ import annotations
 from attrs import frozen
 
 from qfex_oms.core.model import Order, Twap
+from qfex_oms.errors import InvalidArgument
 from qfex_oms.protocol.enums import CancelIdType
 
 
-class CancelError(ValueError):
+class CancelError(InvalidArgument):
     """A cancel intent that cannot become a frame; nothing was sent."""
 
 

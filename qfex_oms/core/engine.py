@@ -39,6 +39,7 @@ from qfex_oms.core.states import (
     next_twap_state,
 )
 from qfex_oms.core.tracker import OrderTracker
+from qfex_oms.errors import InvalidArgument
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType, OrderStatus, OrderType, Side, TimeInForce
 
@@ -123,11 +124,11 @@ class OmsCore:
 
     def modify_order(self, order: Order, price: Decimal | None, quantity: Decimal | None) -> ModifyRequest:
         if order.order_id is None:
-            raise CancelError("cannot modify an order before its ACK: it has no order_id yet")
+            raise InvalidArgument("cannot modify an order before its ACK: it has no order_id yet")
         if not order.state.is_live:
-            raise CancelError(f"cannot modify an order that is {order.state}")
+            raise InvalidArgument(f"cannot modify an order that is {order.state}")
         if order.order_id in self._modifies:
-            raise CancelError("a modify of this order is already in flight")
+            raise InvalidArgument("a modify of this order is already in flight")
         request = ModifyRequest(self._next_seq(), order, price, quantity)
         order.seq = request.seq
         self._modifies[order.order_id] = request

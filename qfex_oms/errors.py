@@ -1,0 +1,80 @@
+"""The exceptions strategies see. Every one is a ``QfexOmsError``.
+
+Two families: a bad argument or a refused request (nothing ambiguous happened), and an outcome we
+cannot know yet (``OrderStatusUnknown``): the order stays tracked as UNKNOWN and a resync settles it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qfex_oms.core.model import Order, Twap
+
+
+class QfexOmsError(Exception):
+    """Base of every error raised by qfex_oms."""
+
+
+class InvalidArgument(QfexOmsError, ValueError):
+    """A strategy's argument is wrong. Raised before any frame is sent; nothing changed."""
+
+
+class AuthenticationError(QfexOmsError):
+    """The exchange refused the credentials or the connection during authentication."""
+
+
+class NotConnected(QfexOmsError):
+    """No authenticated connection right now (reconnecting, or closed). Nothing was sent."""
+
+
+class Halted(QfexOmsError):
+    """The kill switch halted new orders; ``oms.resume()`` lifts it. Nothing was sent."""
+
+
+class OrderRejected(QfexOmsError):
+    """QFEX refused a new order; ``status`` is QFEX's status (or its ``err`` code)."""
+
+    def __init__(self, order: Order, status: str | None) -> None:
+        super().__init__(f"order {order.client_order_id} on {order.symbol} rejected: {status}")
+        self.order = order
+        self.status = status
+
+
+class OrderStatusUnknown(QfexOmsError):
+    """No answer in time, a failed send or a disconnect: the order is UNKNOWN until resync settles it.
+
+    The order is still tracked; do not place it again before the manager has reconciled it.
+    """
+
+    def __init__(self, order: Order, reason: str) -> None:
+        super().__init__(f"order {order.client_order_id} on {order.symbol}: outcome unknown ({reason})")
+        self.order = order
+        self.reason = reason
+
+
+class ModifyRejected(QfexOmsError):
+    def __init__(self, order: Order, status: str | None) -> None:
+        super().__init__(f"modify of {order.order_id} refused: {status}")
+        self.order = order
+        self.status = status
+
+
+class TwapRejected(QfexOmsError):
+    def __init__(self, twap: Twap, status: str | None) -> None:
+        super().__init__(f"TWAP {twap.client_twap_id} on {twap.symbol} rejected: {status}")
+        self.twap = twap
+        self.status = status
+
+
+class RequestTimeout(QfexOmsError):
+    """A query (snapshot, trades) got no answer before its deadline."""
+
+
+class RequestFailed(QfexOmsError):
+    """The exchange answered a query with an ``err`` frame."""
+
+    def __init__(self, request_type: str, error_code: str, message: str | None) -> None:
+        super().__init__(f"{request_type} failed: {error_code} {message or ''}".rstrip())
+        self.request_type = request_type
+        self.error_code = error_code

@@ -1,0 +1,105 @@
+"""The kill switch behind ``oms.cancel_all()``: halt, cancel everything, prove it with a snapshot.
+
+Order of work, every step bounded by ``kill_timeout`` and shielded by the caller:
+1. ``cancel_all_orders`` goes out first, skipping the pacer (it is never queued behind strategy
+   traffic); QFEX answers with an ``ack`` and a CANCELLED ``order_response`` per order, including
+   orders this manager never knew (they are adopted as they arrive).
+2. Every open TWAP is cancelled by id, since QFEX does not say whether ``cancel_all_orders`` covers them.
+3. Wait for every order live at the start to end.
+4. Fetch ``get_user_orders`` and recent trades and settle the book against them. If the exchange
+   still shows something open (placed elsewhere meanwhile, or an answer was lost), go round once more.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+
+from qfex_oms.core.cancel import CancelIntent
+from qfex_oms.core.snapshot import apply_snapshot
+from qfex_oms.core.states import OrderState, TwapState
+from qfex_oms.errors import NotConnected, RequestFailed, RequestTimeout
+from qfex_oms.results import KillReport
+
+if TYPE_CHECKING:
+    from qfex_oms.manager import OrderManager
+
+log = structlog.get_logger("qfex_oms.killswitch")
+ROUNDS = 2
+
+
+async def run(oms: OrderManager) -> KillReport:
+    started = trio.current_time()
+    tracker = oms.core.tracker
+    first_new_local = len(tracker) + 1
+    live_orders = tracker.open_orders()
+    live_twaps = tracker.twaps(open_only=True)
+    acked = checked = False
+    with trio.move_on_after(oms.settings.kill_timeout):
+        for round_no in range(ROUNDS):
+            acked = await _send_cancel_all(oms) or acked
+            await _wait_ended(oms)
+            checked, remaining = await _check(oms)
+            if not remaining:
+                break
+            log.warning("orders still open after cancel-all", round=round_no + 1, count=remaining)
+    cancelled = [o for o in live_orders if o.state is OrderState.CANCELLED]
+    cancelled += [o for o in tracker.orders() if o.local_id >= first_new_local and o.adopted
+                  and o.state is OrderState.CANCELLED and o not in cancelled]
+    report = KillReport(
+        cancelled_orders=tuple(cancelled),
+        cancelled_twaps=tuple(t for t in live_twaps if t.state is TwapState.CANCELLED),
+        still_open=tuple(tracker.open_orders()),
+        still_open_twaps=tuple(tracker.twaps(open_only=True)),
+        ack_received=acked,
+        snapshot_checked=checked,
+        elapsed=trio.current_time() - started,
+    )
+    log.warning("kill switch finished", cancelled=len(report.cancelled_orders),
+                still_open=len(report.still_open), clean=report.clean, elapsed=round(report.elapsed, 4))
+    return report
+
+
+async def _send_cancel_all(oms: OrderManager) -> bool:
+    with trio.move_on_after(oms.settings.request_timeout):
+        await oms.wait_connected()
+    if not oms.connected:
+        return False
+    session = oms._usable_session()
+    oms.core.cancel_all_sent()
+    for twap in oms.core.tracker.twaps(open_only=True):
+        if twap.state is not TwapState.PENDING_CANCEL:
+            oms.core.cancel(CancelIntent(twap))
+    frames = oms.core.take_frames()
+    oms._flush()
+    ack_slot = oms._expect_ack("cancel_all_orders")
+    if await oms._transmit(session, frames, priority=True) is not None:
+        return False
+    with trio.move_on_after(oms.settings.request_timeout):
+        await ack_slot.event.wait()
+    return ack_slot.event.is_set() and ack_slot.error is None
+
+
+async def _wait_ended(oms: OrderManager) -> None:
+    for order in oms.core.tracker.open_orders():
+        if order.state is OrderState.UNKNOWN:
+            continue
+        await oms._wait_for(order, lambda o=order: not o.state.is_live)
+    for twap in oms.core.tracker.twaps(open_only=True):
+        await oms._wait_for(twap, lambda t=twap: t.state.is_terminal)
+
+
+async def _check(oms: OrderManager) -> tuple[bool, int]:
+    """Settle against the exchange; returns (checked, how many orders and TWAPs it still shows open)."""
+    fence = oms.core.seq
+    try:
+        snapshot = await oms.fetch_open_orders()
+        trades = await oms.fetch_trades()
+    except (RequestTimeout, RequestFailed, NotConnected) as exc:
+        log.warning("kill switch could not check a snapshot", error=str(exc))
+        return False, -1
+    apply_snapshot(oms.core, fence, snapshot, trades)
+    oms._flush()
+    return True, len(snapshot.orders) + len(snapshot.twaps)

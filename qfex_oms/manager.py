@@ -1,0 +1,617 @@
+"""OrderManager: the public API on top of one QFEX connection, the pure core and a resync loop.
+
+Structure (design.md "Connection, reconnect, journal"): ``open_order_manager`` owns a nursery; in it
+a supervisor keeps one connection alive (connect, authenticate, subscribe, reader, follow-up
+sender, settler) and reconnects with jittered backoff. The reader decodes a frame, applies it to the
+core synchronously and hands events to per-subscriber buffers: it never awaits application work.
+Strategy calls run in the strategies' own tasks: they queue frames through the core, send them
+(paced), and wait on the order's state with a deadline. A lost answer never becomes REJECTED: the
+order goes UNKNOWN and the settler reconciles it from a ``get_user_orders`` + ``get_user_trades``
+snapshot.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+import trio
+import trio_websocket
+from attrs import define, field
+
+from qfex_oms import killswitch
+from qfex_oms.core import args
+from qfex_oms.core.cancel import CancelIntent
+from qfex_oms.core.engine import OmsCore
+from qfex_oms.core.events import (
+    CancelFinished,
+    FillReceived,
+    ModifyFinished,
+    OrderUpdated,
+    RequestFailed,
+    TwapUpdated,
+)
+from qfex_oms.core.model import Order, Twap
+from qfex_oms.core.pacer import PacerSettings
+from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot
+from qfex_oms.core.states import OrderEvent, OrderState, TwapState
+from qfex_oms.errors import (
+    AuthenticationError,
+    Halted,
+    InvalidArgument,
+    ModifyRejected,
+    NotConnected,
+    OrderRejected,
+    OrderStatusUnknown,
+    RequestTimeout,
+    TwapRejected,
+)
+from qfex_oms.errors import RequestFailed as RequestFailedError
+from qfex_oms.events import Connected, Disconnected, Event, EventStream, HaltChanged, Reconnected
+from qfex_oms.protocol import codec
+from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.errors import ProtocolError
+from qfex_oms.results import CancelResult, KillReport
+from qfex_oms.session import Credentials, Session, connect
+
+log = structlog.get_logger("qfex_oms.manager")
+
+PAGE = 1000
+_REPLY_OF = {"get_user_orders": "all_orders_response", "get_user_trades": "user_trades_response",
+             "cancel_all_orders": "ack:cancel_all_orders"}
+_GATED = (m.AddOrder, m.AddTwap, m.ModifyOrder)
+
+
+@define
+class ReconnectPolicy:
+    initial: float = 0.5
+    maximum: float = 30.0
+    multiplier: float = 2.0
+    jitter: float = 0.5  # +/- this fraction of the delay
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.maximum, self.initial * self.multiplier ** max(0, attempt - 1))
+        return base * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+@define
+class ManagerSettings:
+    request_timeout: float = 10.0
+    handshake_timeout: float = 20.0  # well inside QFEX's 60 s authentication deadline
+    cancel_on_disconnect: bool = False
+    pacer: PacerSettings | None = field(factory=PacerSettings)
+    reconnect: ReconnectPolicy | None = field(factory=ReconnectPolicy)
+    kill_timeout: float = 10.0
+    cancel_retries: int = 3
+    event_high_water: int = 10_000
+    client_id_prefix: str = ""
+    trades_lookback: float = 60.0
+
+
+@define(eq=False)
+class _Slot:
+    """One reply awaited by kind (QFEX has no request ids: replies of one kind come back in order)."""
+
+    event: trio.Event = field(factory=trio.Event)
+    value: Any = None
+    error: Exception | None = None
+
+
+class OrderManager:
+    def __init__(self, url: str, credentials: Credentials, settings: ManagerSettings) -> None:
+        self.url = url
+        self.credentials = credentials
+        self.settings = settings
+        self.core = OmsCore()
+        self.halted = False
+        self._closing = False
+        self._session: Session | None = None
+        self._ready = trio.Event()
+        self._waiters: dict[int, trio.Event] = {}
+        self._slots: dict[str, deque[_Slot]] = {}
+        self._streams: list[EventStream] = []
+        self._followups: trio.MemorySendChannel[list[m.Request]] | None = None
+        self._settle_wanted = trio.Event()
+        self._trades_since = int(time.time() - settings.trades_lookback)
+        self.on_frame_received: Callable[[bytes | str], None] | None = None
+        self.on_frame_sent: Callable[[bytes], None] | None = None
+
+    # ================================================================== public API
+
+    @property
+    def connected(self) -> bool:
+        return self._session is not None
+
+    async def place_order(
+        self,
+        symbol: str,
+        side: str,
+        quantity: args.Number,
+        price: args.Number | None = None,
+        *,
+        order_type: str = "LIMIT",
+        time_in_force: str | None = None,
+        client_order_id: str | None = None,
+        reduce_only: bool | None = None,
+        take_profit: args.Number | None = None,
+        stop_loss: args.Number | None = None,
+    ) -> Order:
+        """Place an order; return it once QFEX has ACKed it (or already filled/ended it).
+
+        Raises ``OrderRejected`` with QFEX's status, ``OrderStatusUnknown`` when the answer was lost
+        (the order stays tracked as UNKNOWN), ``InvalidArgument``/``Halted``/``NotConnected`` before
+        anything is sent.
+        """
+        kind, tif = args.order_type_and_tif(order_type, time_in_force)
+        fields = {
+            "symbol": args.symbol_arg(symbol),
+            "side": args.enum_arg("side", side, m.Side),
+            "order_type": kind,
+            "time_in_force": tif,
+            "quantity": args.decimal_arg("quantity", quantity),
+            "price": self._price_arg(kind, price),
+            "client_order_id": args.client_id_arg("client_order_id", client_order_id,
+                                                  self.settings.client_id_prefix),
+            "reduce_only": None if reduce_only is None else bool(reduce_only),
+            "take_profit": None if take_profit is None else args.decimal_arg("take_profit", take_profit),
+            "stop_loss": None if stop_loss is None else args.decimal_arg("stop_loss", stop_loss),
+        }
+        if self.halted:
+            raise Halted("the kill switch halted new orders; call resume() first")
+        session = self._usable_session()
+        order = self.core.place_order(**fields)
+        outcome = await self._transmit(session, self.core.take_frames())
+        if outcome is not None:
+            if outcome == "HALTED":
+                self.core.apply_order_event(order, OrderEvent.REJECT, "HALTED")
+                self._flush()
+                raise Halted("the kill switch halted new orders before this one was sent")
+            return self._lost(order, outcome)
+        if not await self._wait_for(order, lambda: order.state is not OrderState.PENDING_NEW):
+            return self._lost(order, "TIMEOUT")
+        if order.state is OrderState.REJECTED:
+            log.info("order rejected", **order.describe(), status=order.last_status)
+            raise OrderRejected(order, order.last_status)
+        if order.state is OrderState.UNKNOWN:
+            raise OrderStatusUnknown(order, order.last_status or "UNKNOWN")
+        return order
+
+    async def modify_order(self, order: Order, *, price: args.Number | None = None,
+                           quantity: args.Number | None = None) -> Order:
+        """Change price and/or quantity; raises ``ModifyRejected`` with CANNOT_MODIFY_* otherwise."""
+        if price is None and quantity is None:
+            raise InvalidArgument("modify_order needs a new price, a new quantity, or both")
+        if self.core.tracker.by_local_id(order.local_id) is not order:
+            raise InvalidArgument("this order is not tracked by this manager")
+        new_price = None if price is None else args.decimal_arg("price", price)
+        new_qty = None if quantity is None else args.decimal_arg("quantity", quantity)
+        if self.halted:
+            raise Halted("the kill switch halted order changes; call resume() first")
+        session = self._usable_session()
+        request = self.core.modify_order(order, new_price, new_qty)
+        outcome = await self._transmit(session, self.core.take_frames())
+        if outcome is None and await self._wait_for(request, lambda: request.done):
+            if request.status != "MODIFIED":
+                raise ModifyRejected(order, request.status)
+            return order
+        self._want_settle()
+        raise OrderStatusUnknown(order, outcome or "TIMEOUT")
+
+    async def cancel(
+        self,
+        target: Order | Twap | None = None,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+        twap_id: str | None = None,
+        client_twap_id: str | None = None,
+        symbol: str | None = None,
+    ) -> CancelResult:
+        """Cancel by exactly one selector; return once QFEX answered for every order it covers.
+
+        A cancel of an order not yet ACKed is held and sent on the ACK when another live order
+        shares its client id. Concurrent cancels of one order send one frame. ``RateLimited``
+        answers are retried with backoff (a cancel is idempotent).
+        """
+        intent = CancelIntent(target, order_id, client_order_id, twap_id, client_twap_id, symbol)
+        intent.selector()
+        session = self._usable_session()
+        request = self.core.cancel(intent)
+        for attempt in range(self.settings.cancel_retries + 1):
+            outcome = await self._transmit(session, self.core.take_frames(), cancel_path=True)
+            if outcome is not None:
+                self.core.cancel_lost(request, outcome)
+                self._flush()
+                self._want_settle()
+                break
+            if not await self._wait_for(request, lambda r=request: r.done):
+                self.core.cancel_lost(request, "TIMEOUT")
+                self._flush()
+                self._want_settle()
+                break
+            if request.status != "RateLimited" or attempt == self.settings.cancel_retries:
+                break
+            await trio.sleep(0.2 * 2 ** attempt)
+            session = self._usable_session()
+            request = self.core.cancel(intent, retry=True)
+        return CancelResult.of(request)
+
+    async def place_twap(self, symbol: str, side: str, *, total_quantity: args.Number, num_orders: int,
+                         order_interval_secs: int, reduce_only: bool = False,
+                         client_twap_id: str | None = None) -> Twap:
+        """Start a TWAP; return it once QFEX answered with its ``twap_response``."""
+        fields = {
+            "symbol": args.symbol_arg(symbol),
+            "side": args.enum_arg("side", side, m.Side),
+            "total_quantity": args.decimal_arg("total_quantity", total_quantity),
+            "num_orders": args.int_arg("num_orders", num_orders, 2),
+            "order_interval_secs": args.int_arg("order_interval_secs", order_interval_secs, 30),
+            "reduce_only": bool(reduce_only),
+            "client_twap_id": args.client_id_arg("client_twap_id", client_twap_id,
+                                                 self.settings.client_id_prefix),
+        }
+        if self.halted:
+            raise Halted("the kill switch halted new orders; call resume() first")
+        session = self._usable_session()
+        twap = self.core.place_twap(**fields)
+        outcome = await self._transmit(session, self.core.take_frames())
+        if outcome is None and await self._wait_for(twap, lambda: twap.state is not TwapState.PENDING_NEW):
+            if twap.state is TwapState.REJECTED:
+                raise TwapRejected(twap, twap.last_status)
+            return twap
+        self._want_settle()
+        raise OrderStatusUnknown(twap, outcome or "TIMEOUT")  # type: ignore[arg-type]
+
+    async def cancel_all(self) -> KillReport:
+        """The kill switch: halt, cancel everything, verify with a snapshot. Shielded and bounded."""
+        self._set_halted(True, "cancel_all")
+        with trio.CancelScope(shield=True):
+            return await killswitch.run(self)
+
+    def resume(self) -> None:
+        """Lift the halt set by ``cancel_all()``."""
+        self._set_halted(False, "resume")
+
+    def orders(self, symbol: str | None = None, open_only: bool = True) -> list[Order]:
+        if open_only:
+            return self.core.tracker.open_orders(symbol)
+        return [o for o in self.core.tracker.orders() if symbol is None or o.symbol == symbol]
+
+    def order(self, order_id: str) -> Order | None:
+        return self.core.tracker.by_order_id(order_id)
+
+    def twaps(self, open_only: bool = False) -> list[Twap]:
+        return self.core.tracker.twaps(open_only=open_only)
+
+    def events(self, high_water: int | None = None) -> EventStream:
+        """A new subscription: every event from now on, in order, none dropped."""
+        stream = EventStream(high_water or self.settings.event_high_water, owner=self._streams)
+        self._streams.append(stream)
+        return stream
+
+    async def reconcile(self) -> SnapshotDiff:
+        """Fetch open orders and recent trades and settle the book against them now."""
+        fence = self.core.seq
+        snapshot = await self.fetch_open_orders()
+        trades = await self.fetch_trades()
+        diff = apply_snapshot(self.core, fence, snapshot, trades)
+        self._flush()
+        return diff
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> m.AllOrdersResponse:
+        orders: list[m.OrderResponse] = []
+        twaps: dict[str, m.TwapResponse] = {}
+        offset = 0
+        while True:
+            page = await self._query(m.GetUserOrders(limit=PAGE, offset=offset, symbol=symbol))
+            orders.extend(page.orders)
+            twaps.update((t.twap_id, t) for t in page.twaps)
+            if len(page.orders) < PAGE:
+                return m.AllOrdersResponse(tuple(orders), tuple(twaps.values()))
+            offset += PAGE
+
+    async def fetch_trades(self) -> list[m.Trade]:
+        trades: list[m.Trade] = []
+        offset = 0
+        while True:
+            page = await self._query(m.GetUserTrades(limit=PAGE, offset=offset,
+                                                     start_ts=self._trades_since))
+            trades.extend(page.trades)
+            if len(page.trades) < PAGE:
+                return trades
+            offset += PAGE
+
+    # ================================================================== sending and waiting
+
+    def _price_arg(self, kind: m.OrderType, price: args.Number | None) -> Any:
+        if kind is m.OrderType.MARKET:
+            if price is not None:
+                raise InvalidArgument("MARKET orders take no price")
+            return None
+        if price is None:
+            raise InvalidArgument(f"{kind} orders need a price")
+        return args.decimal_arg("price", price)
+
+    def _usable_session(self) -> Session:
+        if self._session is None:
+            raise NotConnected("not connected to the exchange (reconnecting or closed); nothing was sent")
+        return self._session
+
+    def _gate(self, request: m.Request) -> bool:
+        return self.halted and isinstance(request, _GATED)
+
+    async def _transmit(self, session: Session, frames: list[m.Request], *, priority: bool = False,
+                        cancel_path: bool = False) -> str | None:
+        """Send frames, shielded so a cancelled caller never leaves half the work undone.
+
+        Returns None when sent, else why not: HALTED, SEND_FAILED or TIMEOUT.
+        """
+        with trio.CancelScope(shield=True), trio.move_on_after(self.settings.request_timeout) as scope:
+            for frame in frames:
+                try:
+                    await session.send(frame, priority=priority, blocked=self._gate)
+                except Halted:
+                    return "HALTED"
+                except (trio_websocket.ConnectionClosed, trio.BrokenResourceError,
+                        trio.ClosedResourceError):
+                    return "SEND_FAILED"
+        return "TIMEOUT" if scope.cancelled_caught else None
+
+    async def _wait_for(self, obj: object, predicate: Callable[[], bool]) -> bool:
+        """Wait (up to ``request_timeout``) until ``predicate`` holds; the reader wakes us per event."""
+        with trio.move_on_after(self.settings.request_timeout):
+            while not predicate():
+                event = self._waiters.get(id(obj))
+                if event is None:
+                    event = self._waiters[id(obj)] = trio.Event()
+                await event.wait()
+        return predicate()
+
+    def _lost(self, order: Order, reason: str) -> Order:
+        self.core.order_lost(order, reason)
+        self._flush()
+        self._want_settle()
+        raise OrderStatusUnknown(order, reason)
+
+    async def _query(self, request: m.Request, *, priority: bool = False) -> Any:
+        session = self._usable_session()
+        key = _REPLY_OF[type(request).TYPE]
+        slot = _Slot()
+        self._slots.setdefault(key, deque()).append(slot)
+        outcome = await self._transmit(session, [request], priority=priority)
+        if outcome is not None:
+            raise NotConnected(f"{type(request).TYPE} could not be sent: {outcome}")
+        with trio.move_on_after(self.settings.request_timeout):
+            await slot.event.wait()
+        if not slot.event.is_set():
+            # The slot stays queued so a late reply is consumed by it, not by the next caller.
+            raise RequestTimeout(f"no answer to {type(request).TYPE} within "
+                                 f"{self.settings.request_timeout} s")
+        if slot.error is not None:
+            raise slot.error
+        return slot.value
+
+    def _expect_ack(self, request_type: str) -> _Slot:
+        slot = _Slot()
+        self._slots.setdefault(f"ack:{request_type}", deque()).append(slot)
+        return slot
+
+    def _resolve(self, key: str, value: Any = None, error: Exception | None = None) -> bool:
+        queue = self._slots.get(key)
+        if not queue:
+            return False
+        slot = queue.popleft()
+        slot.value, slot.error = value, error
+        slot.event.set()
+        return True
+
+    def _fail_all_slots(self, reason: str) -> None:
+        for key, queue in self._slots.items():
+            while queue:
+                self._resolve(key, error=NotConnected(f"connection lost ({reason})"))
+
+    def _set_halted(self, halted: bool, reason: str) -> None:
+        if self.halted != halted:
+            self.halted = halted
+            log.warning("trading halted" if halted else "trading resumed", reason=reason)
+            self._publish(HaltChanged(halted, reason))
+
+    def _want_settle(self) -> None:
+        self._settle_wanted.set()
+
+    # ================================================================== reader side (never awaits)
+
+    def _on_frame(self, raw: bytes | str) -> None:
+        if self.on_frame_received is not None:
+            self.on_frame_received(raw)
+        try:
+            reply = codec.decode_reply(raw)
+        except ProtocolError as exc:
+            log.warning("malformed frame from the exchange", error=str(exc), raw=exc.raw)
+            return
+        kind = type(reply)
+        if kind is m.AllOrdersResponse or kind is m.UserTradesResponse:
+            if not self._resolve(kind.KEY, reply):
+                log.warning("unexpected reply with no request waiting", kind=kind.KEY)
+            return
+        if kind is m.Ack:
+            incoming = reply.incoming_message or {}  # type: ignore[union-attr]
+            self._resolve(f"ack:{incoming.get('type')}", reply)
+            return
+        if kind is m.Err:
+            log.warning("exchange error", error_code=str(reply.error_code),  # type: ignore[union-attr]
+                        message=reply.message, incoming=reply.incoming_message)  # type: ignore[union-attr]
+        self.core.on_reply(reply)
+        self._flush()
+
+    def _flush(self) -> None:
+        frames = self.core.take_frames()
+        if frames:
+            if self._followups is not None:
+                self._followups.send_nowait(frames)
+            else:
+                log.warning("follow-up frames dropped: not connected", count=len(frames))
+        for event in self.core.take_events():
+            self._route(event)
+
+    def _route(self, event: Any) -> None:
+        if isinstance(event, OrderUpdated | FillReceived):
+            self._wake(event.order)
+            if isinstance(event, OrderUpdated) and event.order.needs_settlement:
+                self._want_settle()
+        elif isinstance(event, CancelFinished | ModifyFinished):
+            self._wake(event.request)
+        elif isinstance(event, TwapUpdated):
+            self._wake(event.twap)
+        elif isinstance(event, RequestFailed) and event.request_type in _REPLY_OF:
+            self._resolve(_REPLY_OF[event.request_type],
+                          error=RequestFailedError(event.request_type, event.error_code, event.message))
+        self._publish(event)
+
+    def _wake(self, obj: object) -> None:
+        event = self._waiters.pop(id(obj), None)
+        if event is not None:
+            event.set()
+
+    def _publish(self, event: Event) -> None:
+        for stream in self._streams:
+            stream.push(event)
+
+    # ================================================================== connection lifecycle
+
+    async def _supervise(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        attempt, first = 0, True
+        while not self._closing:
+            reason = "closed"
+            try:
+                reason = await self._run_connection(first, task_status)
+                attempt = 0
+            except (AuthenticationError, OSError, trio.TooSlowError,
+                    trio_websocket.HandshakeError, trio_websocket.ConnectionClosed) as exc:
+                if first:
+                    if isinstance(exc, AuthenticationError):
+                        raise
+                    raise AuthenticationError(f"could not connect to {self.url}: {exc!r}") from exc
+                reason = repr(exc)
+            if first and self._session is None and not self._ready.is_set():
+                return
+            first = False
+            self._connection_lost(reason)
+            if self._closing or self.settings.reconnect is None:
+                return
+            attempt += 1
+            delay = self.settings.reconnect.delay(attempt)
+            log.warning("disconnected; reconnecting", reason=reason, attempt=attempt, delay=round(delay, 3))
+            await trio.sleep(delay)
+
+    async def _run_connection(self, first: bool, task_status: trio.TaskStatus[None]) -> str:
+        reason = "closed by the exchange"
+        async with trio.open_nursery() as conn:
+            with trio.fail_after(self.settings.handshake_timeout):
+                ws = await connect(conn, self.url, self.credentials)
+                session = Session(ws, self.settings.pacer, on_sent=self.on_frame_sent)
+                await session.handshake(self.credentials,
+                                        cancel_on_disconnect=self.settings.cancel_on_disconnect,
+                                        on_frame=self._on_frame)
+            send, recv = trio.open_memory_channel[list[m.Request]](float("inf"))
+            self._followups = send
+            self._session = session
+            conn.start_soon(self._follow_up_sender, session, recv)
+            closed = trio.Event()
+
+            async def reader() -> None:
+                nonlocal reason
+                try:
+                    while True:
+                        self._on_frame(await ws.get_message())
+                except trio_websocket.ConnectionClosed as exc:
+                    reason = f"code {exc.reason.code} {exc.reason.reason or ''}".rstrip()
+                closed.set()
+                conn.cancel_scope.cancel()
+
+            conn.start_soon(reader)
+            self._publish(Connected(self.url))
+            log.info("connected", url=self.url, public_key=self.credentials.public_key)
+            if not first:
+                with trio.move_on_after(self.settings.request_timeout * 3):
+                    diff = await self.reconcile()
+                    self._publish(Reconnected(diff))
+                    log.info("resynced after reconnect", adopted=len(diff.adopted),
+                             settled=len(diff.settled), fills=len(diff.fills_added))
+            conn.start_soon(self._settler)
+            self._ready.set()
+            if first:
+                task_status.started()
+            await closed.wait()
+        return reason
+
+    def _connection_lost(self, reason: str) -> None:
+        self._session = None
+        self._followups = None
+        self._ready = trio.Event()
+        self.core.connection_lost()
+        self._fail_all_slots(reason)
+        self._flush()
+        self._publish(Disconnected(reason))
+
+    async def _follow_up_sender(self, session: Session,
+                                recv: trio.MemoryReceiveChannel[list[m.Request]]) -> None:
+        """Sends what the reader's replies triggered (a cancel held until its order's ACK)."""
+        async for frames in recv:
+            if await self._transmit(session, frames) is not None:
+                return
+
+    async def _settler(self) -> None:
+        """Reconcile, soon after something was marked for settlement, in the background."""
+        while True:
+            await self._settle_wanted.wait()
+            await trio.sleep(0.05)
+            self._settle_wanted = trio.Event()
+            try:
+                diff = await self.reconcile()
+                log.info("settled from snapshot", settled=len(diff.settled), adopted=len(diff.adopted))
+            except (RequestTimeout, RequestFailedError, NotConnected) as exc:
+                log.warning("settlement failed; will retry on the next trigger", error=str(exc))
+
+    async def wait_connected(self) -> None:
+        """Return once a connection is authenticated and subscribed (wrap it in a trio timeout)."""
+        while not self._ready.is_set():
+            await self._ready.wait()
+
+    async def _close(self) -> None:
+        self._closing = True
+        session = self._session
+        if session is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await session.ws.aclose()
+        for stream in list(self._streams):
+            stream.close()
+
+
+@asynccontextmanager
+async def open_order_manager(
+    url: str, credentials: Credentials, **options: Any
+) -> AsyncIterator[OrderManager]:
+    """Connect, authenticate and subscribe; yield the manager; stop every task on exit.
+
+    Options are the fields of ``ManagerSettings`` (``request_timeout``, ``cancel_on_disconnect``,
+    ``pacer``, ``reconnect``, ``kill_timeout``, ...). An authentication failure raises
+    ``AuthenticationError`` naming the cause.
+    """
+    try:
+        settings = ManagerSettings(**options)
+    except TypeError as exc:
+        raise InvalidArgument(f"unknown order manager option: {exc}") from None
+    oms = OrderManager(url, credentials, settings)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(oms._supervise)
+        try:
+            yield oms
+        finally:
+            await oms._close()
+            nursery.cancel_scope.cancel()
