@@ -1,21 +1,28 @@
 """The one codec: attrs messages <-> QFEX JSON bytes.
 
 Decimal inside, JSON numbers on the wire: a Decimal is written as its exact decimal text through
-``orjson.Fragment`` (no float rounding on the way out), and a JSON number read by orjson is turned
-into a Decimal through its shortest repr, which is the text the exchange sent for any number with
-at most 17 significant digits. Frames are told apart by their single top-level key (qfex-api.md §4).
+``orjson.Fragment`` (no float rounding on the way out). A JSON number read by orjson becomes a
+Decimal through the float's shortest repr, which equals the value sent for any number of at most
+15 significant digits (QFEX's prices and sizes have far fewer); trailing zeros are not kept
+(``150.50`` reads as ``Decimal("150.5")``, an equal value). Reading through orjson keeps decoding
+inside the 5x-``orjson.loads`` budget of design.md.
+
+Decoding is strict about JSON types: cattrs' default hooks would turn ``null`` into ``"None"``,
+``"false"`` into True and a string into a tuple of characters, so every scalar and array type has
+its own checking hook. Frames are told apart by their single top-level key (qfex-api.md §4).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import cattrs
 import orjson
 
 from qfex_oms.protocol import messages as m
-from qfex_oms.protocol.enums import ErrorCode
+from qfex_oms.protocol.enums import ErrorCode, OpenStrEnum
 from qfex_oms.protocol.errors import ProtocolError, RequestError
 
 
@@ -37,11 +44,58 @@ def _structure_decimal(value: Any, _: type) -> Decimal:
 
 
 def _unstructure_decimal(value: Decimal) -> orjson.Fragment:
+    if not value.is_finite():
+        raise ValueError(f"cannot send a non-finite number: {value}")
     return orjson.Fragment(format(value, "f"))
+
+
+def _strict(kind: type, *accepted: type) -> Callable[[Any, type], Any]:
+    accepted = accepted or (kind,)
+
+    def structure(value: Any, _: type) -> Any:
+        if isinstance(value, bool) and bool not in accepted:
+            raise TypeError(f"expected {kind.__name__}, got a boolean")
+        if not isinstance(value, accepted):
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+        return value if type(value) is kind else kind(value)
+
+    return structure
+
+
+def _structure_enum(value: Any, kind: type[OpenStrEnum]) -> OpenStrEnum:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a {kind.__name__} string, got {type(value).__name__}")
+    return kind(value)
+
+
+def _is_tuple(kind: Any) -> bool:
+    return get_origin(kind) is tuple and len(get_args(kind)) == 2 and get_args(kind)[1] is Ellipsis
+
+
+def _tuple_hook(conv: cattrs.Converter) -> Callable[[Any], Callable[[Any, type], tuple[Any, ...]]]:
+    def factory(kind: Any) -> Callable[[Any, type], tuple[Any, ...]]:
+        item = get_args(kind)[0]
+
+        def structure(value: Any, _: type) -> tuple[Any, ...]:
+            if not isinstance(value, list | tuple):
+                raise TypeError(f"expected an array, got {type(value).__name__}")
+            return tuple(conv.structure(v, item) for v in value)
+
+        return structure
+
+    return factory
 
 
 def _build_converter() -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=False)
+    conv.register_structure_hook(str, _strict(str))
+    conv.register_structure_hook(bool, _strict(bool))
+    conv.register_structure_hook(int, _strict(int))
+    conv.register_structure_hook(float, _strict(float, int, float))
+    # Per class: a hook for ``str`` would otherwise win for these str subclasses.
+    for enum_type in OpenStrEnum.__subclasses__():
+        conv.register_structure_hook(enum_type, _structure_enum)
+    conv.register_structure_hook_factory(_is_tuple, _tuple_hook(conv))
     conv.register_structure_hook(Decimal, _structure_decimal)
     conv.register_unstructure_hook(Decimal, _unstructure_decimal)
     return conv
@@ -104,6 +158,8 @@ def decode_reply(raw: bytes | str) -> m.Reply:
         return m.Envelope(type=str(obj["type"]), channel=obj.get("channel"),
                           contents=obj.get("contents"), raw=obj)
     payload = obj[key]
+    if key == "user_orders" and isinstance(payload, list):
+        payload = {"orders": payload}
     key = _REPLY_ALIASES.get(key, key)
     try:
         return _structure_reply(key, payload)
@@ -161,9 +217,12 @@ def decode_request(raw: bytes | str) -> m.Request:
     if not isinstance(params, dict):
         raise RequestError(ErrorCode.INVALID_JSON_FORMAT, "'params' must be an object", obj)
     try:
-        return converter.structure(params, cls)
+        request = converter.structure(params, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise RequestError(ErrorCode.INVALID_PARAMETER, _describe(exc), obj) from None
+    if isinstance(request, m.Auth) and (request.hmac is None) == (request.jwt is None):
+        raise RequestError(ErrorCode.INVALID_PARAMETER, "auth needs exactly one of hmac or jwt", obj)
+    return request
 
 
 def _describe(exc: BaseException) -> str:

@@ -26,7 +26,8 @@ class OpenStrEnum(StrEnum):
 
     @property
     def known(self) -> bool:
-        return self._name_ in type(self).__members__
+        """True for a documented wire value (pseudo-members for unknown values are not)."""
+        return type(self)._value2member_map_.get(self._value_) is self
 
 
 class Side(OpenStrEnum):

@@ -20,7 +20,8 @@ def sign(secret_key: str, nonce: str, unix_ts: int) -> str:
 
 
 def verify(secret_key: str, nonce: str, unix_ts: int, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret_key, nonce, unix_ts), signature)
+    # Bytes, not str: compare_digest raises on non-ASCII str, and the signature is untrusted input.
+    return hmac.compare_digest(sign(secret_key, nonce, unix_ts).encode(), signature.encode())
 
 
 def new_nonce() -> str:
