@@ -38,6 +38,7 @@ from qfex_oms.core.events import (
 )
 from qfex_oms.core.model import Order, Twap
 from qfex_oms.core.pacer import PacerSettings
+from qfex_oms.core.replay import replay
 from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot
 from qfex_oms.core.states import OrderEvent, OrderState, TwapState
 from qfex_oms.errors import (
@@ -53,6 +54,7 @@ from qfex_oms.errors import (
 )
 from qfex_oms.errors import RequestFailed as RequestFailedError
 from qfex_oms.events import Connected, Disconnected, Event, EventStream, HaltChanged, Reconnected
+from qfex_oms.journal import Journal
 from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.errors import ProtocolError
@@ -91,6 +93,7 @@ class ManagerSettings:
     event_high_water: int = 10_000
     client_id_prefix: str = ""
     trades_lookback: float = 60.0
+    journal: str | None = None  # path of the SQLite journal; None keeps no journal
 
 
 @define(eq=False)
@@ -120,6 +123,7 @@ class OrderManager:
         self._trades_since = int(time.time() - settings.trades_lookback)
         self.on_frame_received: Callable[[bytes | str], None] | None = None
         self.on_frame_sent: Callable[[bytes], None] | None = None
+        self.resync_on_connect = False
 
     # ================================================================== public API
 
@@ -537,7 +541,8 @@ class OrderManager:
             conn.start_soon(reader)
             self._publish(Connected(self.url))
             log.info("connected", url=self.url, public_key=self.credentials.public_key)
-            if not first:
+            if not first or self.resync_on_connect:
+                self.resync_on_connect = False
                 with trio.move_on_after(self.settings.request_timeout * 3):
                     diff = await self.reconcile()
                     self._publish(Reconnected(diff))
@@ -609,9 +614,35 @@ async def open_order_manager(
         raise InvalidArgument(f"unknown order manager option: {exc}") from None
     oms = OrderManager(url, credentials, settings)
     async with trio.open_nursery() as nursery:
-        await nursery.start(oms._supervise)
+        journal = None
+        if settings.journal is not None:
+            journal = await _recover(oms, settings.journal)
+            await nursery.start(journal.run)
         try:
+            await nursery.start(oms._supervise)
             yield oms
         finally:
             await oms._close()
+            if journal is not None:
+                with trio.CancelScope(shield=True):
+                    await journal.aclose()
             nursery.cancel_scope.cancel()
+
+
+async def _recover(oms: OrderManager, path: str) -> Journal:
+    """Open the journal, rebuild the book from it, and hook it to every frame sent and received."""
+    journal = await trio.to_thread.run_sync(
+        lambda: Journal.open(path, account=oms.credentials.public_key, venue=oms.url))
+    if journal.report.lost:
+        log.warning("journal tail was damaged; recovered up to the last good record",
+                    **journal.report.describe())
+    records = await trio.to_thread.run_sync(journal.records)
+    if records:
+        stats = replay(oms.core, ((r.direction, r.raw) for r in records))
+        oms.resync_on_connect = True
+        oms._trades_since = min(oms._trades_since, int(records[0].ts - oms.settings.trades_lookback))
+        log.info("book rebuilt from journal", path=path, commands=stats.commands, replies=stats.replies,
+                 skipped=stats.skipped, orders=len(oms.core.tracker))
+    oms.on_frame_sent = journal.append_sent
+    oms.on_frame_received = journal.append_received
+    return journal

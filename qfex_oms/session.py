@@ -92,8 +92,8 @@ class Session:
                 tokens.take(trio.current_time(), weight)
         if blocked is not None and blocked(request):
             raise Halted("trading is halted")
-        if self.on_sent is not None:
-            self.on_sent(data)
+        if self.on_sent is not None and not isinstance(request, m.Auth):
+            self.on_sent(data)  # auth frames carry a signature: they are never journaled
         await self.ws.send_message(data.decode())
         self.sent += 1
 
