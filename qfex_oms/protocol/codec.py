@@ -24,6 +24,7 @@ import orjson
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import ErrorCode, OpenStrEnum
 from qfex_oms.protocol.errors import ProtocolError, RequestError
+from qfex_oms.protocol.fastpath import make_structurers
 
 
 def _structure_decimal(value: Any, _: type) -> Decimal:
@@ -98,13 +99,19 @@ def _build_converter() -> cattrs.Converter:
     conv.register_structure_hook_factory(_is_tuple, _tuple_hook(conv))
     conv.register_structure_hook(Decimal, _structure_decimal)
     conv.register_unstructure_hook(Decimal, _unstructure_decimal)
+    for kind, hook in _FAST.items():
+        conv.register_structure_hook(kind, hook)
     return conv
+
+
+_FAST = make_structurers(_structure_decimal)
 
 
 converter = _build_converter()
 
 _REPLY_BY_KEY: dict[str, type] = {cls.KEY: cls for cls in m.REPLY_TYPES}
 _REQUEST_BY_TYPE: dict[str, type] = {cls.TYPE: cls for cls in m.REQUEST_TYPES}
+_FAST_BY_KEY = {kind.KEY: hook for kind, hook in _FAST.items()}
 # Older docs spell these two replies differently (qfex-api.md §10.6, §10.7).
 _REPLY_ALIASES = {"user_trades": "user_trades_response", "user_orders": "all_orders_response"}
 
@@ -151,6 +158,15 @@ def decode_reply(raw: bytes | str) -> m.Reply:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ProtocolError(f"frame is not JSON: {exc}", raw) from None
+    if type(obj) is dict and len(obj) == 1:
+        # Hot path: one key, and it is one of the two frames that arrive by the thousand.
+        (key,) = obj
+        fast = _FAST_BY_KEY.get(key)
+        if fast is not None:
+            try:
+                return fast(obj[key])
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ProtocolError(f"malformed {key}: {_describe(exc)}", raw) from None
     if not isinstance(obj, dict) or not obj:
         raise ProtocolError("frame is not a non-empty JSON object", raw)
     key = _reply_key(obj, raw)
@@ -195,6 +211,9 @@ def _structure_reply(key: str, payload: Any) -> m.Reply:
         return m.UserTradesResponse(converter.structure(trades or [], tuple[m.Trade, ...]))
     if key == "ack" and payload is None:
         return m.Ack()
+    fast = _FAST_BY_KEY.get(key)
+    if fast is not None:
+        return fast(payload)
     if not isinstance(payload, dict):
         raise TypeError(f"{key} must be an object")
     return converter.structure(payload, _REPLY_BY_KEY[key])

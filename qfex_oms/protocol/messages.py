@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from attrs import field, frozen
+from attrs import define, field, frozen
 
 from qfex_oms.protocol.enums import (
     CancelIdType,
@@ -178,9 +178,14 @@ class Authenticated:
     authenticated: bool
 
 
-@frozen
+@define(slots=True, eq=True)
 class OrderResponse:
-    """One ``order_response``. ``quantity_remaining`` is the leaves quantity; QFEX's FILLED may be partial."""
+    """One ``order_response``. ``quantity_remaining`` is the leaves quantity; QFEX's FILLED may be partial.
+
+    Not frozen, unlike the other messages: frozen attrs pay a guarded setattr per field, and this
+    and ``FillResponse`` are built thousands of times a second on the reader's hot path. Treat them
+    as read-only all the same.
+    """
 
     KEY: ClassVar[str] = "order_response"
     order_id: str
@@ -200,7 +205,7 @@ class OrderResponse:
     trade_id: str | None = None
 
 
-@frozen
+@define(slots=True, eq=True)
 class FillResponse:
     KEY: ClassVar[str] = "fill_response"
     trade_id: str

@@ -1,0 +1,81 @@
+"""The hand-written hot-path structurers must agree with the generic converter, field by field."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qfex_oms.protocol import ProtocolError, decode_reply
+from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.codec import converter
+
+_numbers = st.one_of(st.none(), st.integers(0, 10**9), st.floats(0, 1e9, allow_nan=False),
+                     st.sampled_from([0.0, 1.0, 200.5, 0.004]))
+_text = st.one_of(st.none(), st.text(max_size=8))
+
+_order = st.fixed_dictionaries(
+    {"order_id": st.text(max_size=8), "symbol": st.sampled_from(["AAPL-USD", "TSLA-USD"]),
+     "status": st.sampled_from(["ACK", "FILLED", "CANCELLED", "NO_SUCH_ORDER", "NEW_THING"])},
+    optional={"side": st.sampled_from(["BUY", "SELL", "SIDEWAYS"]),
+              "type": st.sampled_from(["LIMIT", "MARKET", "ALO"]),
+              "time_in_force": st.sampled_from(["GTC", "IOC", "GFD"]),
+              "quantity": _numbers, "price": _numbers, "quantity_remaining": _numbers,
+              "client_order_id": _text, "take_profit": _numbers, "stop_loss": _numbers,
+              "user_id": _text, "update_time": st.one_of(st.none(), st.floats(0, 2e9)),
+              "trade_id": _text, "unknown_field": st.integers()})
+
+_fill = st.fixed_dictionaries(
+    {"trade_id": st.text(max_size=8), "order_id": st.text(max_size=8), "symbol": st.just("AAPL-USD"),
+     "price": st.floats(0.01, 1e6), "quantity": st.integers(1, 100),
+     "side": st.sampled_from(["BUY", "SELL"])},
+    optional={"client_order_id": _text, "remaining_quantity": _numbers, "fee": _numbers,
+              "aggressor_side": st.sampled_from(["BUY", "SELL"]), "tif": st.sampled_from(["IOC", "GTC"]),
+              "order_type": st.sampled_from(["MARKET", "LIMIT"]), "timestamp": st.floats(0, 2e9),
+              "execution_type": st.just("NEW")})
+
+
+def _generic(kind: type, payload: dict) -> object:
+    """What cattrs' generated code (without the fast hook) makes of the payload."""
+    import cattrs
+
+    from qfex_oms.protocol import codec
+
+    plain = cattrs.Converter(detailed_validation=False)
+    for hook_type in (str, bool, int, float):
+        plain.register_structure_hook(hook_type, converter.get_structure_hook(hook_type))
+    from qfex_oms.protocol.enums import OpenStrEnum
+
+    for enum_type in OpenStrEnum.__subclasses__():
+        plain.register_structure_hook(enum_type, codec._structure_enum)
+    plain.register_structure_hook(codec.Decimal, codec._structure_decimal)
+    return plain.structure(payload, kind)
+
+
+@given(_order)
+def test_order_response_fast_path_matches_the_converter(payload: dict) -> None:
+    fast = decode_reply(orjson.dumps({"order_response": payload}))
+    assert fast == _generic(m.OrderResponse, orjson.loads(orjson.dumps(payload)))
+
+
+@given(_fill)
+def test_fill_response_fast_path_matches_the_converter(payload: dict) -> None:
+    fast = decode_reply(orjson.dumps({"fill_response": payload}))
+    assert fast == _generic(m.FillResponse, orjson.loads(orjson.dumps(payload)))
+
+
+@pytest.mark.parametrize("payload", [
+    {"order_id": None, "symbol": "A", "status": "ACK"},
+    {"order_id": "o", "symbol": "A", "status": 3},
+    {"order_id": "o", "symbol": "A", "status": "ACK", "quantity": "x1"},
+    {"order_id": "o", "symbol": "A", "status": "ACK", "quantity": True},
+    {"order_id": "o", "symbol": "A", "status": "ACK", "client_order_id": 5},
+    {"order_id": "o", "symbol": "A", "status": "ACK", "side": ["BUY"]},
+    {"symbol": "A", "status": "ACK"},
+])
+def test_fast_path_refuses_what_the_converter_refuses(payload: dict) -> None:
+    raw = orjson.dumps({"order_response": payload})
+    with pytest.raises(ProtocolError) as info:
+        decode_reply(raw)
+    assert info.value.raw == raw.decode()
