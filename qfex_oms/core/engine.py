@@ -158,7 +158,7 @@ class OmsCore:
         twap = (self.tracker.twap_by_id(value) if mode is CancelIdType.TWAP_ID
                 else self.tracker.twap_by_client(symbol, value))
         if twap is not None and twap.symbol == symbol:
-            return self._cancel_twap(twap, retry)
+            return self._cancel_twap(twap, retry, (mode, value))
         return self._send_cancel(CancelRequest(self._next_seq(), mode, value, symbol), retry)
 
     def _cancel_order(self, order: Order, retry: bool) -> CancelRequest:
@@ -199,8 +199,10 @@ class OmsCore:
                 order.cancel_requested = True
         return self._send_cancel(request, retry)
 
-    def _cancel_twap(self, twap: Twap, retry: bool) -> CancelRequest:
-        mode, value = cancel_rules.twap_wire_selector(twap)
+    def _cancel_twap(self, twap: Twap, retry: bool,
+                     selector: tuple[CancelIdType, str] | None = None) -> CancelRequest:
+        """An explicit selector goes on the wire as given; a Twap object goes by its best id."""
+        mode, value = selector or cancel_rules.twap_wire_selector(twap)
         existing = self._cancels.get((twap.symbol, mode, value))
         if existing is not None and not retry:
             return existing

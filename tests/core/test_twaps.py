@@ -42,8 +42,9 @@ def test_twap_cancel_by_client_twap_id_answered_by_a_twap_response() -> None:
     twap = _twap(core, "rb-2")
     core.on_reply(_twap_resp("tw-2", "ACTIVE", "rb-2"))
     request = core.cancel(CancelIntent(client_twap_id="rb-2", symbol=SYMBOL))
-    # The TWAP is known locally, so the resolver prefers its server id.
-    assert core.take_frames() == [m.CancelOrder("tw-2", SYMBOL, CancelIdType.TWAP_ID)]
+    # The strategy asked for the client_twap_id mode, so that is what goes on the wire.
+    assert core.take_frames() == [m.CancelOrder("rb-2", SYMBOL, CancelIdType.CLIENT_TWAP_ID)]
+    assert twap.state is TwapState.PENDING_CANCEL
     core.on_reply(_twap_resp("tw-2", "CANCELLED", "rb-2"))
     assert twap.state is TwapState.CANCELLED and request.done
 
