@@ -32,16 +32,17 @@ from qfex_oms.core.events import (
 )
 from qfex_oms.core.model import CancelRequest, Fill, ModifyRequest, Order, Twap
 from qfex_oms.core.states import (
+    ORDER_TRANSITIONS,
     OrderEvent,
     OrderState,
     TwapEvent,
-    next_order_state,
     next_twap_state,
 )
 from qfex_oms.core.tracker import OrderTracker
 from qfex_oms.errors import InvalidArgument
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType, OrderStatus, OrderType, Side, TimeInForce
+from qfex_oms.protocol.fastpath import intern_decimal
 
 log = structlog.get_logger("qfex_oms.core")
 
@@ -92,6 +93,7 @@ class OmsCore:
         stop_loss: Decimal | None = None,
     ) -> Order:
         """Track a new order as PENDING_NEW and queue its ``add_order`` (arguments already validated)."""
+        quantity, price = intern_decimal(quantity), intern_decimal(price)
         order = self.tracker.new_order(
             symbol, side, order_type, time_in_force, quantity, price, client_order_id,
             reduce_only=reduce_only, take_profit=take_profit, stop_loss=stop_loss,
@@ -314,11 +316,13 @@ class OmsCore:
             handler(self, reply)
 
     def _on_order_response(self, r: m.OrderResponse) -> None:
-        twap = self.tracker.twap_by_id(r.order_id)
-        if twap is not None and self.tracker.by_order_id(r.order_id) is None:
-            self._twap_cancel_answer(twap, r.status)
-            return
-        order = self.tracker.by_order_id(r.order_id) or self._bind_pending(r)
+        order = self.tracker.by_order_id(r.order_id)
+        if order is None:
+            twap = self.tracker.twap_by_id(r.order_id)
+            if twap is not None:
+                self._twap_cancel_answer(twap, r.status)
+                return
+            order = self._bind_pending(r)
         status = r.status
         if order is None:
             if status in (S.ACK, S.FILLED, S.CANCELLED, S.CANCELLED_STP, S.MODIFIED):
@@ -360,6 +364,9 @@ class OmsCore:
 
     def _after_ack(self, order: Order) -> None:
         """A cancel that waited for this order's ACK goes out now, by order id."""
+        if order.local_id not in self._order_cancels:
+            order.cancel_requested = False
+            return
         if order.order_id is None or not order.state.is_live:
             return
         request = self._open_cancel_for(order)
@@ -628,7 +635,7 @@ class OmsCore:
     def _order_event(self, order: Order, event: OrderEvent, status: str | None) -> None:
         """Apply one move from the transition table; an illegal one is logged and dropped."""
         previous = order.state
-        target = next_order_state(previous, event)
+        target = ORDER_TRANSITIONS[previous].get(event)
         if target is None:
             log.warning("illegal order transition dropped", **order.describe(), order_event=str(event),
                         status=status)

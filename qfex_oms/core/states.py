@@ -21,17 +21,15 @@ class OrderState(StrEnum):
     REJECTED = "REJECTED"
     UNKNOWN = "UNKNOWN"
 
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL
-
-    @property
-    def is_live(self) -> bool:
-        """May still rest on the exchange (UNKNOWN counts: it might)."""
-        return self not in TERMINAL
+    # Plain attributes set below (not properties): they are read on every reply.
+    is_terminal: bool
+    is_live: bool  # may still rest on the exchange (UNKNOWN counts: it might)
 
 
 TERMINAL = frozenset({OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED})
+for _state in OrderState:
+    _state.is_terminal = _state in TERMINAL
+    _state.is_live = _state not in TERMINAL
 
 
 class OrderEvent(StrEnum):

@@ -19,6 +19,10 @@ from qfex_oms.core.states import OrderState, TwapState
 from qfex_oms.protocol.enums import OrderType, Side, TimeInForce
 
 ClientKey = tuple[str, str]
+# symbol -> client_order_id -> the one order, or a list when several share the id (QFEX allows it).
+# Nested rather than keyed by (symbol, client_order_id) and a list per id: that was ~120 bytes per
+# order of tuples and one-element lists, a tenth of the memory budget per tracked order.
+ClientIndex = dict[str, dict[str, "Order | list[Order]"]]
 
 
 class OrderTracker:
@@ -41,7 +45,7 @@ class OrderTracker:
         self._by_local: dict[int, Order] = {}
         self._by_order_id: dict[str, Order] = {}
         self._pending_new: dict[ClientKey, deque[Order]] = {}
-        self._by_client: dict[ClientKey, list[Order]] = {}
+        self._by_client: ClientIndex = {}
         self._open_by_symbol: dict[str, dict[int, Order]] = {}
         self._twaps: dict[int, Twap] = {}
         self._twap_by_id: dict[str, Twap] = {}
@@ -78,7 +82,14 @@ class OrderTracker:
         self._by_local[order.local_id] = order
         if order.order_id is not None:
             self._by_order_id[order.order_id] = order
-        self._by_client.setdefault((order.symbol, order.client_order_id), []).append(order)
+        by_id = self._by_client.setdefault(order.symbol, {})
+        present = by_id.get(order.client_order_id)
+        if present is None:
+            by_id[order.client_order_id] = order
+        elif isinstance(present, list):
+            present.append(order)
+        else:
+            by_id[order.client_order_id] = [present, order]
         if order.state.is_live:
             self._open_by_symbol.setdefault(order.symbol, {})[order.local_id] = order
 
@@ -97,7 +108,9 @@ class OrderTracker:
 
     def set_state(self, order: Order, state: OrderState) -> None:
         order.state = state
-        book = self._open_by_symbol.setdefault(order.symbol, {})
+        book = self._open_by_symbol.get(order.symbol)
+        if book is None:
+            book = self._open_by_symbol[order.symbol] = {}
         if state.is_live:
             book[order.local_id] = order
         else:
@@ -118,11 +131,12 @@ class OrderTracker:
         self._by_local.pop(order.local_id, None)
         if order.order_id is not None:
             self._by_order_id.pop(order.order_id, None)
-        members = self._by_client.get((order.symbol, order.client_order_id))
-        if members is not None:
-            members[:] = [o for o in members if o is not order]
-            if not members:
-                del self._by_client[(order.symbol, order.client_order_id)]
+        by_id = self._by_client.get(order.symbol, {})
+        rest = [o for o in self._members(order.symbol, order.client_order_id) if o is not order]
+        if not rest:
+            by_id.pop(order.client_order_id, None)
+        else:
+            by_id[order.client_order_id] = rest[0] if len(rest) == 1 else rest
         self._open_by_symbol.get(order.symbol, {}).pop(order.local_id, None)
         self._drop_pending(order)
 
@@ -147,11 +161,17 @@ class OrderTracker:
         for queue in self._pending_new.values():
             yield from queue
 
+    def _members(self, symbol: str, client_order_id: str) -> list[Order]:
+        present = self._by_client.get(symbol, {}).get(client_order_id)
+        if present is None:
+            return []
+        return present if isinstance(present, list) else [present]
+
     def members(self, symbol: str, client_order_id: str) -> list[Order]:
-        return list(self._by_client.get((symbol, client_order_id), ()))
+        return list(self._members(symbol, client_order_id))
 
     def live_members(self, symbol: str, client_order_id: str) -> list[Order]:
-        return [o for o in self._by_client.get((symbol, client_order_id), ()) if o.state.is_live]
+        return [o for o in self._members(symbol, client_order_id) if o.state.is_live]
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         if symbol is not None:
@@ -222,7 +242,7 @@ class OrderTracker:
         for order in self._by_local.values():
             if order.order_id is not None and self._by_order_id.get(order.order_id) is not order:
                 problems.append(f"order_id index misses {order.describe()}")
-            if order not in self._by_client.get((order.symbol, order.client_order_id), ()):
+            if order not in self._members(order.symbol, order.client_order_id):
                 problems.append(f"client index misses {order.describe()}")
             is_open = order.local_id in self._open_by_symbol.get(order.symbol, {})
             if is_open != order.state.is_live:

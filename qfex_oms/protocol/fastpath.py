@@ -17,12 +17,14 @@ from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import OpenStrEnum, OrderStatus, OrderType, Side, TimeInForce
 
 _CACHE_LIMIT = 65_536
-_decimals: dict[float | int | str, Decimal] = {}
+# Floats only: 200.0, 200 and Decimal("200") are equal keys, and one shared dict would hand back
+# Decimal("200") for a wire 200.0 (same value, different text). Interning has its own dict.
+_decimals: dict[float, Decimal] = {}
+_interned: dict[Decimal, Decimal] = {}
 
 
 def _number(value: Any, structure: Any) -> Decimal:
-    kind = type(value)
-    if kind is float or kind is int or kind is str:
+    if type(value) is float:
         cached = _decimals.get(value)
         if cached is None:
             cached = structure(value, Decimal)
@@ -30,7 +32,20 @@ def _number(value: Any, structure: Any) -> Decimal:
                 _decimals.clear()
             _decimals[value] = cached
         return cached
-    return structure(value, Decimal)  # raises with the converter's message
+    return structure(value, Decimal)  # ints, strings, and the converter's errors
+
+
+def intern_decimal(value: Decimal | None) -> Decimal | None:
+    """The shared Decimal equal to ``value``: strategies repeat their sizes and prices, so the book's
+    orders can hold one object per distinct number instead of one per order (about 100 bytes each)."""
+    if value is None:
+        return None
+    cached = _interned.get(value)
+    if cached is None:
+        if len(_interned) >= _CACHE_LIMIT:
+            _interned.clear()
+        _interned[value] = cached = value
+    return cached
 
 
 def _text(value: Any, name: str) -> str:

@@ -1,0 +1,62 @@
+"""Shared pieces of the benchmarks: timing that resists noise, and the result table.
+
+Every figure is a ratio against a baseline measured in the same run, on the same data, with the
+same loop shape, so a busy shared machine moves both sides together. Each side is run several
+times and the fastest run is kept (the least disturbed one); garbage collection is paused while
+a side runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from attrs import define
+
+
+@define
+class Row:
+    name: str
+    value: float
+    baseline: float
+    unit: str
+    baseline_name: str
+    target: str = ""
+    ok: bool | None = None  # None: no target for this row
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else float("inf")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "baseline": self.baseline, "unit": self.unit,
+                "baseline_name": self.baseline_name, "ratio": self.ratio, "target": self.target,
+                "ok": self.ok, "note": self.note}
+
+
+def best_of(fn: Callable[[], float], repeats: int = 7) -> float:
+    """Fastest of ``repeats`` runs of ``fn``, which returns its own elapsed seconds."""
+    results = []
+    for _ in range(repeats):
+        gc.collect()
+        gc.disable()
+        try:
+            results.append(fn())
+        finally:
+            gc.enable()
+    return min(results)
+
+
+def timed(loop: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    loop()
+    return time.perf_counter() - start
+
+
+def median_p99(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
