@@ -1,0 +1,3 @@
+from qfex_oms.cli import main
+
+main()

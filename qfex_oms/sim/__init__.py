@@ -1,0 +1,33 @@
+"""A QFEX-compatible exchange simulator (trade websocket) for tests, the demo and benchmarks.
+
+``async with open_simulator(port=0) as venue: ...`` serves ``venue.url``; ``qfex-oms sim`` runs the
+same thing as a process. Behaviour QFEX does not document is chosen in ``choices.py`` and listed
+in ``CHOICES.md``.
+"""
+
+from qfex_oms.sim.faults import Faults
+from qfex_oms.sim.records import SimOrder, SimTrade, SimTwap
+from qfex_oms.sim.settings import (
+    DEFAULT_SYMBOLS,
+    Account,
+    RateLimitSettings,
+    SimSettings,
+    SymbolSpec,
+    default_accounts,
+)
+from qfex_oms.sim.venue import Venue, open_simulator
+
+__all__ = [
+    "DEFAULT_SYMBOLS",
+    "Account",
+    "Faults",
+    "RateLimitSettings",
+    "SimOrder",
+    "SimSettings",
+    "SimTrade",
+    "SimTwap",
+    "SymbolSpec",
+    "Venue",
+    "default_accounts",
+    "open_simulator",
+]

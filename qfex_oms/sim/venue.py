@@ -1,0 +1,124 @@
+"""``open_simulator``: run the simulator inside a caller's trio program, and inspect it.
+
+The context manager owns the nursery: the websocket server, every connection and every TWAP timer
+run inside it and are cancelled when the block exits. Inspection helpers return copies of the
+venue's records, so a test can reconcile an order manager's book against the exchange's truth
+without being able to corrupt it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from functools import partial
+
+import trio
+from trio_websocket import serve_websocket
+
+from qfex_oms.sim.engine import AccountState
+from qfex_oms.sim.faults import Faults
+from qfex_oms.sim.records import SimOrder, SimTrade, SimTwap
+from qfex_oms.sim.server import SimServer
+from qfex_oms.sim.settings import Account, RateLimitSettings, SimSettings, SymbolSpec
+
+DEFAULT_RATE_LIMITS = RateLimitSettings()
+
+
+class Venue:
+    """A running simulator: its URL, accounts, fault control and read-only inspection."""
+
+    def __init__(self, server: SimServer, url: str) -> None:
+        self._server = server
+        self.url = url
+        self.settings = server.settings
+        self.accounts: tuple[Account, ...] = server.settings.accounts
+        self.faults: Faults = server.faults
+
+    def account(self, public_key: str) -> Account:
+        return self._server.accounts[public_key]
+
+    def user_id(self, public_key: str) -> str:
+        return self._server.accounts[public_key].user_id
+
+    def _state(self, public_key: str) -> AccountState:
+        return self._server.engine.accounts[public_key]
+
+    def open_orders(self, public_key: str, symbol: str | None = None) -> list[SimOrder]:
+        """Resting orders of the account, oldest first (copies)."""
+        return [copy.copy(o) for o in self._state(public_key).open_orders.values()
+                if symbol is None or o.symbol == symbol]
+
+    def orders(self, public_key: str, symbol: str | None = None) -> list[SimOrder]:
+        """Every order the account ever sent (rejected, open and closed), oldest first (copies)."""
+        return [copy.copy(o) for o in self._state(public_key).orders
+                if symbol is None or o.symbol == symbol]
+
+    def order(self, order_id: str) -> SimOrder | None:
+        order = self._server.engine.orders_by_id.get(order_id)
+        return copy.copy(order) if order is not None else None
+
+    def trades(self, public_key: str) -> list[SimTrade]:
+        """The account's side of every fill, oldest first (copies)."""
+        return [copy.copy(t) for t in self._state(public_key).trades]
+
+    def twaps(self, public_key: str, active_only: bool = False) -> list[SimTwap]:
+        state = self._state(public_key)
+        source = state.active_twaps.values() if active_only else state.twaps
+        return [copy.copy(t) for t in source]
+
+    def depth(self, symbol: str) -> dict[str, list[tuple[Decimal, Decimal]]]:
+        """Aggregated depth ``{"bids": [(price, qty)...], "asks": [...]}``, best first."""
+        book = self._server.engine.books[symbol]
+        return {"bids": book.bids.depth(), "asks": book.asks.depth()}
+
+    def connection_count(self, public_key: str | None = None) -> int:
+        conns = self._server.connections
+        return sum(len(c) for k, c in conns.items() if public_key in (None, k))
+
+    async def drop_connections(self, public_key: str | None = None) -> int:
+        """Close the account's connections (all if None) as an unexpected drop; returns how many."""
+        return await self._server.drop(public_key)
+
+
+@asynccontextmanager
+async def open_simulator(
+    port: int = 0,
+    host: str = "127.0.0.1",
+    *,
+    accounts: Sequence[Account] | None = None,
+    symbols: Sequence[SymbolSpec] | None = None,
+    time_scale: float = 1.0,
+    rate_limits: RateLimitSettings | None = DEFAULT_RATE_LIMITS,
+    auth_deadline: float = 60.0,
+    auth_skew: float = 300.0,
+    nonce_window: float = 900.0,
+    ping_interval: float | None = 20.0,
+    pong_timeout: float | None = None,
+) -> AsyncIterator[Venue]:
+    """Serve a QFEX-compatible trade websocket on ``ws://host:port`` for the duration of the block.
+
+    ``port=0`` picks a free port (read ``venue.url``). ``rate_limits=None`` disables rate limiting.
+    """
+    defaults = SimSettings()
+    settings = SimSettings(
+        accounts=tuple(accounts) if accounts is not None else defaults.accounts,
+        symbols=tuple(symbols) if symbols is not None else defaults.symbols,
+        time_scale=time_scale,
+        rate_limits=rate_limits,
+        auth_deadline=auth_deadline,
+        auth_skew=auth_skew,
+        nonce_window=nonce_window,
+        ping_interval=ping_interval,
+        pong_timeout=pong_timeout,
+    )
+    async with trio.open_nursery() as nursery:
+        server = SimServer(settings, nursery)
+        ws_server = await nursery.start(partial(serve_websocket, server.handle, host, port, None))
+        venue = Venue(server, f"ws://{host}:{ws_server.port}")
+        try:
+            yield venue
+        finally:
+            server.closing = True
+            nursery.cancel_scope.cancel()
