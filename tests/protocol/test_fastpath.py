@@ -24,7 +24,7 @@ _order = st.fixed_dictionaries(
               "quantity": _numbers, "price": _numbers, "quantity_remaining": _numbers,
               "client_order_id": _text, "take_profit": _numbers, "stop_loss": _numbers,
               "user_id": _text, "update_time": st.one_of(st.none(), st.floats(0, 2e9)),
-              "trade_id": _text, "unknown_field": st.integers()})
+              "trade_id": _text, "unknown_field": st.integers(-(2**63), 2**63 - 1)})
 
 _fill = st.fixed_dictionaries(
     {"trade_id": st.text(max_size=8), "order_id": st.text(max_size=8), "symbol": st.just("AAPL-USD"),
