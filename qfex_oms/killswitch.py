@@ -33,7 +33,10 @@ ROUNDS = 2
 async def run(oms: OrderManager) -> KillReport:
     started = trio.current_time()
     tracker = oms.core.tracker
-    first_new_local = len(tracker) + 1
+    # Orders and TWAPs share one local id counter, and old orders may have been forgotten, so the
+    # count of orders is not the next id: anything learnt during the kill has an id above them all.
+    first_new_local = 1 + max((o.local_id for o in tracker.orders()), default=0)
+    first_new_local = max(first_new_local, 1 + max((t.local_id for t in tracker.twaps()), default=0))
     live_orders = tracker.open_orders()
     live_twaps = tracker.twaps(open_only=True)
     acked = checked = False
@@ -50,7 +53,9 @@ async def run(oms: OrderManager) -> KillReport:
                   and o.state is OrderState.CANCELLED and o not in cancelled]
     report = KillReport(
         cancelled_orders=tuple(cancelled),
-        cancelled_twaps=tuple(t for t in live_twaps if t.state is TwapState.CANCELLED),
+        cancelled_twaps=tuple(t for t in live_twaps if t.state is TwapState.CANCELLED) + tuple(
+            t for t in tracker.twaps() if t.local_id >= first_new_local and t.adopted
+            and t.state is TwapState.CANCELLED),
         still_open=tuple(tracker.open_orders()),
         still_open_twaps=tuple(tracker.twaps(open_only=True)),
         ack_received=acked,

@@ -67,6 +67,15 @@ PAGE = 1000
 _REPLY_OF = {"get_user_orders": "all_orders_response", "get_user_trades": "user_trades_response",
              "cancel_all_orders": "ack:cancel_all_orders"}
 _GATED = (m.AddOrder, m.AddTwap, m.ModifyOrder)
+_CONNECTION_ERRORS = (AuthenticationError, OSError, trio.TooSlowError, trio_websocket.HandshakeError,
+                      trio_websocket.ConnectionClosed)
+
+
+def _sole(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) one-member groups, which trio's strict nurseries make."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 @define
@@ -453,6 +462,11 @@ class OrderManager:
         self.core.on_reply(reply)
         self._flush()
 
+    def _frame_sent(self, data: bytes) -> None:
+        # Looked up per frame, so a hook set after the connection opened still sees every frame.
+        if self.on_frame_sent is not None:
+            self.on_frame_sent(data)
+
     def _flush(self) -> None:
         frames = self.core.take_frames()
         if frames:
@@ -495,11 +509,18 @@ class OrderManager:
             try:
                 reason = await self._run_connection(first, task_status)
                 attempt = 0
-            except (AuthenticationError, OSError, trio.TooSlowError,
-                    trio_websocket.HandshakeError, trio_websocket.ConnectionClosed) as exc:
+            except (*_CONNECTION_ERRORS, BaseExceptionGroup) as caught:
+                # The connection's nursery wraps what failed in it (a refused upgrade is raised
+                # by trio-websocket's reader task, not by connect()): look inside.
+                exc = _sole(caught)
+                if not isinstance(exc, _CONNECTION_ERRORS):
+                    raise
                 if first:
                     if isinstance(exc, AuthenticationError):
-                        raise
+                        raise exc from None
+                    if isinstance(exc, trio_websocket.ConnectionRejected):
+                        raise AuthenticationError(f"the exchange refused the connection: "
+                                                  f"HTTP {exc.status_code}") from None
                     raise AuthenticationError(f"could not connect to {self.url}: {exc!r}") from exc
                 reason = repr(exc)
             if first and self._session is None and not self._ready.is_set():
@@ -518,10 +539,16 @@ class OrderManager:
         async with trio.open_nursery() as conn:
             with trio.fail_after(self.settings.handshake_timeout):
                 ws = await connect(conn, self.url, self.credentials)
-                session = Session(ws, self.settings.pacer, on_sent=self.on_frame_sent)
-                await session.handshake(self.credentials,
-                                        cancel_on_disconnect=self.settings.cancel_on_disconnect,
-                                        on_frame=self._on_frame)
+                session = Session(ws, self.settings.pacer, on_sent=self._frame_sent)
+                try:
+                    await session.handshake(self.credentials,
+                                            cancel_on_disconnect=self.settings.cancel_on_disconnect,
+                                            on_frame=self._on_frame)
+                except BaseException:
+                    # Refused or too slow: close the socket too, not only the tasks.
+                    with trio.CancelScope(shield=True), trio.move_on_after(2):
+                        await ws.aclose()
+                    raise
             send, recv = trio.open_memory_channel[list[m.Request]](float("inf"))
             self._followups = send
             self._session = session
@@ -536,7 +563,10 @@ class OrderManager:
                 except trio_websocket.ConnectionClosed as exc:
                     reason = f"code {exc.reason.code} {exc.reason.reason or ''}".rstrip()
                 closed.set()
-                conn.cancel_scope.cancel()
+                # While we close on purpose, trio-websocket's own reader still has to finish the
+                # close handshake that aclose() waits for: open_order_manager tears down after it.
+                if not self._closing:
+                    conn.cancel_scope.cancel()
 
             conn.start_soon(reader)
             self._publish(Connected(self.url))
@@ -613,20 +643,33 @@ async def open_order_manager(
     except TypeError as exc:
         raise InvalidArgument(f"unknown order manager option: {exc}") from None
     oms = OrderManager(url, credentials, settings)
-    async with trio.open_nursery() as nursery:
-        journal = None
-        if settings.journal is not None:
-            journal = await _recover(oms, settings.journal)
-            await nursery.start(journal.run)
+    try:
+        async with trio.open_nursery() as nursery:
+            journal = None
+            if settings.journal is not None:
+                journal = await _recover(oms, settings.journal)
+                await nursery.start(journal.run)
+            try:
+                await nursery.start(oms._supervise)
+                yield oms
+            finally:
+                await oms._close()
+                if journal is not None:
+                    with trio.CancelScope(shield=True):
+                        await journal.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # A strict nursery wraps the one error (an AuthenticationError, or the caller's own
+        # exception from the block) in a group: raise it as itself, as trio-websocket does.
+        exc = _sole(group)
+        if exc is group:
+            raise
+        context = exc.__context__
         try:
-            await nursery.start(oms._supervise)
-            yield oms
+            raise exc  # the group was only a wrapper: keep the error's own context
         finally:
-            await oms._close()
-            if journal is not None:
-                with trio.CancelScope(shield=True):
-                    await journal.aclose()
-            nursery.cancel_scope.cancel()
+            exc.__context__ = context
+            del exc, context
 
 
 async def _recover(oms: OrderManager, path: str) -> Journal:

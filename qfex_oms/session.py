@@ -78,17 +78,23 @@ class Session:
                    blocked: Callable[[m.Request], bool] | None = None) -> None:
         """Pace (unless ``priority``), then send. Raises trio_websocket.ConnectionClosed if it dropped.
 
-        ``blocked`` is asked after the pacing wait, so a kill switch pulled while an order waited
-        for its turn stops that order here, before it reaches the wire (raises ``Halted``).
+        ``blocked`` is asked on reaching the head of the pacer's queue and again after the pacing
+        wait, so a kill switch pulled while an order waited for its turn stops that order here,
+        before it reaches the wire (raises ``Halted``), without spending tokens or holding back
+        the requests queued behind it (the kill switch's own snapshot query among them).
         """
         data = codec.encode(request)
         if self.pacer is not None and not priority:
             bucket, weight = weight_of(type(request).TYPE)
             async with self._locks[bucket]:
+                if blocked is not None and blocked(request):
+                    raise Halted("trading is halted")
                 tokens = self._buckets[bucket]
                 delay = tokens.delay(trio.current_time(), weight)
                 if delay > 0:
                     await trio.sleep(delay)
+                if blocked is not None and blocked(request):
+                    raise Halted("trading is halted")
                 tokens.take(trio.current_time(), weight)
         if blocked is not None and blocked(request):
             raise Halted("trading is halted")

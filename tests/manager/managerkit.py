@@ -1,0 +1,132 @@
+"""Helpers for the order manager's integration tests (imported by name: tests have no packages).
+
+Everything here runs against a real simulator over loopback websockets, so waits are bounded by
+real time (``trio.fail_after``/``move_on_after``), never by an autojump clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import trio
+
+from qfex_oms import Credentials, Order, OrderManager, OrderState, open_order_manager
+from qfex_oms.events import EventStream
+from qfex_oms.sim import Venue
+
+PUB, SECRET = "qfex_pub_demo", "qfex_secret_demo"
+PUB2, SECRET2 = "qfex_pub_demo2", "qfex_secret_demo2"
+CREDS = Credentials(PUB, SECRET)
+CREDS2 = Credentials(PUB2, SECRET2)
+SYMBOLS = ("AAPL-USD", "TSLA-USD", "US500-USD")
+# Manager options for tests: short deadlines so a lost answer fails a test fast instead of hanging.
+OPTIONS: dict[str, Any] = {"request_timeout": 5.0, "handshake_timeout": 5.0, "kill_timeout": 5.0}
+
+
+@asynccontextmanager
+async def manager(
+    venue: Venue, credentials: Credentials = CREDS, **options: Any
+) -> AsyncIterator[OrderManager]:
+    async with open_order_manager(venue.url, credentials, **{**OPTIONS, **options}) as oms:
+        yield oms
+
+
+class FrameLog:
+    """Every frame a manager sends, decoded; install with ``oms.on_frame_sent = log``."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, Any]] = []
+
+    def __call__(self, data: bytes) -> None:
+        self.frames.append(orjson.loads(data))
+
+    def types(self) -> list[str]:
+        return [f["type"] for f in self.frames]
+
+    def of(self, type_: str) -> list[dict[str, Any]]:
+        return [f["params"] for f in self.frames if f["type"] == type_]
+
+    def clear(self) -> None:
+        self.frames.clear()
+
+
+async def wait_until(predicate: Callable[[], bool], within: float = 3.0, what: str = "condition") -> None:
+    """Poll ``predicate`` (the reader applies frames in the background) until it holds."""
+    with trio.move_on_after(within):
+        while not predicate():  # noqa: ASYNC110 - the state is the manager's or the simulator's
+            await trio.sleep(0.002)
+    assert predicate(), f"timed out after {within} s waiting for {what}"
+
+
+async def wait_state(order: Order, *states: OrderState, within: float = 3.0) -> Order:
+    await wait_until(lambda: order.state in states, within,
+                     f"order {order.client_order_id} to reach {[str(s) for s in states]} "
+                     f"(is {order.state})")
+    return order
+
+
+async def drain(stream: EventStream, idle: float = 0.1) -> list[Any]:
+    """Everything buffered in ``stream`` plus whatever arrives until it has been quiet ``idle`` s."""
+    events: list[Any] = []
+    while True:
+        with trio.move_on_after(idle) as scope:
+            try:
+                events.append(await stream.__anext__())
+            except StopAsyncIteration:
+                return events
+        if scope.cancelled_caught:
+            return events
+
+
+def book_problems(oms: OrderManager, venue: Venue, public_key: str = PUB) -> list[str]:
+    """How the manager's book differs from the simulator's state for the account (empty = equal)."""
+    problems = list(oms.core.tracker.check_invariants())
+    mine = oms.orders(open_only=True)
+    unacked = [o.describe() for o in mine if o.order_id is None]
+    if unacked:
+        problems.append(f"open orders without an order_id: {unacked}")
+    mine_ids = {o.order_id for o in mine if o.order_id is not None}
+    venue_ids = {o.order_id for o in venue.open_orders(public_key)}
+    if mine_ids != venue_ids:
+        problems.append(f"open orders differ: only in the manager {mine_ids - venue_ids}, "
+                        f"only in the simulator {venue_ids - mine_ids}")
+    for order in oms.orders(open_only=False):
+        if order.order_id is None:
+            continue
+        sim = venue.order(order.order_id)
+        if sim is None:
+            problems.append(f"the simulator does not know {order.describe()}")
+            continue
+        if order.filled_quantity != sim.filled:
+            problems.append(f"filled quantity of {order.order_id}: manager {order.filled_quantity}, "
+                            f"simulator {sim.filled}")
+    venue_filled: dict[str, Decimal] = {}
+    for trade in venue.trades(public_key):
+        venue_filled[trade.order_id] = venue_filled.get(trade.order_id, Decimal(0)) + trade.quantity
+    for order_id, quantity in venue_filled.items():
+        order = oms.order(order_id)
+        if order is not None and order.fill_total != quantity:
+            problems.append(f"fills of {order_id}: manager {order.fill_total}, trades {quantity}")
+    my_twaps = {t.twap_id for t in oms.twaps(open_only=True)}
+    venue_twaps = {t.twap_id for t in venue.twaps(public_key, active_only=True)}
+    if my_twaps != venue_twaps:
+        problems.append(f"open TWAPs differ: manager {my_twaps}, simulator {venue_twaps}")
+    return problems
+
+
+async def assert_book_matches(oms: OrderManager, venue: Venue, public_key: str = PUB,
+                              within: float = 3.0) -> None:
+    """Wait for the book to settle, then require it to equal the simulator and a fresh snapshot."""
+    problems: list[str] = []
+    with trio.move_on_after(within):
+        while problems := book_problems(oms, venue, public_key):  # noqa: ASYNC110 - polling two sides
+            await trio.sleep(0.005)
+    assert not problems, "\n".join(problems)
+    snapshot = await oms.fetch_open_orders()
+    mine = {o.order_id for o in oms.orders(open_only=True)}
+    assert {row.order_id for row in snapshot.orders} == mine
+    assert {row.twap_id for row in snapshot.twaps} == {t.twap_id for t in oms.twaps(open_only=True)}
