@@ -5,6 +5,19 @@ and so on, with the core's outputs discarded (nothing is sent). Received frames 
 replies. Trade ids dedupe fills exactly as they did live, so a fill journaled twice counts once.
 After replay everything that was in flight is ambiguous, so ``connection_lost`` marks it UNKNOWN;
 the manager then resyncs with the exchange, which settles it.
+
+Connection boundaries are replayed too: the live core saw ``connection_lost`` at every disconnect,
+and the first journaled frames of every connection are its ``subscribe`` requests (auth frames are
+never journaled), so a ``subscribe`` to a channel the current connection already subscribed to
+marks a new connection. Without it, requests that were lost at a disconnect would still look in
+flight (a later modify of the same order would be refused, a pending order would stay PENDING_NEW).
+
+Snapshot replies (``all_orders_response``, ``user_trades_response``) are journaled but not applied:
+whether a snapshot was a full reconcile cannot be told from the frames alone, and settling an order
+wrongly as gone could not be undone by the resync that follows every recovery, which re-learns
+exactly those facts from the exchange.
+
+A record the core cannot apply is logged and skipped: recovery never stops on one bad frame.
 """
 
 from __future__ import annotations
@@ -32,14 +45,25 @@ class ReplayStats:
     commands: int = 0
     replies: int = 0
     skipped: int = 0
+    connections: int = 0
 
 
 def replay(core: OmsCore, records: Iterable[tuple[Direction, bytes | str]]) -> ReplayStats:
     stats = ReplayStats()
+    channels: set[str] = set()  # subscribed on the current connection
     for direction, raw in records:
         try:
             if direction == "out":
-                _command(core, codec.decode_request(raw))
+                request = codec.decode_request(raw)
+                if isinstance(request, m.Subscribe):
+                    wanted = {str(c) for c in request.channels}
+                    if not channels or channels & wanted:
+                        core.connection_lost()  # a new connection: the previous one was lost
+                        stats.connections += 1
+                        channels = set()
+                    channels |= wanted
+                else:
+                    _command(core, request)
                 stats.commands += 1
             else:
                 core.on_reply(codec.decode_reply(raw))
@@ -48,6 +72,10 @@ def replay(core: OmsCore, records: Iterable[tuple[Direction, bytes | str]]) -> R
             stats.skipped += 1
             log.warning("journal record skipped", direction=direction, error=str(exc),
                         raw=raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+        except Exception as exc:  # a core bug must not stop recovery: log it loudly and go on
+            stats.skipped += 1
+            log.error("journal record failed in the core; skipped", direction=direction,
+                      error=repr(exc), raw=raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
         core.take_frames()
         core.take_events()
     core.connection_lost()
@@ -75,8 +103,12 @@ def _command(core: OmsCore, request: m.Request) -> None:
             core.modify_order(order, request.price, request.quantity)
 
 
+_INTENT_FIELD = {CancelIdType.ORDER_ID: "order_id", CancelIdType.CLIENT_ORDER_ID: "client_order_id",
+                 CancelIdType.TWAP_ID: "twap_id", CancelIdType.CLIENT_TWAP_ID: "client_twap_id"}
+
+
 def _intent(request: m.CancelOrder) -> CancelIntent:
-    field = {CancelIdType.ORDER_ID: "order_id", CancelIdType.CLIENT_ORDER_ID: "client_order_id",
-             CancelIdType.TWAP_ID: "twap_id", CancelIdType.CLIENT_TWAP_ID: "client_twap_id"}
-    return CancelIntent(**{field[request.cancel_order_id_type]: request.order_id,
-                           "symbol": request.symbol})
+    field = _INTENT_FIELD.get(request.cancel_order_id_type)
+    if field is None:
+        raise ValueError(f"unknown cancel_order_id_type {request.cancel_order_id_type!r}")
+    return CancelIntent(**{field: request.order_id, "symbol": request.symbol})
