@@ -12,6 +12,7 @@ import tomllib
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from attrs import define, field
 
@@ -20,6 +21,7 @@ from qfex_oms.session import Credentials
 
 EMBEDDED = "embedded"
 DEMO_KEYS = ("qfex_pub_demo", "qfex_secret_demo")
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ConfigError(QfexOmsError):
@@ -54,12 +56,21 @@ class Config:
     def embedded(self) -> bool:
         return self.url == EMBEDDED
 
+    @property
+    def local_simulator(self) -> bool:
+        """A plain ``ws://`` URL on loopback: a ``qfex-oms sim`` process, never a real QFEX venue."""
+        return urlsplit(self.url).scheme == "ws" and urlsplit(self.url).hostname in _LOOPBACK
+
     def credentials(self) -> Credentials:
-        """Keys from the environment variables the file names; the embedded venue falls back to demo keys."""
+        """Keys from the environment variables the file names.
+
+        The embedded venue and a simulator on loopback (``ws://127.0.0.1:...``) fall back to the demo
+        keys when those variables are unset; any other venue requires them.
+        """
         public, secret = os.environ.get(self.public_key_env), os.environ.get(self.secret_key_env)
         if public and secret:
             return Credentials(public, secret)
-        if self.embedded:
+        if self.embedded or self.local_simulator:
             return Credentials(*DEMO_KEYS)
         missing = [n for n, v in ((self.public_key_env, public), (self.secret_key_env, secret)) if not v]
         raise ConfigError(f"{self.path}: set the environment variable(s) {', '.join(missing)} "
@@ -123,6 +134,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         data = tomllib.loads(file.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{file}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the config file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not valid TOML: the file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
     values: dict[str, dict[str, Any]] = {}
@@ -132,6 +147,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
                 raise ConfigError(f"{file}: [{section}] must be a table")
             continue
         schema = _SCHEMA.get(section)
+        if schema is None and not isinstance(body, dict):
+            raise ConfigError(f"{file}: unknown top-level key {section} (keys belong in a [section])")
         if schema is None:
             known = ", ".join(sorted([*_SCHEMA, *_FREE_SECTIONS]))
             raise ConfigError(f"{file}: unknown section [{section}] (known: {known})")

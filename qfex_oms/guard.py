@@ -93,6 +93,11 @@ class KillSwitchGuard:
     def __attrs_post_init__(self) -> None:
         self.state = GuardState(self.limits)
 
+    @property
+    def fired(self) -> bool:
+        """A limit was breached: the kill switch is running (``tripped`` is set once it finished)."""
+        return self.reason is not None
+
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with self.oms.events() as stream:
             async with trio.open_nursery() as nursery:
@@ -127,7 +132,9 @@ class KillSwitchGuard:
                 await self.trip(reason)
 
     async def trip(self, reason: str) -> None:
-        if self.tripped.is_set():
+        # ``reason`` is set before the (slow) cancel_all: a second breach meanwhile (the clock task and
+        # the event loop both check) must not pull the kill switch twice.
+        if self.reason is not None:
             return
         self.reason = reason
         log.error("kill-switch guard tripped", reason=reason)

@@ -1,10 +1,15 @@
 """The algo runner: loads a strategy file, connects, runs it beside the guard, shuts down cleanly.
 
 A strategy is a Python file exposing ``async def run(oms, ctx)``; ``ctx.params`` holds the config's
-[strategy] table and ``ctx.guard.tripped`` tells it the kill switch fired. SIGINT and SIGTERM cancel
-the strategy; then the exit policy runs shielded and bounded by ``runner.shutdown_timeout``:
-``cancel_all`` pulls the kill switch, ``leave_gtc`` leaves resting orders on the book (and only
-cancels TWAPs, which would otherwise keep trading with nobody watching).
+[strategy] table and ``ctx.halted`` / ``ctx.guard.tripped`` tell it the kill switch fired. SIGINT
+and SIGTERM cancel the strategy; then the exit policy runs shielded and bounded by
+``runner.shutdown_timeout``: ``cancel_all`` pulls the kill switch, ``leave_gtc`` leaves resting
+orders on the book (and only cancels TWAPs, which would otherwise keep trading with nobody
+watching). ``cancel_all()`` shields itself, so the kill switch is bounded by
+``manager.kill_timeout`` rather than by shutdown_timeout. The exit policy also runs when the
+strategy returns or raises. When the guard trips, the strategy is told (``ctx.halted``) and
+cancelled if it is still running ``GUARD_GRACE_SECONDS`` later. Every order, fill, TWAP and cancel
+answer is logged with its identity (symbol, order_id, client_order_id / twap ids).
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ import trio
 from attrs import define, field
 
 from qfex_oms.config import Config
+from qfex_oms.core.events import CancelFinished, FillReceived, OrderUpdated, TwapUpdated
 from qfex_oms.errors import QfexOmsError
 from qfex_oms.guard import KillSwitchGuard
 from qfex_oms.manager import OrderManager, open_order_manager
 from qfex_oms.results import KillReport
 
 log = structlog.get_logger("qfex_oms.runner")
+order_log = structlog.get_logger("qfex_oms.orders")
 
 Strategy = Callable[[OrderManager, "StrategyContext"], Awaitable[Any]]
 
@@ -43,7 +50,8 @@ class StrategyContext:
 
     @property
     def halted(self) -> bool:
-        return self.guard.tripped.is_set()
+        """The guard fired (its kill switch may still be running): stop trading."""
+        return self.guard.fired
 
 
 @define
@@ -52,6 +60,8 @@ class RunResult:
     guard_reason: str | None = None
     exit_report: KillReport | None = None
     strategy_result: Any = None
+    error: str | None = None  # what the strategy raised, when stopped_by == "error"
+    exit_clean: bool = True  # the exit policy completed (cancel_all: the snapshot showed nothing open)
 
 
 def load_strategy(path: str | Path) -> Strategy:
@@ -62,7 +72,10 @@ def load_strategy(path: str | Path) -> Strategy:
     if spec is None or spec.loader is None:
         raise StrategyError(f"cannot load {file} as a Python module")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise StrategyError(f"cannot import {file}: {type(exc).__name__}: {exc}") from exc
     entry = getattr(module, "run", None)
     if entry is None or not callable(entry):
         raise StrategyError(f"{file} has no `async def run(oms, ctx)` entry point")
@@ -83,53 +96,113 @@ async def connect(config: Config) -> AsyncIterator[OrderManager]:
             yield oms
 
 
+# After the guard trips, a strategy that does not stop by itself is cancelled after this long.
+GUARD_GRACE_SECONDS = 2.0
+
+
 async def run_strategy(strategy: Strategy, config: Config, oms: OrderManager) -> RunResult:
     result = RunResult("finished")
     async with trio.open_nursery() as nursery:
         guard = KillSwitchGuard(oms, config.guard)
+        await nursery.start(log_order_events, oms)
         await nursery.start(guard.run)
         strategy_scope = trio.CancelScope()
 
-        async def watch_signals() -> None:
+        async def watch_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            # Installed before the strategy starts: no window where SIGTERM kills the process outright.
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
                 async for signum in signals:
-                    result.stopped_by = signal.Signals(signum).name
-                    log.warning("signal received; stopping the strategy", signal=result.stopped_by)
+                    if result.stopped_by not in ("SIGINT", "SIGTERM"):
+                        result.stopped_by = signal.Signals(signum).name
+                    log.warning("signal received; stopping the strategy", signal=signal.Signals(signum).name)
                     strategy_scope.cancel()
 
         async def watch_guard() -> None:
             await guard.tripped.wait()
             result.guard_reason = guard.reason
+            # The strategy was told (ctx.halted, a GuardTripped event); give it a moment to stop.
+            await trio.sleep(GUARD_GRACE_SECONDS)
+            if not strategy_scope.cancel_called:
+                log.warning("strategy still running after the guard tripped; cancelling it",
+                            grace=GUARD_GRACE_SECONDS)
+                strategy_scope.cancel()
 
-        nursery.start_soon(watch_signals)
+        await nursery.start(watch_signals)
         nursery.start_soon(watch_guard)
         ctx = StrategyContext(dict(config.strategy), guard)
         with strategy_scope:
             try:
                 result.strategy_result = await strategy(oms, ctx)
-            except QfexOmsError as exc:
+            except Exception as exc:
+                # Any failure, not only ours: the exit policy below must still run.
                 result.stopped_by = "error"
-                log.error("strategy failed", error=str(exc), kind=type(exc).__name__)
-        if guard.tripped.is_set() and result.stopped_by == "finished":
-            result.stopped_by = "guard"
+                result.error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, QfexOmsError):
+                    log.error("strategy failed", error=str(exc), kind=type(exc).__name__)
+                else:
+                    log.exception("strategy crashed", error=str(exc), kind=type(exc).__name__)
+        if guard.fired:
+            await guard.tripped.wait()  # its kill switch is bounded by manager.kill_timeout
+            if result.stopped_by in ("finished", "error"):
+                # A strategy that hits Halted after the guard fired stopped because of the guard.
+                result.stopped_by = "guard"
             result.guard_reason = guard.reason
         result.exit_report = await shutdown(oms, config)
+        if config.on_exit == "cancel_all":
+            result.exit_clean = result.exit_report is not None and result.exit_report.clean
+        else:
+            result.exit_clean = not oms.twaps(open_only=True)
         nursery.cancel_scope.cancel()
     return result
 
 
+async def log_order_events(oms: OrderManager,
+                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """One log line per order, fill and TWAP change, each carrying the order's identity."""
+    with oms.events() as stream:
+        task_status.started()
+        async for event in stream:
+            if isinstance(event, OrderUpdated):
+                order_log.info("order updated", **event.order.describe(), previous=str(event.previous),
+                               status=event.status)
+            elif isinstance(event, FillReceived):
+                f = event.fill
+                order_log.info("order filled", **event.order.describe(), trade_id=f.trade_id,
+                               side=str(f.side), price=str(f.price), quantity=str(f.quantity),
+                               filled=str(event.order.filled_quantity))
+            elif isinstance(event, TwapUpdated):
+                order_log.info("twap updated", **event.twap.describe(), previous=str(event.previous),
+                               status=event.status, filled=str(event.twap.filled_quantity))
+            elif isinstance(event, CancelFinished):
+                r = event.request
+                order_log.info("cancel answered", symbol=r.symbol, cancel_mode=str(r.mode),
+                               cancel_value=r.value, status=r.status, cancelled=len(r.cancelled))
+
+
 async def shutdown(oms: OrderManager, config: Config) -> KillReport | None:
     """The exit policy, shielded from the cancellation that brought us here and bounded in time."""
-    with trio.CancelScope(shield=True), trio.move_on_after(config.shutdown_timeout):
+    report: KillReport | None = None
+    with trio.CancelScope(shield=True), trio.move_on_after(config.shutdown_timeout) as scope:
         if config.on_exit == "cancel_all":
             report = await oms.cancel_all()
             log.info("exit policy: cancelled everything", cancelled=len(report.cancelled_orders),
                      clean=report.clean)
-            return report
-        for twap in oms.twaps(open_only=True):
-            await oms.cancel(twap)
-        log.info("exit policy: GTC orders left resting", open_orders=len(oms.orders()))
-    return None
+        else:
+            for twap in oms.twaps(open_only=True):
+                try:
+                    result = await oms.cancel(twap)
+                except QfexOmsError as exc:
+                    log.error("exit policy: could not cancel a TWAP", **twap.describe(), error=str(exc))
+                    continue
+                if not result.ok:
+                    log.error("exit policy: TWAP cancel refused", **twap.describe(), status=result.status)
+            log.info("exit policy: GTC orders left resting", open_orders=len(oms.orders()),
+                     open_twaps=len(oms.twaps(open_only=True)))
+    if scope.cancelled_caught:
+        log.error("exit policy did not finish in time", policy=config.on_exit,
+                  shutdown_timeout=config.shutdown_timeout)
+    return report
 
 
 async def run_file(path: str | Path, config: Config) -> RunResult:
@@ -138,5 +211,5 @@ async def run_file(path: str | Path, config: Config) -> RunResult:
         return await run_strategy(strategy, config, oms)
 
 
-__all__ = ["RunResult", "StrategyContext", "StrategyError", "connect", "load_strategy",
-           "run_file", "run_strategy", "shutdown"]
+__all__ = ["GUARD_GRACE_SECONDS", "RunResult", "StrategyContext", "StrategyError", "connect",
+           "load_strategy", "log_order_events", "run_file", "run_strategy", "shutdown"]

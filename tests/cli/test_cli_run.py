@@ -1,0 +1,147 @@
+"""`qfex-oms run` as a subprocess against a simulator process: results, exit codes and signals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from clikit import (
+    CREDS2,
+    REPO,
+    arun_cli,
+    cli_env,
+    client,
+    explain,
+    json_out,
+    start_cli,
+    until,
+    venue_open,
+    wait_for,
+    write_config,
+)
+
+RESTING = str(REPO / "tests" / "runner" / "resting_strategy.py")
+DEMO2_ENV = cli_env(QFEX_PUBLIC_KEY="qfex_pub_demo2", QFEX_SECRET_KEY="qfex_secret_demo2")
+
+
+async def test_run_a_strategy_to_completion_with_json_and_text_output(sim_url: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "run.toml", sim_url, strategy={"cycles": 3, "interval": 0.01})
+    as_json = await arun_cli("run", "strategies/quoter.py", "--config", str(config), "--json",
+                             "--param", "cycles=2")
+    assert as_json.returncode == 0, explain(as_json)
+    result = json_out(as_json)
+    assert result["stopped_by"] == "finished" and result["exit_code"] == 0 and result["exit_clean"]
+    assert result["result"]["quotes"] == 4  # --param cycles=2 overrode the config's 3
+    assert result["exit_report"]["clean"] and result["on_exit"] == "cancel_all"
+
+    # Keys from the environment variables the config names (here the second demo account).
+    as_text = await arun_cli("run", "strategies/kill_drill.py", "--config", str(config),
+                             "-p", "orders_per_symbol=2", env=DEMO2_ENV)
+    assert as_text.returncode == 0, explain(as_text)
+    assert "finished" in as_text.stdout and "exit code 0" in as_text.stdout
+    assert "'cancelled': 6" in as_text.stdout and "'clean': True" in as_text.stdout
+    assert "qfex_pub_demo2" in as_text.stderr  # the "connected" log line names the account
+    assert await venue_open(sim_url) == ([], [])
+    assert await venue_open(sim_url, CREDS2) == ([], [])
+
+
+async def test_run_with_the_embedded_default_config() -> None:
+    proc = await arun_cli("run", "strategies/rebalancer.py", "--json", "-p", "timeout=0.5")
+    assert proc.returncode == 0, explain(proc)
+    assert json_out(proc)["result"]["twap_id"]
+
+
+async def test_a_guard_trip_exits_4_and_a_crashing_strategy_exits_1_after_its_exit_policy(
+        sim_url: str, tmp_path: Path) -> None:
+    crashing = tmp_path / "crashing.py"
+    crashing.write_text(
+        "async def run(oms, ctx):\n"
+        "    await oms.place_order('AAPL-USD', 'BUY', '1', '150', client_order_id='before-crash')\n"
+        "    raise ValueError('strategy bug')\n")
+    guarded = write_config(tmp_path / "guarded.toml", sim_url, guard={"max_open_orders": 2},
+                           strategy={"orders": 3})
+    plain = write_config(tmp_path / "plain.toml", sim_url)
+    results: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    async def run(name: str, *args: str, **kwargs: Any) -> None:
+        results[name] = await arun_cli(*args, **kwargs)
+
+    async with trio.open_nursery() as nursery:  # two accounts, so the two runs cannot interfere
+        nursery.start_soon(run, "tripped", "run", RESTING, "--config", str(guarded), "--json")
+        nursery.start_soon(partial(run, "crashed", "run", str(crashing), "--config", str(plain), "--json",
+                                   env=DEMO2_ENV))
+    tripped, crashed = results["tripped"], results["crashed"]
+    assert tripped.returncode == 4, explain(tripped)
+    result = json_out(tripped)
+    assert result["stopped_by"] == "guard" and "max_open_orders 2" in result["guard_reason"]
+    assert result["exit_code"] == 4 and result["exit_clean"]
+    assert "kill-switch guard tripped" in tripped.stderr
+
+    assert crashed.returncode == 1, explain(crashed)
+    result = json_out(crashed)
+    assert result["stopped_by"] == "error" and result["error"] == "ValueError: strategy bug"
+    assert result["exit_report"]["clean"]
+    assert [o["client_order_id"] for o in result["exit_report"]["cancelled_orders"]] == ["before-crash"]
+    assert "Traceback" in crashed.stderr  # the crash is logged with its traceback
+    assert await venue_open(sim_url) == ([], [])
+    assert await venue_open(sim_url, CREDS2) == ([], [])
+
+
+async def _run_until_resting(sim_url: str, config: Path, tmp_path: Path,
+                             *params: str) -> subprocess.Popen[str]:
+    """Start `qfex-oms run` on the resting strategy; return once its orders and TWAP rest on the venue."""
+    proc = start_cli("run", RESTING, "--config", str(config), *params, log_dir=tmp_path)
+
+    async def resting() -> bool:
+        assert proc.poll() is None, (tmp_path / "cli.stderr").read_text()
+        orders, twaps = await venue_open(sim_url)
+        return len(orders) == 3 and len(twaps) == 1
+
+    await wait_for(resting, within=15, what="the strategy's orders to rest")
+    return proc
+
+
+async def _stop(proc: subprocess.Popen[str], signum: int) -> int:
+    proc.send_signal(signum)
+    return await trio.to_thread.run_sync(lambda: proc.wait(timeout=30))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_mid_run_cancels_everything_with_on_exit_cancel_all(
+        signum: int, sim_url: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", sim_url, runner={"on_exit": "cancel_all"},
+                          strategy={"twap": True})
+    proc = await _run_until_resting(sim_url, config, tmp_path, "--json")
+    code = await _stop(proc, signum)
+    stderr = (tmp_path / "cli.stderr").read_text()
+    assert code == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum], stderr
+    result = json_out(subprocess.CompletedProcess([], code, (tmp_path / "cli.stdout").read_text(), stderr))
+    assert result["stopped_by"] == signal.Signals(signum).name and result["exit_report"]["clean"]
+    assert len(result["exit_report"]["cancelled_orders"]) == 3
+    assert len(result["exit_report"]["cancelled_twaps"]) == 1
+    assert await venue_open(sim_url) == ([], [])
+
+
+async def test_sigterm_with_on_exit_leave_gtc_leaves_the_gtc_orders_resting(
+        sim_url: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "l.toml", sim_url, runner={"on_exit": "leave_gtc"},
+                          strategy={"twap": True})
+    proc = await _run_until_resting(sim_url, config, tmp_path)
+    assert await _stop(proc, signal.SIGTERM) == 143, (tmp_path / "cli.stderr").read_text()
+    stdout = (tmp_path / "cli.stdout").read_text()
+    assert "stopped by SIGTERM" in stdout and "leave_gtc" in stdout
+    orders, twaps = await venue_open(sim_url)
+    assert sorted(o.client_order_id for o in orders) == ["rest-0", "rest-1", "rest-2"]
+    assert twaps == []  # a TWAP is never left trading unattended
+
+    # The resting orders are real: the counterparty can still trade against them.
+    async with client(sim_url, CREDS2) as counter:
+        taker = await counter.place_order("AAPL-USD", "SELL", "1", "150", time_in_force="IOC")
+        await until(lambda: taker.filled_quantity == 1, what="the taker's fill")
+    proc2 = await arun_cli("kill", "--url", sim_url, "--yes")
+    assert proc2.returncode == 0, explain(proc2)

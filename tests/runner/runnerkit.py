@@ -1,0 +1,66 @@
+"""Helpers of the runner and guard tests (imported by name: tests have no packages; never conftest).
+
+They run against an in-process simulator over loopback websockets, so waits are bounded by real
+time, never by an autojump clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from qfex_oms import Credentials, OrderManager, open_order_manager
+from qfex_oms.config import Config, GuardLimits
+from qfex_oms.guard import KillSwitchGuard
+from qfex_oms.sim import Venue
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+RESTING = HERE / "resting_strategy.py"
+PUB = "qfex_pub_demo"
+CREDS = Credentials(PUB, "qfex_secret_demo")
+CREDS2 = Credentials("qfex_pub_demo2", "qfex_secret_demo2")
+OPTIONS: dict[str, Any] = {"request_timeout": 5.0, "handshake_timeout": 5.0, "kill_timeout": 5.0}
+
+
+@asynccontextmanager
+async def manager(venue: Venue, credentials: Credentials = CREDS, **options: Any
+                  ) -> AsyncIterator[OrderManager]:
+    async with open_order_manager(venue.url, credentials, **{**OPTIONS, **options}) as oms:
+        yield oms
+
+
+@asynccontextmanager
+async def guarded(oms: OrderManager, **limits: Any) -> AsyncIterator[KillSwitchGuard]:
+    """A KillSwitchGuard with these limits watching ``oms`` for the duration of the block."""
+    async with trio.open_nursery() as nursery:
+        guard = KillSwitchGuard(oms, GuardLimits(**limits))
+        await nursery.start(guard.run)
+        yield guard
+        nursery.cancel_scope.cancel()
+
+
+async def tripped(guard: KillSwitchGuard, within: float = 5.0) -> str:
+    """Wait for the guard to trip (its cancel_all finished); return why."""
+    with trio.fail_after(within):
+        await guard.tripped.wait()
+    assert guard.reason is not None
+    return guard.reason
+
+
+async def until(predicate: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
+    with trio.move_on_after(within):
+        while not predicate():  # noqa: ASYNC110 - the state is the manager's or the simulator's
+            await trio.sleep(0.005)
+    assert predicate(), f"timed out after {within} s waiting for {what}"
+
+
+def config_for(venue: Venue, **fields: Any) -> Config:
+    """A Config for the in-process venue; ``guard`` may be given as a dict of limits."""
+    guard = fields.pop("guard", {})
+    manager_options = {**OPTIONS, **fields.pop("manager", {})}
+    return Config(None, venue.url, manager=manager_options, guard=GuardLimits(**guard), **fields)

@@ -1,0 +1,68 @@
+"""GuardState: one synchronous check per limit, each returning why it tripped (or None)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from qfex_oms.config import GuardLimits
+from qfex_oms.guard import GuardState
+from qfex_oms.protocol.enums import Side
+
+D = Decimal
+
+
+def test_no_limits_never_trip() -> None:
+    state = GuardState(GuardLimits())
+    assert state.on_open_orders(10_000) is None
+    assert state.on_fill("AAPL-USD", Side.BUY, D(1_000_000), D(10_000)) is None
+    assert all(state.on_reject(float(t)) is None for t in range(1000))
+    state.disconnected_since = 0.0
+    assert state.on_clock(1e9) is None
+
+
+def test_max_open_orders() -> None:
+    state = GuardState(GuardLimits(max_open_orders=2))
+    assert state.on_open_orders(0) is None and state.on_open_orders(2) is None
+    assert state.on_open_orders(3) == "3 open orders exceed max_open_orders 2"
+
+
+def test_max_position_is_per_symbol_and_signed_by_side() -> None:
+    state = GuardState(GuardLimits(max_position=D(2)))
+    assert state.on_fill("AAPL-USD", Side.BUY, D(2), D(200)) is None
+    assert state.on_fill("TSLA-USD", Side.SELL, D(2), D(300)) is None  # another symbol, short 2
+    assert state.on_fill("AAPL-USD", Side.SELL, D("0.5"), D(200)) is None  # back to 1.5
+    assert state.positions == {"AAPL-USD": D("1.5"), "TSLA-USD": D(-2)}
+    reason = state.on_fill("TSLA-USD", Side.SELL, D("0.001"), D(300))
+    assert reason == "position -2.001 on TSLA-USD exceeds max_position 2"
+
+
+def test_max_notional_sums_every_symbol_at_its_last_fill_price() -> None:
+    state = GuardState(GuardLimits(max_notional=D(1000)))
+    assert state.on_fill("AAPL-USD", Side.BUY, D(2), D(200)) is None  # 400
+    assert state.on_fill("TSLA-USD", Side.SELL, D(2), D(300)) is None  # 400 + 600 = 1000: at, not over
+    reason = state.on_fill("AAPL-USD", Side.BUY, D("0.001"), D(201))  # 2.001 * 201 + 600
+    assert reason is not None and reason.startswith("notional 1002.201") and "max_notional 1000" in reason
+    # A fill that reduces the position brings it back under.
+    assert GuardState(GuardLimits(max_notional=D(1000)), positions={"X": D(10)},
+                      last_price={"X": D(10)}).on_fill("X", Side.SELL, D(5), D(10)) is None
+
+
+def test_max_rejects_per_minute_is_a_sliding_window() -> None:
+    state = GuardState(GuardLimits(max_rejects_per_minute=2))
+    assert state.on_reject(0.0) is None and state.on_reject(1.0) is None
+    assert state.on_reject(2.0) == "3 rejects in the last minute exceed max_rejects_per_minute 2"
+    later = GuardState(GuardLimits(max_rejects_per_minute=2))
+    assert later.on_reject(0.0) is None and later.on_reject(30.0) is None
+    assert later.on_reject(61.0) is None  # the reject at 0 s left the window
+    assert list(later.rejects) == [30.0, 61.0]
+    assert later.on_reject(62.0) is not None
+
+
+def test_max_disconnect_seconds_counts_from_the_disconnect() -> None:
+    state = GuardState(GuardLimits(max_disconnect_seconds=1.5))
+    assert state.on_clock(100.0) is None  # connected
+    state.disconnected_since = 100.0
+    assert state.on_clock(101.0) is None and state.on_clock(101.5) is None
+    assert state.on_clock(101.6) == "disconnected for 1.6 s (max_disconnect_seconds 1.5)"
+    state.disconnected_since = None  # reconnected
+    assert state.on_clock(500.0) is None

@@ -1,0 +1,124 @@
+"""Each guard limit pulls the kill switch: KillSwitchGuard on a real manager and an in-process venue.
+
+After a trip: the reason names the limit, cancel_all ran and the exchange shows nothing open, new
+orders are refused (``Halted``), and subscribers got a ``GuardTripped`` event.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+from runnerkit import PUB, guarded, manager, tripped, until
+
+from qfex_oms import Halted, OrderManager, OrderRejected, ReconnectPolicy
+from qfex_oms.guard import GuardTripped
+from qfex_oms.sim import Venue
+
+SYMBOL = "AAPL-USD"
+
+
+async def _assert_killed(oms: OrderManager, venue: Venue, guard: object, reason: str, limit: str) -> None:
+    assert limit in reason
+    assert guard.report is not None and guard.report.clean  # type: ignore[attr-defined]
+    assert oms.halted and oms.orders() == []
+    assert venue.open_orders(PUB) == [] and venue.twaps(PUB, active_only=True) == []
+    with pytest.raises(Halted):
+        await oms.place_order(SYMBOL, "BUY", "1", "100")
+
+
+async def _guard_event(stream: object) -> GuardTripped:
+    with trio.fail_after(2):
+        async for event in stream:  # type: ignore[attr-defined]
+            if isinstance(event, GuardTripped):
+                return event
+    raise AssertionError("no GuardTripped event")
+
+
+async def test_max_open_orders(venue: Venue, oms: OrderManager) -> None:
+    with oms.events() as stream:
+        async with guarded(oms, max_open_orders=2) as guard:
+            twap = await oms.place_twap(SYMBOL, "BUY", total_quantity="5", num_orders=5,
+                                        order_interval_secs=3600, client_twap_id="g-twap")
+            for price in (150, 149, 148):
+                try:
+                    await oms.place_order(SYMBOL, "BUY", "1", price)
+                except Halted:
+                    break  # the guard was faster than this order
+            reason = await tripped(guard)
+        await _assert_killed(oms, venue, guard, reason, "max_open_orders 2")
+        assert twap.state.is_terminal
+        event = await _guard_event(stream)
+        assert event.reason == reason and event.report is guard.report
+
+
+async def test_max_position(venue: Venue, oms: OrderManager, oms2: OrderManager) -> None:
+    await oms2.place_order(SYMBOL, "SELL", "5", "200")
+    async with guarded(oms, max_position=1) as guard:
+        await oms.place_order(SYMBOL, "BUY", "1", "190")  # resting: must be cancelled by the kill
+        await oms.place_order(SYMBOL, "BUY", "1", "200", time_in_force="IOC")  # position 1: at the limit
+        await trio.sleep(0.05)
+        assert not guard.tripped.is_set()
+        await oms.place_order(SYMBOL, "BUY", "1", "200", time_in_force="IOC")  # position 2
+        reason = await tripped(guard)
+    assert reason == "position 2 on AAPL-USD exceeds max_position 1"
+    await _assert_killed(oms, venue, guard, reason, "max_position")
+    assert len(venue.open_orders("qfex_pub_demo2")) == 1  # the guard only touches its own account
+
+
+async def test_max_notional(venue: Venue, oms: OrderManager, oms2: OrderManager) -> None:
+    await oms2.place_order("TSLA-USD", "BUY", "5", "300")
+    async with guarded(oms, max_notional=500, max_position=100) as guard:
+        await oms.place_order(SYMBOL, "BUY", "1", "150")
+        await oms.place_order("TSLA-USD", "SELL", "1", "300", time_in_force="IOC")  # 300
+        await trio.sleep(0.05)
+        assert not guard.tripped.is_set()
+        await oms.place_order("TSLA-USD", "SELL", "1", "300", time_in_force="IOC")  # 600
+        reason = await tripped(guard)
+    assert reason == "notional 600 exceeds max_notional 500"
+    await _assert_killed(oms, venue, guard, reason, "max_notional")
+
+
+async def test_max_rejects_per_minute(venue: Venue, oms: OrderManager) -> None:
+    async with guarded(oms, max_rejects_per_minute=2) as guard:
+        await oms.place_order(SYMBOL, "BUY", "1", "150")
+        statuses = []
+        for _ in range(3):
+            with pytest.raises(OrderRejected) as caught:
+                await oms.place_order(SYMBOL, "BUY", "1", "150.001")  # off the tick size
+            statuses.append(caught.value.status)
+        reason = await tripped(guard)
+    assert statuses == ["INVALID_TICK_SIZE_PRECISION_PRICE"] * 3
+    assert reason == "3 rejects in the last minute exceed max_rejects_per_minute 2"
+    await _assert_killed(oms, venue, guard, reason, "max_rejects_per_minute")
+
+
+async def test_max_disconnect_seconds_then_kill_once_reconnected(venue: Venue) -> None:
+    # Reconnecting takes 1 s (a slow, failing-for-now network); the limit is 0.3 s.
+    slow = ReconnectPolicy(initial=1.0, maximum=1.0, multiplier=1.0, jitter=0.0)
+    async with manager(venue, reconnect=slow) as oms, guarded(oms, max_disconnect_seconds=0.3) as guard:
+        for price in (150, 149):
+            await oms.place_order(SYMBOL, "BUY", "1", price)
+        started = trio.current_time()
+        assert await venue.drop_connections(PUB) == 1
+        await until(lambda: guard.reason is not None, what="the guard to notice the disconnect")
+        noticed = trio.current_time() - started
+        assert 0.3 < noticed < 0.9 and not oms.connected
+        # The kill switch waits for the connection, then cancels what the exchange still holds.
+        reason = await tripped(guard)
+        assert oms.connected
+        assert reason.startswith("disconnected for ") and "max_disconnect_seconds 0.3" in reason
+        await _assert_killed(oms, venue, guard, reason, "max_disconnect_seconds")
+
+
+async def test_max_disconnect_seconds_when_the_connection_never_comes_back(venue: Venue) -> None:
+    # No reconnect at all: the guard still trips and halts, but its kill cannot reach the exchange,
+    # and its report says so instead of pretending to be clean.
+    async with manager(venue, reconnect=None, request_timeout=0.3, kill_timeout=1.0) as oms, \
+            guarded(oms, max_disconnect_seconds=0.2) as guard:
+        await oms.place_order(SYMBOL, "BUY", "1", "150")
+        await venue.drop_connections(PUB)
+        reason = await tripped(guard)
+        assert "max_disconnect_seconds 0.2" in reason
+        assert oms.halted and guard.report is not None and not guard.report.clean
+        assert not guard.report.snapshot_checked
+        assert len(venue.open_orders(PUB)) == 1  # cancel_on_disconnect was off: it still rests
