@@ -91,6 +91,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, Any, bool]]] = {
         "cancel_on_disconnect": ("true or false", bool, False),
         "kill_timeout": (_NUMBER, float, False),
         "journal": ("a file path", str, False),
+        "journal_retention": ("a number of seconds", float, False),
         "client_id_prefix": ("a string", str, False),
     },
     "guard": {

@@ -64,6 +64,7 @@ from qfex_oms.session import Credentials, Session, connect
 log = structlog.get_logger("qfex_oms.manager")
 
 PAGE = 1000
+FILL_GAP_GRACE = 0.25  # seconds a FILLED report's fill_response may lag before its trade is fetched
 _REPLY_OF = {"get_user_orders": "all_orders_response", "get_user_trades": "user_trades_response",
              "cancel_all_orders": "ack:cancel_all_orders"}
 _GATED = (m.AddOrder, m.AddTwap, m.ModifyOrder)
@@ -103,6 +104,7 @@ class ManagerSettings:
     client_id_prefix: str = ""
     trades_lookback: float = 60.0
     journal: str | None = None  # path of the SQLite journal; None keeps no journal
+    journal_retention: float | None = None  # seconds: on start, compact orders closed longer ago
 
 
 @define(eq=False)
@@ -129,10 +131,14 @@ class OrderManager:
         self._streams: list[EventStream] = []
         self._followups: trio.MemorySendChannel[list[m.Request]] | None = None
         self._settle_wanted = trio.Event()
+        self._settle_needed = False
+        self._fill_gaps: set[Order] = set()
         self._trades_since = int(time.time() - settings.trades_lookback)
         self.on_frame_received: Callable[[bytes | str], None] | None = None
         self.on_frame_sent: Callable[[bytes], None] | None = None
         self.resync_on_connect = False
+        self._conn_scope: trio.CancelScope | None = None
+        self._closing_ws = False
 
     # ================================================================== public API
 
@@ -402,12 +408,31 @@ class OrderManager:
         with trio.move_on_after(self.settings.request_timeout):
             await slot.event.wait()
         if not slot.event.is_set():
-            # The slot stays queued so a late reply is consumed by it, not by the next caller.
+            # Replies carry no request id, so after a lost answer this kind's replies can no longer be
+            # matched to callers: a stale snapshot given to a newer caller could settle live orders as
+            # gone. Start a fresh connection instead (its resync rebuilds the picture); every waiting
+            # slot fails with NotConnected when the old one goes.
+            await self._restart_connection(f"no answer to {type(request).TYPE}")
             raise RequestTimeout(f"no answer to {type(request).TYPE} within "
-                                 f"{self.settings.request_timeout} s")
+                                 f"{self.settings.request_timeout} s; reconnecting to resynchronise")
         if slot.error is not None:
             raise slot.error
         return slot.value
+
+    async def _restart_connection(self, reason: str) -> None:
+        log.warning("restarting the connection", reason=reason)
+        await self._close_ws(1000, "resynchronise")
+
+    async def _close_ws(self, code: int, reason: str) -> None:
+        """Close the connection on purpose: handshake first (bounded), then stop its tasks."""
+        session, scope = self._session, self._conn_scope
+        if session is None:
+            return
+        self._closing_ws = True
+        with trio.CancelScope(shield=True), trio.move_on_after(2):
+            await session.ws.aclose(code, reason)
+        if scope is not None:
+            scope.cancel()
 
     def _expect_ack(self, request_type: str) -> _Slot:
         slot = _Slot()
@@ -434,7 +459,9 @@ class OrderManager:
             log.warning("trading halted" if halted else "trading resumed", reason=reason)
             self._publish(HaltChanged(halted, reason))
 
-    def _want_settle(self) -> None:
+    def _want_settle(self, gap_only: bool = False) -> None:
+        if not gap_only:
+            self._settle_needed = True
         self._settle_wanted.set()
 
     # ================================================================== reader side (never awaits)
@@ -480,8 +507,15 @@ class OrderManager:
     def _route(self, event: Any) -> None:
         if isinstance(event, OrderUpdated | FillReceived):
             self._wake(event.order)
-            if isinstance(event, OrderUpdated) and event.order.needs_settlement:
-                self._want_settle()
+            if isinstance(event, OrderUpdated):
+                order = event.order
+                if order.needs_settlement:
+                    self._want_settle()
+                elif order.fill_total < order.filled_quantity:
+                    # A FILLED report names more than the fills received: its fill_response is
+                    # usually a frame behind; the settler fetches the trade if it never comes.
+                    self._fill_gaps.add(order)
+                    self._want_settle(gap_only=True)
         elif isinstance(event, CancelFinished | ModifyFinished):
             self._wake(event.request)
         elif isinstance(event, TwapUpdated):
@@ -563,27 +597,39 @@ class OrderManager:
                 except trio_websocket.ConnectionClosed as exc:
                     reason = f"code {exc.reason.code} {exc.reason.reason or ''}".rstrip()
                 closed.set()
-                # While we close on purpose, trio-websocket's own reader still has to finish the
-                # close handshake that aclose() waits for: open_order_manager tears down after it.
-                if not self._closing:
+                # On a close of our own (exit or restart) trio-websocket's reader must still finish
+                # the close handshake that aclose() waits for, so _close_ws tears down after it.
+                if not self._closing_ws:
                     conn.cancel_scope.cancel()
 
+            self._conn_scope, self._closing_ws = conn.cancel_scope, False
             conn.start_soon(reader)
             self._publish(Connected(self.url))
             log.info("connected", url=self.url, public_key=self.credentials.public_key)
             if not first or self.resync_on_connect:
                 self.resync_on_connect = False
-                with trio.move_on_after(self.settings.request_timeout * 3):
-                    diff = await self.reconcile()
-                    self._publish(Reconnected(diff))
-                    log.info("resynced after reconnect", adopted=len(diff.adopted),
-                             settled=len(diff.settled), fills=len(diff.fills_added))
+                await self._resync_after_connect()
             conn.start_soon(self._settler)
             self._ready.set()
             if first:
                 task_status.started()
             await closed.wait()
         return reason
+
+    async def _resync_after_connect(self) -> None:
+        """Reconcile on a new connection. A failure here must not end the manager: the connection
+        drops again (the supervisor reconnects) or the settler retries the snapshot later."""
+        try:
+            with trio.move_on_after(self.settings.request_timeout * 3) as scope:
+                diff = await self.reconcile()
+                self._publish(Reconnected(diff))
+                log.info("resynced after reconnect", adopted=len(diff.adopted),
+                         settled=len(diff.settled), fills=len(diff.fills_added))
+            if scope.cancelled_caught:
+                self._want_settle()
+        except (RequestTimeout, RequestFailedError, NotConnected) as exc:
+            log.warning("resync failed; it will be retried", error=str(exc))
+            self._want_settle()
 
     def _connection_lost(self, reason: str) -> None:
         self._session = None
@@ -607,6 +653,14 @@ class OrderManager:
             await self._settle_wanted.wait()
             await trio.sleep(0.05)
             self._settle_wanted = trio.Event()
+            if not self._settle_needed:
+                # Only fill gaps: give the missing fill_responses a moment before asking.
+                await trio.sleep(FILL_GAP_GRACE)
+                self._fill_gaps = {o for o in self._fill_gaps if o.fill_total < o.filled_quantity}
+                if not self._fill_gaps:
+                    continue
+            self._settle_needed = False
+            self._fill_gaps = set()
             try:
                 diff = await self.reconcile()
                 log.info("settled from snapshot", settled=len(diff.settled), adopted=len(diff.adopted))
@@ -620,10 +674,7 @@ class OrderManager:
 
     async def _close(self) -> None:
         self._closing = True
-        session = self._session
-        if session is not None:
-            with trio.CancelScope(shield=True), trio.move_on_after(2):
-                await session.ws.aclose()
+        await self._close_ws(1000, "closing")
         for stream in list(self._streams):
             stream.close()
 
@@ -675,8 +726,11 @@ async def open_order_manager(
 async def _recover(oms: OrderManager, path: str) -> Journal:
     """Open the journal, rebuild the book from it, and hook it to every frame sent and received."""
     journal = await trio.to_thread.run_sync(
-        lambda: Journal.open(path, account=oms.credentials.public_key, venue=oms.url))
-    if journal.report.lost:
+        lambda: Journal.open(path, account=_journal_identity(oms.credentials), venue=oms.url))
+    if oms.settings.journal_retention is not None:
+        compaction = await journal.compact_async(oms.settings.journal_retention)
+        log.info("journal compacted", **compaction.describe())
+    if journal.report.damaged:
         log.warning("journal tail was damaged; recovered up to the last good record",
                     **journal.report.describe())
     records = await trio.to_thread.run_sync(journal.records)
@@ -689,3 +743,10 @@ async def _recover(oms: OrderManager, path: str) -> Journal:
     oms.on_frame_sent = journal.append_sent
     oms.on_frame_received = journal.append_received
     return journal
+
+
+def _journal_identity(credentials: Credentials) -> str:
+    """A sub-account keeps a book of its own: its journal is not the primary account's."""
+    if credentials.account_id is None:
+        return credentials.public_key
+    return f"{credentials.public_key}/{credentials.account_id}"

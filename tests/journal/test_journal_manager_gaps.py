@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from journalkit import PUB, manager
 
 from qfex_oms.sim import open_simulator
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: OrderManager._run_connection awaits reconcile() for the resync after a journal recovery "
-    "(and after every reconnect) without catching RequestTimeout/RequestFailed/NotConnected, so one "
-    "lost get_user_orders answer makes open_order_manager(journal=...) raise instead of starting and "
-    "letting the settler retry (on a reconnect it takes the whole manager down)"))
 async def test_a_lost_resync_answer_does_not_stop_recovery(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     async with open_simulator(rate_limits=None, ping_interval=None) as venue:

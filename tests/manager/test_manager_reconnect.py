@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 import trio
 from faultkit import FAST, SHORT, kept_away, next_event
 from managerkit import PUB, assert_book_matches, drain, manager, wait_until
@@ -242,10 +241,6 @@ async def test_disconnected_connected_reconnected_in_order(venue: Venue) -> None
         assert not any(isinstance(e, Disconnected | Reconnected) for e in await drain(stream, 0.2))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: OrderManager._run_connection lets the resync's RequestTimeout escape _supervise "
-    "(only connection errors are caught there): one lost get_user_orders answer after a "
-    "reconnect ends open_order_manager with RequestTimeout"))
 async def test_a_lost_resync_answer_does_not_kill_the_manager(venue: Venue) -> None:
     async with manager(venue, reconnect=FAST, request_timeout=SHORT) as oms:
         order = await oms.place_order(S, "BUY", "1", "100")
@@ -264,10 +259,6 @@ async def test_a_lost_resync_answer_does_not_kill_the_manager(venue: Venue) -> N
         await assert_book_matches(oms, venue)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a connection lost in the middle of the resync makes its get_user_trades fail to send; "
-    "reconcile() raises NotConnected, which escapes OrderManager._supervise and ends "
-    "open_order_manager instead of reconnecting again"))
 async def test_a_drop_during_the_resync_does_not_kill_the_manager(venue: Venue) -> None:
     async with manager(venue, reconnect=ReconnectPolicy(initial=0.1, jitter=0.0),
                        request_timeout=SHORT) as oms:
