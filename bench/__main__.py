@@ -1,0 +1,87 @@
+"""`make bench`: every row as a figure beside a baseline measured in the same run.
+
+Exits non-zero when a design.md target is missed. Writes bench/results/last.json for the record.
+Options: --quick (smaller counts, for a smoke run), --rows 1,3,5 (only those rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import loopback, micro
+from bench.common import Row
+
+
+def collect(rows: set[str], quick: bool) -> list[Row]:
+    n = 400 if quick else 2000
+    out: list[Row] = []
+    if "1" in rows:
+        out.append(micro.row_decode_apply(n))
+    if "2" in rows:
+        out += micro.rows_cancel_resolution(1000 if quick else 5000)
+    if "3" in rows or "4" in rows:
+        out += loopback.rows_round_trips(500 if quick else 2000)
+    if "5" in rows:
+        out.append(loopback.row_kill(2000 if quick else 10_000))
+    if "6" in rows:
+        out.append(micro.row_memory(20_000 if quick else 100_000))
+    if "7" in rows:
+        out.append(micro.row_journal(n))
+    if "8" in rows:
+        for book in (1_000, 10_000, 100_000):
+            row = micro.row_decode_apply(n, book=book)
+            row.name = f"8. row 1 with {book:,} orders already in the book"
+            out.append(row)
+        for count in ((1_000, 3_000) if quick else (1_000, 10_000, 30_000)):
+            row = loopback.row_kill(count)
+            row.name = f"8. row 5 at {count:,} orders (per order: {row.value * 1000 / count:.1f} us)"
+            row.target, row.ok = "", None
+            out.append(row)
+    return out
+
+
+def render(rows: list[Row], console: Console) -> None:
+    table = Table(title="qfex_oms benchmarks (ratio = figure / baseline, same run)")
+    for column in ("row", "figure", "baseline", "ratio", "target", "ok"):
+        table.add_column(column, justify="left" if column in ("row", "target") else "right")
+    for row in rows:
+        ok = "" if row.ok is None else ("yes" if row.ok else "NO")
+        table.add_row(row.name, f"{row.value:,.2f} {row.unit}", f"{row.baseline:,.2f} ({row.baseline_name})",
+                      f"{row.ratio:.2f}x", row.target, ok)
+    console.print(table)
+    for row in rows:
+        if row.note:
+            console.print(f"note on {row.name}: {row.note}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rows", default="1,2,3,4,5,6,7,8")
+    args = parser.parse_args()
+    console = Console(width=160)
+    started = time.perf_counter()
+    rows = collect(set(args.rows.split(",")), args.quick)
+    render(rows, console)
+    missed = [r.name for r in rows if r.ok is False]
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "last.json").write_text(json.dumps({
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "python": platform.python_version(),
+        "machine": platform.machine(), "seconds": time.perf_counter() - started,
+        "rows": [r.as_dict() for r in rows]}, indent=2))
+    console.print(f"{len(rows)} rows in {time.perf_counter() - started:.0f} s; "
+                  + (f"[red]targets missed: {', '.join(missed)}[/red]" if missed else "every target met"))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
