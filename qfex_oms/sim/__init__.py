@@ -2,7 +2,7 @@
 
 ``async with open_simulator(port=0) as venue: ...`` serves ``venue.url``; ``qfex-oms sim`` runs the
 same thing as a process. Behaviour QFEX does not document is chosen in ``choices.py`` and listed
-in ``CHOICES.md``.
+in README.md ("Simulator choices").
 """
 
 from qfex_oms.sim.faults import Faults
