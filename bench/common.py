@@ -51,6 +51,16 @@ def best_of(fn: Callable[[], float], repeats: int = 7) -> float:
     return min(results)
 
 
+def best_of_pair(subject: Callable[[], float], baseline: Callable[[], float],
+                 repeats: int = 9) -> tuple[float, float]:
+    """Fastest run of each, alternating them so a burst of machine noise lands on both sides."""
+    best_s = best_b = float("inf")
+    for _ in range(repeats):
+        best_s = min(best_s, best_of(subject, 1))
+        best_b = min(best_b, best_of(baseline, 1))
+    return best_s, best_b
+
+
 def timed(loop: Callable[[], None]) -> float:
     start = time.perf_counter()
     loop()

@@ -160,13 +160,13 @@ def decode_reply(raw: bytes | str) -> m.Reply:
         raise ProtocolError(f"frame is not JSON: {exc}", raw) from None
     if type(obj) is dict and len(obj) == 1:
         # Hot path: one key, and it is one of the two frames that arrive by the thousand.
-        (key,) = obj
-        fast = _FAST_BY_KEY.get(key)
-        if fast is not None:
-            try:
-                return fast(obj[key])
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ProtocolError(f"malformed {key}: {_describe(exc)}", raw) from None
+        for key, payload in obj.items():
+            fast = _FAST_BY_KEY.get(key)
+            if fast is not None:
+                try:
+                    return fast(payload)
+                except (ValueError, TypeError, KeyError) as exc:
+                    raise ProtocolError(f"malformed {key}: {_describe(exc)}", raw) from None
     if not isinstance(obj, dict) or not obj:
         raise ProtocolError("frame is not a non-empty JSON object", raw)
     key = _reply_key(obj, raw)

@@ -119,14 +119,16 @@ def make_structurers(structure_decimal: Any) -> dict[type, Any]:
         if not (cid is None or type(cid) is str) or not (uid is None or type(uid) is str) \
                 or not (tid is None or type(tid) is str):
             raise TypeError("client_order_id, user_id and trade_id must be strings or null")
+        side, kind, tif, when = g("side"), g("type"), g("time_in_force"), g("update_time")
         return m.OrderResponse(
             order_id,
             symbol,
             (_STATUS.get(status) if type(status) is str else None)
             or _member(status, _STATUS, OrderStatus, "status"),
-            _opt_member(g("side"), _SIDE, Side, "side"),
-            _opt_member(g("type"), _TYPE, OrderType, "type"),
-            _opt_member(g("time_in_force"), _TIF, TimeInForce, "time_in_force"),
+            (_SIDE.get(side) if type(side) is str else None) or _opt_member(side, _SIDE, Side, "side"),
+            (_TYPE.get(kind) if type(kind) is str else None) or _opt_member(kind, _TYPE, OrderType, "type"),
+            (_TIF.get(tif) if type(tif) is str else None)
+            or _opt_member(tif, _TIF, TimeInForce, "time_in_force"),
             (decimals.get(v1) if type(v1) is float else None) or opt_dec(v1),
             (decimals.get(v2) if type(v2) is float else None) or opt_dec(v2),
             (decimals.get(v3) if type(v3) is float else None) or opt_dec(v3),
@@ -134,7 +136,7 @@ def make_structurers(structure_decimal: Any) -> dict[type, Any]:
             (decimals.get(v4) if type(v4) is float else None) or opt_dec(v4),
             (decimals.get(v5) if type(v5) is float else None) or opt_dec(v5),
             uid,
-            _opt_float(g("update_time"), "update_time"),
+            when if type(when) is float else _opt_float(when, "update_time"),
             tid,
         )
 
