@@ -6,33 +6,22 @@ real time (``trio.fail_after``/``move_on_after``), never by an autojump clock.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import trio
+from simkit import CREDS, CREDS2, OPTIONS, PUB, PUB2, SECRET, SECRET2, manager  # noqa: F401  (re-exported)
 
-from qfex_oms import Credentials, Order, OrderManager, OrderState, open_order_manager
+from qfex_oms import Order, OrderManager, OrderState
 from qfex_oms.events import EventStream
 from qfex_oms.sim import Venue
 
-PUB, SECRET = "qfex_pub_demo", "qfex_secret_demo"
-PUB2, SECRET2 = "qfex_pub_demo2", "qfex_secret_demo2"
-CREDS = Credentials(PUB, SECRET)
-CREDS2 = Credentials(PUB2, SECRET2)
 SYMBOLS = ("AAPL-USD", "TSLA-USD", "US500-USD")
 # Manager options for tests: short deadlines so a lost answer fails a test fast instead of hanging.
-OPTIONS: dict[str, Any] = {"request_timeout": 5.0, "handshake_timeout": 5.0, "kill_timeout": 5.0}
 
 
-@asynccontextmanager
-async def manager(
-    venue: Venue, credentials: Credentials = CREDS, **options: Any
-) -> AsyncIterator[OrderManager]:
-    async with open_order_manager(venue.url, credentials, **{**OPTIONS, **options}) as oms:
-        yield oms
 
 
 class FrameLog:

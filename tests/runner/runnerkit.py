@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from simkit import CREDS, CREDS2, OPTIONS, manager  # noqa: F401  (re-exported)
 
-from qfex_oms import Credentials, OrderManager, open_order_manager
+from qfex_oms import OrderManager
 from qfex_oms.config import Config, GuardLimits
 from qfex_oms.guard import KillSwitchGuard
 from qfex_oms.sim import Venue
@@ -22,16 +23,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RESTING = HERE / "resting_strategy.py"
 PUB = "qfex_pub_demo"
-CREDS = Credentials(PUB, "qfex_secret_demo")
-CREDS2 = Credentials("qfex_pub_demo2", "qfex_secret_demo2")
-OPTIONS: dict[str, Any] = {"request_timeout": 5.0, "handshake_timeout": 5.0, "kill_timeout": 5.0}
 
 
-@asynccontextmanager
-async def manager(venue: Venue, credentials: Credentials = CREDS, **options: Any
-                  ) -> AsyncIterator[OrderManager]:
-    async with open_order_manager(venue.url, credentials, **{**OPTIONS, **options}) as oms:
-        yield oms
 
 
 @asynccontextmanager

@@ -1,11 +1,11 @@
-"""Fixtures of the runner and guard tests: an in-process simulator and managers (helpers: runnerkit)."""
+"""Fixtures shared by every folder that talks to the simulator: a venue and two connected managers."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
-from runnerkit import CREDS2, manager
+from simkit import CREDS2, TIME_SCALE, manager
 
 from qfex_oms import OrderManager
 from qfex_oms.sim import Venue, open_simulator
@@ -13,7 +13,7 @@ from qfex_oms.sim import Venue, open_simulator
 
 @pytest.fixture
 async def venue() -> AsyncIterator[Venue]:
-    async with open_simulator(time_scale=1000.0) as v:
+    async with open_simulator(time_scale=TIME_SCALE) as v:
         yield v
 
 
@@ -25,6 +25,6 @@ async def oms(venue: Venue) -> AsyncIterator[OrderManager]:
 
 @pytest.fixture
 async def oms2(venue: Venue) -> AsyncIterator[OrderManager]:
-    """The second demo account: the counterparty that makes real fills."""
+    """A manager on the second demo account: the counterparty that makes real fills."""
     async with manager(venue, CREDS2) as m:
         yield m
