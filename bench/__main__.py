@@ -18,6 +18,7 @@ from rich.table import Table
 
 from bench import loopback, micro
 from bench.common import Row
+from qfex_oms.logs import configure_logging
 
 
 def collect(rows: set[str], quick: bool) -> list[Row]:
@@ -39,6 +40,7 @@ def collect(rows: set[str], quick: bool) -> list[Row]:
         for book in (1_000, 10_000, 100_000):
             row = micro.row_decode_apply(n, book=book)
             row.name = f"8. row 1 with {book:,} orders already in the book"
+            row.target, row.ok = "flat", None  # growth is judged across these rows, not each
             out.append(row)
         for count in ((1_000, 3_000) if quick else (1_000, 10_000, 30_000)):
             row = loopback.row_kill(count)
@@ -67,6 +69,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rows", default="1,2,3,4,5,6,7,8")
     args = parser.parse_args()
+    configure_logging("error")  # the manager's own log lines would bury the table
     console = Console(width=160)
     started = time.perf_counter()
     rows = collect(set(args.rows.split(",")), args.quick)
