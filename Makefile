@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(BIN)/python -m qfex_oms demo
 
 test: $(STAMP)
+	$(BIN)/ruff check qfex_oms tests bench strategies
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

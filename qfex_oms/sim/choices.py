@@ -1,8 +1,8 @@
 """Every behaviour of the simulator that QFEX's documentation leaves open, in one place.
 
-Each constant names a choice listed in README.md, "Simulator choices" (same numbering, ``C<n>``). The engine, the
-validation and the server import these instead of repeating literals, so changing a choice here
-changes it everywhere. Numbers that a test or a benchmark may want to vary live in
+Each constant names a choice listed in README.md, "Simulator choices" (same numbering, ``C<n>``).
+The engine, the validation and the server import these instead of repeating literals, so
+changing a choice here changes it everywhere. Numbers that a test or a benchmark may want to vary live in
 ``qfex_oms.sim.settings.SimSettings`` instead; their defaults are documented there and in README.md.
 """
 
