@@ -7,7 +7,11 @@ reordered replies, an ``err`` for a cancel (design.md "Cancel resolution and rec
 
 Correlation, since QFEX has no request ids: ACKs by ``(symbol, client_order_id)`` in submit order,
 cancel answers by the id that was sent, ``err`` frames by their ``incoming_message`` echo, TWAP
-answers by ``twap_id`` or ``(symbol, client_twap_id)``.
+answers by ``twap_id`` or ``(symbol, client_twap_id)``. Fills travel on their own channel and may
+overtake the ACK: one for an id the book lacks binds only the one pending order it can describe, and
+is otherwise held until an ``order_response`` names that id. Several cancels may be in flight under
+one key (an id sent again, a group and a single cancel); each key keeps them oldest first, as QFEX
+answers frames in order.
 """
 
 from __future__ import annotations
@@ -48,6 +52,11 @@ log = structlog.get_logger("qfex_oms.core")
 
 S = OrderStatus
 _ENDS_AT_ONCE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
+# Statuses that only answer a cancel or a modify: never the first word about a new order.
+_NEVER_ANSWERS_ADD = frozenset({S.NO_SUCH_ORDER, S.MODIFIED, S.CANNOT_MODIFY_PARTIAL_FILL,
+                                S.CANNOT_MODIFY_NO_SUCH_ORDER})
+_CANCEL_STATUSES = frozenset({S.CANCELLED, S.CANCELLED_STP})
+ALREADY_CLOSED = "ALREADY_CLOSED"
 CancelKey = tuple[str, CancelIdType, str]
 
 
@@ -57,10 +66,11 @@ class OmsCore:
         self.seq = 0
         self._frames: list[m.Request] = []
         self._events: list[Event] = []
-        self._cancels: dict[CancelKey, CancelRequest] = {}
+        self._cancels: dict[CancelKey, list[CancelRequest]] = {}  # open, oldest first
         self._cancel_keys: dict[int, list[CancelKey]] = {}
         self._order_cancels: dict[int, list[CancelRequest]] = {}
         self._modifies: dict[str, ModifyRequest] = {}
+        self._held: dict[str, list[m.FillResponse]] = {}  # fills whose order is not known yet
 
     # ------------------------------------------------------------------ outputs
 
@@ -71,6 +81,10 @@ class OmsCore:
     def take_events(self) -> list[Event]:
         events, self._events = self._events, []
         return events
+
+    def held_fills(self) -> list[m.FillResponse]:
+        """Fills not applied yet: their order_id fits several pending orders, or none of them."""
+        return [f for fills in self._held.values() for f in fills]
 
     def _next_seq(self) -> int:
         self.seq += 1
@@ -154,14 +168,21 @@ class OmsCore:
                 if known.symbol != symbol:
                     raise CancelError(f"order {value} is on {known.symbol}, not {symbol}")
                 return self._cancel_order(known, retry)
-            return self._send_cancel(CancelRequest(self._next_seq(), mode, value, symbol), retry)
+            return self._cancel_unknown(symbol, mode, value, retry)
         if mode is CancelIdType.CLIENT_ORDER_ID:
             return self._cancel_client_id(symbol, value, retry)
         twap = (self.tracker.twap_by_id(value) if mode is CancelIdType.TWAP_ID
                 else self.tracker.twap_by_client(symbol, value))
         if twap is not None and twap.symbol == symbol:
             return self._cancel_twap(twap, retry, (mode, value))
-        return self._send_cancel(CancelRequest(self._next_seq(), mode, value, symbol), retry)
+        return self._cancel_unknown(symbol, mode, value, retry)
+
+    def _cancel_unknown(self, symbol: str, mode: CancelIdType, value: str, retry: bool) -> CancelRequest:
+        """An id the book lacks goes as given; asking again joins the cancel already in flight."""
+        existing = self._newest((symbol, mode, value))
+        if existing is not None and not retry:
+            return existing
+        return self._send_cancel(existing or CancelRequest(self._next_seq(), mode, value, symbol), retry)
 
     def _cancel_order(self, order: Order, retry: bool) -> CancelRequest:
         if self.tracker.by_local_id(order.local_id) is not order:
@@ -174,7 +195,13 @@ class OmsCore:
         sharing = self.tracker.live_members(order.symbol, order.client_order_id)
         wire = cancel_rules.order_wire_selector(order, sharing)
         if existing is not None:
-            return self._send_cancel(existing, retry=True) if wire else existing
+            if wire is None:
+                return existing
+            if not existing.frame_sent:
+                # Held for the ACK (value still ""), but the sibling is gone: it can go now.
+                existing.mode, existing.value = wire
+                order.cancel_requested = False
+            return self._send_cancel(existing, retry=True)
         if wire is None:
             request = CancelRequest(self._next_seq(), CancelIdType.ORDER_ID, "", order.symbol, [order])
             order.cancel_requested = True
@@ -186,11 +213,13 @@ class OmsCore:
         return self._send_cancel(request, retry)
 
     def _cancel_client_id(self, symbol: str, client_order_id: str, retry: bool) -> CancelRequest:
-        key = (symbol, CancelIdType.CLIENT_ORDER_ID, client_order_id)
-        existing = self._cancels.get(key)
-        if existing is not None and not retry:
-            return existing
+        """Joins the group cancel in flight, unless a member was placed after it went (it missed it)."""
+        existing = self._newest((symbol, CancelIdType.CLIENT_ORDER_ID, client_order_id))
         live = self.tracker.live_members(symbol, client_order_id)
+        if existing is not None and not retry:
+            if all(order in existing.targets for order in live):
+                return existing
+            existing = None
         request = existing or CancelRequest(self._next_seq(), CancelIdType.CLIENT_ORDER_ID,
                                             client_order_id, symbol, live)
         for order in live:
@@ -205,12 +234,12 @@ class OmsCore:
                      selector: tuple[CancelIdType, str] | None = None) -> CancelRequest:
         """An explicit selector goes on the wire as given; a Twap object goes by its best id."""
         mode, value = selector or cancel_rules.twap_wire_selector(twap)
-        existing = self._cancels.get((twap.symbol, mode, value))
+        existing = self._newest((twap.symbol, mode, value))
         if existing is not None and not retry:
             return existing
         if twap.state.is_terminal:
             request = CancelRequest(self._next_seq(), mode, value, twap.symbol, twap=twap,
-                                    status="ALREADY_CLOSED", done=True)
+                                    status=ALREADY_CLOSED, done=True)
             self._events.append(CancelFinished(request))
             return request
         request = existing or CancelRequest(self._next_seq(), mode, value, twap.symbol, twap=twap)
@@ -221,7 +250,7 @@ class OmsCore:
     def _finished_locally(self, order: Order) -> CancelRequest:
         """Cancelling an order that already ended sends nothing: there is nothing left to cancel."""
         request = CancelRequest(self._next_seq(), CancelIdType.ORDER_ID, order.order_id or "",
-                                order.symbol, [order], status="ALREADY_CLOSED", done=True)
+                                order.symbol, [order], status=ALREADY_CLOSED, done=True)
         self._events.append(CancelFinished(request))
         return request
 
@@ -230,8 +259,13 @@ class OmsCore:
             return request
         self._register(request, request.key)
         request.frame_sent = True
+        # A frame sent later than the request was made (a retry, a cancel held for the ACK) is a new
+        # local action: a snapshot requested before it must leave its orders alone.
+        seq = request.seq if request.seq == self.seq else self._next_seq()
+        if request.twap is not None:
+            request.twap.seq = seq
         for order in request.targets:
-            order.seq = request.seq
+            order.seq = seq
             if order.order_id is not None:
                 self._order_event(order, OrderEvent.CANCEL_SENT, None)
         self._frames.append(m.CancelOrder(order_id=request.value, symbol=request.symbol,
@@ -239,10 +273,26 @@ class OmsCore:
         return request
 
     def _register(self, request: CancelRequest, key: CancelKey) -> None:
-        self._cancels[key] = request
-        keys = self._cancel_keys.setdefault(request.seq, [])
-        if key not in keys:
+        """Queue the request under a key it sent; another request under the same key stays queued."""
+        requests = self._cancels.get(key)
+        if requests is None:
+            self._cancels[key] = [request]
+        elif request not in requests:
+            requests.append(request)
+        keys = self._cancel_keys.get(request.seq)
+        if keys is None:
+            self._cancel_keys[request.seq] = [key]
+        elif key not in keys:
             keys.append(key)
+
+    def _keyed(self, key: CancelKey) -> CancelRequest | None:
+        """The oldest open cancel sent under ``key``: the one an answer for that key is for."""
+        requests = self._cancels.get(key)
+        return requests[0] if requests else None
+
+    def _newest(self, key: CancelKey) -> CancelRequest | None:
+        requests = self._cancels.get(key)
+        return requests[-1] if requests else None
 
     def _attach(self, request: CancelRequest, order: Order) -> None:
         if order not in request.targets:
@@ -301,7 +351,7 @@ class OmsCore:
                 self._twap_event(twap, TwapEvent.LOST, "DISCONNECTED")
 
     def _cancel_by_seq(self) -> dict[int, CancelRequest]:
-        found = {r.seq: r for r in self._cancels.values() if not r.done}
+        found = {r.seq: r for requests in self._cancels.values() for r in requests if not r.done}
         for requests in self._order_cancels.values():
             for request in requests:
                 if not request.done:
@@ -317,6 +367,9 @@ class OmsCore:
 
     def _on_order_response(self, r: m.OrderResponse) -> None:
         order = self.tracker.by_order_id(r.order_id)
+        if order is not None and order.symbol != r.symbol:
+            self._answer_unknown_id(r)  # a cancel sent with the wrong symbol: not about this order
+            return
         if order is None:
             twap = self.tracker.twap_by_id(r.order_id)
             if twap is not None:
@@ -326,8 +379,7 @@ class OmsCore:
         status = r.status
         if order is None:
             if status in (S.ACK, S.FILLED, S.CANCELLED, S.CANCELLED_STP, S.MODIFIED):
-                order = self.tracker.adopt(_order_from_response(r))
-                self._link_twap_child(order)
+                order = self.adopt(_order_from_response(r))
                 log.info("adopted order", **order.describe(), status=str(status))
             else:
                 self._answer_unknown_id(r)
@@ -344,7 +396,6 @@ class OmsCore:
             self._after_ack(order)
         elif status in (S.CANCELLED, S.CANCELLED_STP):
             self._order_event(order, OrderEvent.CANCELLED, status)
-            self._ended(order, status)
         elif status is S.MODIFIED:
             self._on_modified(order, r)
         elif status is S.NO_SUCH_ORDER:
@@ -355,12 +406,51 @@ class OmsCore:
             self._rejection(order, status)
 
     def _bind_pending(self, r: m.OrderResponse) -> Order | None:
-        order = self.tracker.first_pending(r.symbol, r.client_order_id)
-        if order is None:
+        """The answer to an add_order: the first pending order (submit order) that it can describe.
+
+        NO_SUCH_ORDER and the modify answers never answer an add, and a refusal naming an id we
+        cancelled before knowing it answers that cancel: neither may take a pending order.
+        """
+        status = r.status
+        if status in _NEVER_ANSWERS_ADD:
             return None
-        if r.order_id and not r.status.is_rejection:
-            self.tracker.bind(order, r.order_id)
+        rejection = status.is_rejection
+        if rejection and r.order_id and self._keyed((r.symbol, CancelIdType.ORDER_ID, r.order_id)):
+            return None
+        queue = self.tracker.pending(r.symbol, r.client_order_id)
+        if not queue:
+            return None
+        order = queue[0]
+        if len(queue) > 1:
+            order = next((o for o in queue if o.could_be(r.side, r.type, r.time_in_force, r.price,
+                                                         r.quantity)), order)
+        if r.order_id and not rejection:
+            self.bind(order, r.order_id)
         return order
+
+    def bind(self, order: Order, order_id: str) -> None:
+        """Give a pending order its exchange id; what waited for that id applies to it now."""
+        self.tracker.bind(order, order_id)
+        self._id_learnt(order)
+
+    def adopt(self, order: Order) -> Order:
+        """Take an order learnt from the exchange into the book (placed elsewhere, a TWAP child)."""
+        self.tracker.adopt(order)
+        self._link_twap_child(order)
+        self._id_learnt(order)
+        return order
+
+    def _id_learnt(self, order: Order) -> None:
+        """A cancel sent by this id before the core knew it covers the order; held fills apply."""
+        order_id = order.order_id
+        if order_id is None:
+            return
+        if self._cancels:
+            for request in self._cancels.get((order.symbol, CancelIdType.ORDER_ID, order_id), ()):
+                self._attach(request, order)
+        if self._held:
+            for f in self._held.pop(order_id, ()):
+                self._on_fill(f)
 
     def _after_ack(self, order: Order) -> None:
         """A cancel that waited for this order's ACK goes out now, by order id."""
@@ -381,6 +471,7 @@ class OmsCore:
                 self._send_cancel(request, retry=False)
             else:
                 self._register(request, key)
+                order.seq = self._next_seq()
                 self._frames.append(m.CancelOrder(order_id=order.order_id, symbol=order.symbol,
                                                   cancel_order_id_type=CancelIdType.ORDER_ID))
         if request.frame_sent and order.state is OrderState.OPEN:
@@ -403,18 +494,38 @@ class OmsCore:
             return
         order = self.tracker.by_order_id(f.order_id)
         if order is None:
-            order = self.tracker.first_pending(f.symbol, f.client_order_id)
-            if order is not None:
-                self.tracker.bind(order, f.order_id)
-            else:
-                order = self.tracker.adopt(_order_from_fill(f))
-                self._link_twap_child(order)
-                log.info("adopted order from a fill", **order.describe())
+            order = self._place_fill(f)
+            if order is None:
+                return
         self.record_fill(order, Fill(f.trade_id, f.order_id, f.symbol, f.side, f.price, f.quantity,
                                      f.fee, f.timestamp))
         self._note_leaves(order, f.remaining_quantity)
         self._order_event(order, self._fill_event(order, final_report=False), S.FILLED)
         self._after_ack(order)
+
+    def _place_fill(self, f: m.FillResponse) -> Order | None:
+        """Find the order of a fill that overtook its ACK, or hold the fill (None) until it is known.
+
+        Fills do not come in submit order, so the first pending order sharing the client id may be a
+        sibling: bind only the one pending order the fill can describe. Several (or none, e.g. the
+        exchange wrote the price differently) fit: hold it; the ACK that names the id releases it.
+        """
+        pending = self.tracker.pending(f.symbol, f.client_order_id)
+        if not pending:
+            order = self.adopt(_order_from_fill(f))
+            log.info("adopted order from a fill", **order.describe())
+            return order
+        least = f.quantity + (f.remaining_quantity or 0)
+        fitting = [o for o in pending if o.could_be(f.side, f.order_type, f.tif, f.order_price, least)]
+        if len(fitting) == 1:
+            self.bind(fitting[0], f.order_id)
+            return fitting[0]
+        held = self._held.setdefault(f.order_id, [])
+        if all(h.trade_id != f.trade_id for h in held):
+            held.append(f)
+        log.info("fill held until its order is known", order_id=f.order_id, trade_id=f.trade_id,
+                 client_order_id=f.client_order_id, candidates=len(fitting))
+        return None
 
     def record_fill(self, order: Order, fill: Fill) -> bool:
         """Count a fill once, by trade id. Returns False for a duplicate."""
@@ -458,24 +569,41 @@ class OmsCore:
         request.status, request.done = status, True
         self._events.append(ModifyFinished(request))
 
+    def _answered(self, order: Order) -> CancelRequest | None:
+        """The cancel an answer naming this order is for: one sent by its id, else its group's."""
+        request = self._keyed((order.symbol, CancelIdType.ORDER_ID, order.order_id or ""))
+        if request is None:
+            request = self._keyed((order.symbol, CancelIdType.CLIENT_ORDER_ID, order.client_order_id))
+            if request is not None and order not in request.targets:
+                return None
+        return request
+
     def _no_such_order(self, order: Order) -> None:
         """Not a cancel: the order may have filled, or its fill may still be on the way."""
-        request = self._open_cancel_for(order)
+        request = self._answered(order)
         if order.state.is_live:
             order.needs_settlement = True
         self._order_event(order, OrderEvent.NO_SUCH_ORDER, S.NO_SUCH_ORDER)
         if request is not None:
-            self._finish_cancel(request, str(S.NO_SUCH_ORDER))
+            self._refused(request, order, str(S.NO_SUCH_ORDER))
+
+    def _refused(self, request: CancelRequest, order: Order, status: str) -> None:
+        """An answer about one order a cancel covers; it finishes once no other is in flight."""
+        if order not in request.refused:
+            request.refused.append(order)
+        request.refusal = status
+        if request.settled():
+            self._finish_cancel(request, status)
 
     def _rejection(self, order: Order, status: OrderStatus) -> None:
-        request = self._open_cancel_for(order)
+        """A new order refused (its cancels end with it, see _target_ended), or a cancel refused."""
         if order.state in (OrderState.PENDING_NEW, OrderState.UNKNOWN) and order.order_id is None:
             self._order_event(order, OrderEvent.REJECT, status)
-            if request is not None:
-                self._finish_cancel(request, str(status))
-        elif request is not None and request.frame_sent:
+            return
+        request = self._answered(order)
+        if request is not None:
             self._order_event(order, OrderEvent.CANCEL_REFUSED, status)
-            self._finish_cancel(request, str(status))
+            self._refused(request, order, str(status))
         elif order.order_id is not None and order.order_id in self._modifies:
             self._refuse_modify(order, status)
         else:
@@ -486,8 +614,8 @@ class OmsCore:
         """NO_SUCH_ORDER or a refusal naming an id we do not hold as an order: a cancel's answer."""
         for mode in CancelIdType:
             for value in (r.order_id, r.client_order_id):
-                request = self._cancels.get((r.symbol, mode, value or ""))
-                if request is not None and not request.done:
+                request = self._keyed((r.symbol, mode, value or ""))
+                if request is not None:
                     for order in request.targets:
                         if order.state is OrderState.PENDING_CANCEL:
                             event = (OrderEvent.NO_SUCH_ORDER if r.status is S.NO_SUCH_ORDER
@@ -502,32 +630,57 @@ class OmsCore:
         log.warning("order_response matched nothing", order_id=r.order_id, symbol=r.symbol,
                     client_order_id=r.client_order_id, status=str(r.status))
 
-    def _ended(self, order: Order, status: OrderStatus) -> None:
-        """An order was cancelled: credit every cancel that covers it and finish those now complete."""
+    def _target_ended(self, order: Order, event: OrderEvent, status: str | None) -> None:
+        """An order ended: settle the cancels that cover it once none of their orders is left.
+
+        The exchange's CANCELLED credits every cancel covering the order (a group cancel by client
+        id also takes members it did not know). A rejected order ends its cancels with the
+        rejection. A fill or a snapshot settlement ends only a cancel still held for the ACK: nothing
+        will answer it; one on the wire still gets its answer (NO_SUCH_ORDER).
+        """
+        credit = event is OrderEvent.CANCELLED and status in _CANCEL_STATUSES
+        for request in self._covering(order, credit):
+            if request.done:
+                continue
+            if credit and order not in request.cancelled:
+                request.cancelled.append(order)
+            if not request.settled():
+                continue
+            if credit:
+                self._finish_cancel(request, request.refusal or str(S.CANCELLED))
+            elif event is OrderEvent.REJECT:
+                self._finish_cancel(request, str(status))
+            elif not request.frame_sent:
+                self._finish_cancel(request, request.refusal or ALREADY_CLOSED)
+
+    def _covering(self, order: Order, credit: bool) -> list[CancelRequest]:
         requests = list(self._order_cancels.get(order.local_id, ()))
-        for key in ((order.symbol, CancelIdType.CLIENT_ORDER_ID, order.client_order_id),
-                    (order.symbol, CancelIdType.ORDER_ID, order.order_id or "")):
-            request = self._cancels.get(key)
+        if not self._cancels:
+            return requests
+        keys = [(order.symbol, CancelIdType.ORDER_ID, order.order_id or "")]
+        if credit:
+            keys.append((order.symbol, CancelIdType.CLIENT_ORDER_ID, order.client_order_id))
+        for key in keys:
+            request = self._keyed(key)
             if request is not None and request not in requests:
                 self._attach(request, order)
                 requests.append(request)
-        for request in requests:
-            if request.done:
-                continue
-            if order not in request.cancelled:
-                request.cancelled.append(order)
-            if all(t.state.is_terminal for t in request.targets):
-                self._finish_cancel(request, str(status) if status is not S.CANCELLED_STP
-                                    else str(S.CANCELLED))
+        return requests
 
     def _finish_cancel(self, request: CancelRequest, status: str) -> None:
+        """CANCELLED only when every order it covers has ended and it ended some (else a TIMEOUT
+        after a partial answer would read as success); otherwise the status given."""
         if request.done:
             return
-        request.status = status if not request.cancelled else str(S.CANCELLED)
+        complete = bool(request.cancelled) and all(t.state.is_terminal for t in request.targets)
+        request.status = str(S.CANCELLED) if complete else status
         request.done = True
         for key in self._cancel_keys.pop(request.seq, ()):
-            if self._cancels.get(key) is request:
-                del self._cancels[key]
+            requests = self._cancels.get(key)
+            if requests is not None and request in requests:
+                requests.remove(request)
+                if not requests:
+                    del self._cancels[key]
         for order in request.targets:
             order.cancel_requested = False
             requests = self._order_cancels.get(order.local_id)
@@ -564,7 +717,7 @@ class OmsCore:
     def _twap_cancel_done(self, twap: Twap, status: str) -> None:
         for mode, value in ((CancelIdType.TWAP_ID, twap.twap_id),
                             (CancelIdType.CLIENT_TWAP_ID, twap.client_twap_id)):
-            request = self._cancels.get((twap.symbol, mode, value or ""))
+            request = self._keyed((twap.symbol, mode, value or ""))
             if request is not None:
                 request.twap = twap
                 self._finish_cancel(request, str(status))
@@ -593,9 +746,6 @@ class OmsCore:
         if order is None:
             return False
         self._order_event(order, OrderEvent.REJECT, code)
-        request = self._open_cancel_for(order)
-        if request is not None:
-            self._finish_cancel(request, code)
         return True
 
     def _err_cancel(self, params: dict[str, Any], code: str) -> bool:
@@ -604,9 +754,16 @@ class OmsCore:
                    str(params.get("order_id")))
         except ValueError:
             return False
-        request = self._cancels.get(key)
-        if request is None or request.done:
+        request = self._keyed(key)
+        if request is None:
             return False
+        member = self.tracker.by_order_id(key[2]) if key[1] is CancelIdType.ORDER_ID else None
+        if member is not None and key != request.key and member in request.targets:
+            # The frame a group cancel sent by id for one member: only that member was refused.
+            if member.state is OrderState.PENDING_CANCEL:
+                self._order_event(member, OrderEvent.CANCEL_REFUSED, code)
+            self._refused(request, member, code)
+            return True
         for order in request.targets:
             if order.state is OrderState.PENDING_CANCEL:
                 self._order_event(order, OrderEvent.CANCEL_REFUSED, code)
@@ -649,6 +806,8 @@ class OmsCore:
             self.tracker.set_state(order, target)
         if target is not previous or event in (OrderEvent.PARTIAL_FILL, OrderEvent.MODIFIED):
             self._events.append(OrderUpdated(order, previous, target, order.last_status))
+        if target.is_terminal and (target is not previous or event is OrderEvent.CANCELLED):
+            self._target_ended(order, event, status)
 
     def _twap_event(self, twap: Twap, event: TwapEvent, status: str | None) -> None:
         previous = twap.state

@@ -78,6 +78,21 @@ class Order:
         qty = sum((f.quantity for f in self.fills), ZERO)
         return sum((f.price * f.quantity for f in self.fills), ZERO) / qty if qty else None
 
+    def could_be(self, side: Side | None, order_type: OrderType | None, tif: TimeInForce | None,
+                 price: Decimal | None, quantity: Decimal | None) -> bool:
+        """Whether a reply carrying these attributes (None: not given) can describe this order.
+
+        Client ids are not unique, so a reply for an id the book lacks is matched on what the order
+        looks like. ``quantity`` is a lower bound (a fill and what remains of the order after it);
+        the price is not compared for MARKET orders, whose wire price is a protection price.
+        """
+        return ((side is None or side == self.side)
+                and (order_type is None or order_type == self.order_type)
+                and (tif is None or tif == self.time_in_force)
+                and (price is None or self.price is None or self.order_type is OrderType.MARKET
+                     or price == self.price)
+                and (quantity is None or quantity <= self.quantity))
+
     def describe(self) -> dict[str, object]:
         """The order's identity for a log line."""
         return {"symbol": self.symbol, "order_id": self.order_id,
@@ -119,6 +134,8 @@ class CancelRequest:
 
     ``targets`` are the orders (or the TWAP) known to be covered when the cancel was resolved; a cancel
     by client id also collects orders the exchange cancels that were unknown locally (``cancelled``).
+    ``refused`` are targets the exchange answered for with NO_SUCH_ORDER or a refusal while others
+    were still in flight (a group cancel also sends one by id for a member ACKed after it went).
     """
 
     seq: int
@@ -131,6 +148,12 @@ class CancelRequest:
     cancelled: list[Order] = field(factory=list)
     done: bool = False
     frame_sent: bool = False
+    refused: list[Order] = field(factory=list)
+    refusal: str | None = None  # the status of the last such answer
+
+    def settled(self) -> bool:
+        """Every order it covers has ended or has had its answer."""
+        return all(t.state.is_terminal or t in self.refused for t in self.targets)
 
     @property
     def key(self) -> tuple[str, CancelIdType, str]:

@@ -9,11 +9,19 @@ concluded without a CANCELLED frame, because the order is provably no longer on 
 
 ``fence`` is the core sequence number when the snapshot was requested: an order touched after it
 (placed, cancelled, modified) is newer than the snapshot and is left alone.
+
+An exchange order the book lacks (its ACK was lost) is bound to a pending order only when it is
+the one pending order it can describe (side, type, time in force, price, quantity) and no other
+unknown exchange order can describe that pending order too: client ids are not unique, and the first
+pending order sharing one may be a sibling that never rested. When that cannot be decided, the
+exchange order is left out (``unresolved``) and its candidates stay unsettled for a later snapshot or
+reply to decide; nothing is guessed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
 
 from attrs import define, field
 
@@ -21,6 +29,7 @@ from qfex_oms.core import twaps as twap_rules
 from qfex_oms.core.engine import OmsCore, _order_from_response
 from qfex_oms.core.model import Fill, Order, Twap
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent
+from qfex_oms.core.tracker import OrderTracker
 from qfex_oms.protocol import messages as m
 
 SETTLED_MISSING = "MISSING_FROM_SNAPSHOT"
@@ -34,6 +43,7 @@ class SnapshotDiff:
     fills_added: list[Fill] = field(factory=list)
     twaps_adopted: list[Twap] = field(factory=list)
     twaps_settled: list[Twap] = field(factory=list)
+    unresolved: list[str] = field(factory=list)  # exchange order ids that fit several pending orders
 
     @property
     def changed(self) -> bool:
@@ -45,19 +55,19 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
                    trades: Iterable[m.Trade] = ()) -> SnapshotDiff:
     diff = SnapshotDiff()
     tracker = core.tracker
+    trades = list(trades)
+    seen = _identify(core, fence, snapshot.orders, trades, diff)
+    unresolved = set(diff.unresolved)
     for trade in trades:
-        _apply_trade(core, trade, diff)
-    seen: set[int] = set()
+        if trade.order_id not in unresolved:
+            _apply_trade(core, trade, diff)
     for row in snapshot.orders:
+        if row.order_id in unresolved:
+            continue
         order = tracker.by_order_id(row.order_id)
         if order is None:
-            order = tracker.first_pending(row.symbol, row.client_order_id)
-            if order is not None and order.seq <= fence:
-                tracker.bind(order, row.order_id)
-            else:
-                order = tracker.adopt(_order_from_response(row))
-                core._link_twap_child(order)
-                diff.adopted.append(order)
+            order = core.adopt(_order_from_response(row))
+            diff.adopted.append(order)
         seen.add(order.local_id)
         if order.seq > fence:
             continue
@@ -75,20 +85,91 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
     return diff
 
 
+@define
+class _Unknown:
+    """What the snapshot says about an exchange order the book lacks."""
+
+    row: m.OrderResponse | None
+    symbol: str
+    client_order_id: str | None
+    side: m.Side | None
+    order_type: m.OrderType | None
+    tif: m.TimeInForce | None
+    traded: Decimal = Decimal(0)
+
+    def candidates(self, tracker: OrderTracker) -> list[Order]:
+        row = self.row
+        price, least = (row.price, max(row.quantity or 0, self.traded)) if row else (None, self.traded)
+        return [o for o in tracker.pending(self.symbol, self.client_order_id)
+                if o.could_be(self.side, self.order_type, self.tif, price, least)]
+
+
+def _identify(core: OmsCore, fence: int, rows: Sequence[m.OrderResponse], trades: Sequence[m.Trade],
+              diff: SnapshotDiff) -> set[int]:
+    """Bind what can be decided; return the local ids of pending orders left undecided.
+
+    Unknown ids with no candidate at all are adopted later, as strangers.
+    """
+    unknown = _unknown_ids(core.tracker, rows, trades)
+    while _bind_decidable(core, fence, unknown):
+        pass
+    undecided: set[int] = set()
+    for order_id, entry in unknown.items():
+        diff.unresolved.append(order_id)
+        undecided.update(o.local_id for o in entry.candidates(core.tracker))
+    return undecided
+
+
+def _unknown_ids(tracker: OrderTracker, rows: Sequence[m.OrderResponse],
+                 trades: Sequence[m.Trade]) -> dict[str, _Unknown]:
+    """Exchange order ids the book lacks, described by their row (best) or by their new trades."""
+    unknown: dict[str, _Unknown] = {}
+    for t in trades:
+        if t.trade_id not in tracker.trade_ids and tracker.by_order_id(t.order_id) is None:
+            entry = unknown.setdefault(t.order_id, _Unknown(None, t.symbol, t.client_order_id, t.side,
+                                                            t.order_type, t.tif))
+            entry.traded += t.quantity
+    for row in rows:
+        if tracker.by_order_id(row.order_id) is None:
+            entry = unknown.get(row.order_id)
+            unknown[row.order_id] = _Unknown(row, row.symbol, row.client_order_id, row.side, row.type,
+                                             row.time_in_force, entry.traded if entry else Decimal(0))
+    return unknown
+
+
+def _bind_decidable(core: OmsCore, fence: int, unknown: dict[str, _Unknown]) -> bool:
+    """One round: bind each pair that are each other's only candidate; drop ids with none.
+
+    Returns whether anything was bound (a binding can make another decidable). A row's order must
+    predate the fence: one placed after it cannot be in the snapshot, but its seq alone does not
+    tell "placed after" from "touched after", so that case stays undecided.
+    """
+    fits = {order_id: entry.candidates(core.tracker) for order_id, entry in unknown.items()}
+    claims: dict[int, int] = {}
+    for found in fits.values():
+        for order in found:
+            claims[order.local_id] = claims.get(order.local_id, 0) + 1
+    bound = False
+    for order_id, found in fits.items():
+        if not found:
+            del unknown[order_id]
+        elif len(found) == 1 and claims[found[0].local_id] == 1 and (
+                unknown[order_id].row is None or found[0].seq <= fence):
+            core.bind(found[0], order_id)
+            del unknown[order_id]
+            bound = True
+    return bound
+
+
 def _apply_trade(core: OmsCore, trade: m.Trade, diff: SnapshotDiff) -> None:
     if trade.trade_id in core.tracker.trade_ids:
         return
     order = core.tracker.by_order_id(trade.order_id)
     if order is None:
-        order = core.tracker.first_pending(trade.symbol, trade.client_order_id)
-        if order is not None:
-            core.tracker.bind(order, trade.order_id)
-    if order is None:
-        order = core.tracker.adopt(Order(0, trade.symbol, trade.side, trade.order_type or
-                                         m.OrderType.LIMIT, trade.tif or m.TimeInForce.GTC,
-                                         trade.quantity, None, trade.client_order_id or "",
-                                         order_id=trade.order_id, state=OrderState.UNKNOWN))
-        core._link_twap_child(order)
+        order = core.adopt(Order(0, trade.symbol, trade.side, trade.order_type or m.OrderType.LIMIT,
+                                 trade.tif or m.TimeInForce.GTC, trade.quantity, None,
+                                 trade.client_order_id or "", order_id=trade.order_id,
+                                 state=OrderState.UNKNOWN))
         diff.adopted.append(order)
     elif order.remaining_quantity < trade.quantity and order.adopted:
         order.quantity += trade.quantity - order.remaining_quantity

@@ -10,7 +10,7 @@ open orders by symbol for the kill switch and the strategies' queries. State cha
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from decimal import Decimal
 
@@ -156,6 +156,10 @@ class OrderTracker:
     def first_pending(self, symbol: str, client_order_id: str | None) -> Order | None:
         queue = self._pending_new.get((symbol, client_order_id or ""))
         return queue[0] if queue else None
+
+    def pending(self, symbol: str, client_order_id: str | None) -> Sequence[Order]:
+        """The orders still waiting for an id under this client id, in submit order (do not mutate)."""
+        return self._pending_new.get((symbol, client_order_id or ""), ())
 
     def pending_new(self) -> Iterator[Order]:
         for queue in self._pending_new.values():

@@ -77,9 +77,6 @@ async def test_dropped_cancelled_times_out_then_settles_cancelled(venue: Venue) 
         await assert_book_matches(oms, venue)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: OmsCore._finish_cancel reports status CANCELLED (so result.ok) for a cancel lost "
-    "(TIMEOUT or DISCONNECTED) after only some of its orders were answered; the others are UNKNOWN"))
 @pytest.mark.parametrize("lost", ["TIMEOUT", "DISCONNECTED"])
 async def test_a_partly_answered_cancel_is_not_reported_ok(lost: str, venue: Venue) -> None:
     async with manager(venue, request_timeout=SHORT, reconnect=FAST) as oms:
