@@ -386,24 +386,31 @@ class OmsCore:
                 return
         if r.update_time is not None:
             order.update_time = r.update_time
-        if status is S.ACK:
-            self._note_leaves(order, r.quantity_remaining)
-            self._order_event(order, OrderEvent.ACK, status)
-            self._after_ack(order)
-        elif status is S.FILLED:
-            self._note_leaves(order, r.quantity_remaining)
-            self._order_event(order, self._fill_event(order, final_report=True), status)
-            self._after_ack(order)
-        elif status in (S.CANCELLED, S.CANCELLED_STP):
-            self._order_event(order, OrderEvent.CANCELLED, status)
-        elif status is S.MODIFIED:
-            self._on_modified(order, r)
-        elif status is S.NO_SUCH_ORDER:
-            self._no_such_order(order)
-        elif status in (S.CANNOT_MODIFY_PARTIAL_FILL, S.CANNOT_MODIFY_NO_SUCH_ORDER):
-            self._refuse_modify(order, status)
-        else:
-            self._rejection(order, status)
+        _BY_STATUS.get(status, OmsCore._on_rejection_reply)(self, order, r)
+
+    # One handler per status, found by a dict lookup (see _BY_STATUS): comparing against enum members
+    # one by one costs ~80 ns per member access on Python 3.11, and this runs for every reply.
+    def _on_ack(self, order: Order, r: m.OrderResponse) -> None:
+        self._note_leaves(order, r.quantity_remaining)
+        self._order_event(order, _EV_ACK, r.status)
+        self._after_ack(order)
+
+    def _on_filled_report(self, order: Order, r: m.OrderResponse) -> None:
+        self._note_leaves(order, r.quantity_remaining)
+        self._order_event(order, self._fill_event(order, final_report=True), r.status)
+        self._after_ack(order)
+
+    def _on_cancelled(self, order: Order, r: m.OrderResponse) -> None:
+        self._order_event(order, _EV_CANCELLED, r.status)
+
+    def _on_no_such_order(self, order: Order, r: m.OrderResponse) -> None:
+        self._no_such_order(order)
+
+    def _on_modify_refused(self, order: Order, r: m.OrderResponse) -> None:
+        self._refuse_modify(order, r.status)
+
+    def _on_rejection_reply(self, order: Order, r: m.OrderResponse) -> None:
+        self._rejection(order, r.status)
 
     def _bind_pending(self, r: m.OrderResponse) -> Order | None:
         """The answer to an add_order: the first pending order (submit order) that it can describe.
@@ -479,14 +486,14 @@ class OmsCore:
 
     def _fill_event(self, order: Order, *, final_report: bool) -> OrderEvent:
         """FILLED can be partial: the state follows the remaining quantity and the time in force."""
-        if order.remaining_quantity <= 0:
-            return OrderEvent.FULL_FILL
-        ends_now = order.time_in_force in _ENDS_AT_ONCE or order.order_type is OrderType.MARKET
-        return OrderEvent.EXPIRE if final_report and ends_now else OrderEvent.PARTIAL_FILL
+        if order.remaining_quantity <= _ZERO:
+            return _EV_FULL_FILL
+        ends_now = order.time_in_force in _ENDS_AT_ONCE or order.order_type is _MARKET
+        return _EV_EXPIRE if final_report and ends_now else _EV_PARTIAL_FILL
 
     def _note_leaves(self, order: Order, leaves: Decimal | None) -> None:
         if leaves is not None and (order.leaves_floor is None or leaves < order.leaves_floor):
-            order.leaves_floor = max(leaves, Decimal(0))
+            order.leaves_floor = leaves if leaves >= _ZERO else _ZERO
 
     def _on_fill(self, f: m.FillResponse) -> None:
         if f.trade_id in self.tracker.trade_ids:
@@ -800,13 +807,13 @@ class OmsCore:
             return
         if status is not None:
             order.last_status = str(status)
-        if target is not OrderState.UNKNOWN and target.is_terminal:
+        if target.is_terminal:
             order.needs_settlement = False
         if target is not previous:
             self.tracker.set_state(order, target)
-        if target is not previous or event in (OrderEvent.PARTIAL_FILL, OrderEvent.MODIFIED):
+        if target is not previous or event in _REPORTED_IN_PLACE:
             self._events.append(OrderUpdated(order, previous, target, order.last_status))
-        if target.is_terminal and (target is not previous or event is OrderEvent.CANCELLED):
+        if target.is_terminal and (target is not previous or event is _EV_CANCELLED):
             self._target_ended(order, event, status)
 
     def _twap_event(self, twap: Twap, event: TwapEvent, status: str | None) -> None:
@@ -825,6 +832,25 @@ class OmsCore:
     # Public hooks for the snapshot diff (same table, same events).
     apply_order_event = _order_event
     apply_twap_event = _twap_event
+
+
+# Module-level aliases of the members the reply path uses (a global is ~10 ns to read, an enum
+# member through its class ~80 ns on Python 3.11).
+_ZERO = Decimal(0)
+_MARKET = OrderType.MARKET
+_EV_ACK, _EV_CANCELLED = OrderEvent.ACK, OrderEvent.CANCELLED
+_EV_FULL_FILL, _EV_PARTIAL_FILL, _EV_EXPIRE = OrderEvent.FULL_FILL, OrderEvent.PARTIAL_FILL, OrderEvent.EXPIRE
+_REPORTED_IN_PLACE = frozenset({OrderEvent.PARTIAL_FILL, OrderEvent.MODIFIED})
+_BY_STATUS: dict[OrderStatus, Any] = {
+    S.ACK: OmsCore._on_ack,
+    S.FILLED: OmsCore._on_filled_report,
+    S.CANCELLED: OmsCore._on_cancelled,
+    S.CANCELLED_STP: OmsCore._on_cancelled,
+    S.MODIFIED: OmsCore._on_modified,
+    S.NO_SUCH_ORDER: OmsCore._on_no_such_order,
+    S.CANNOT_MODIFY_PARTIAL_FILL: OmsCore._on_modify_refused,
+    S.CANNOT_MODIFY_NO_SUCH_ORDER: OmsCore._on_modify_refused,
+}
 
 
 def _match_nothing(core: OmsCore, params: dict[str, Any], code: str) -> bool:

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from attrs import frozen
+from attrs import define, frozen
 
 from qfex_oms.core.model import CancelRequest, Fill, ModifyRequest, Order, Twap
 from qfex_oms.core.states import OrderState, TwapState
 
 
-@frozen
+@define(slots=True, eq=False)
 class OrderUpdated:
+    """Built for every state change on the reader's path: a plain slots class (frozen attrs pay a
+    guarded setattr per field). Treat it as read-only."""
+
     order: Order
     previous: OrderState
     state: OrderState
     status: str | None
 
 
-@frozen
+@define(slots=True, eq=False)
 class FillReceived:
     order: Order
     fill: Fill
