@@ -100,6 +100,10 @@ def make_structurers(structure_decimal: Any) -> dict[type, Any]:
 
     decimals = _decimals
 
+    def cached_or(cached: Decimal | None, value: Any) -> Decimal | None:
+        # Not ``cached or ...``: Decimal("0") is falsy, and 0.0 is in every reply (take_profit).
+        return cached if cached is not None else opt_dec(value)
+
     def order_response(p: Any, _: type = m.OrderResponse) -> m.OrderResponse:
         if type(p) is not dict:
             raise TypeError("order_response must be an object")
@@ -129,12 +133,12 @@ def make_structurers(structure_decimal: Any) -> dict[type, Any]:
             (_TYPE.get(kind) if type(kind) is str else None) or _opt_member(kind, _TYPE, OrderType, "type"),
             (_TIF.get(tif) if type(tif) is str else None)
             or _opt_member(tif, _TIF, TimeInForce, "time_in_force"),
-            (decimals.get(v1) if type(v1) is float else None) or opt_dec(v1),
-            (decimals.get(v2) if type(v2) is float else None) or opt_dec(v2),
-            (decimals.get(v3) if type(v3) is float else None) or opt_dec(v3),
+            cached_or(decimals.get(v1) if type(v1) is float else None, v1),
+            cached_or(decimals.get(v2) if type(v2) is float else None, v2),
+            cached_or(decimals.get(v3) if type(v3) is float else None, v3),
             cid,
-            (decimals.get(v4) if type(v4) is float else None) or opt_dec(v4),
-            (decimals.get(v5) if type(v5) is float else None) or opt_dec(v5),
+            cached_or(decimals.get(v4) if type(v4) is float else None, v4),
+            cached_or(decimals.get(v5) if type(v5) is float else None, v5),
             uid,
             when if type(when) is float else _opt_float(when, "update_time"),
             tid,
