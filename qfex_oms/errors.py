@@ -47,9 +47,12 @@ class OrderStatusUnknown(QfexOmsError):
     The order is still tracked; do not place it again before the manager has reconciled it.
     """
 
-    def __init__(self, order: Order, reason: str) -> None:
-        super().__init__(f"order {order.client_order_id} on {order.symbol}: outcome unknown ({reason})")
-        self.order = order
+    def __init__(self, order: Order | Twap, reason: str) -> None:
+        ident = order.describe()
+        name = ident.get("client_order_id") or ident.get("client_twap_id")
+        kind = "TWAP" if "twap_id" in ident and "client_order_id" not in ident else "order"
+        super().__init__(f"{kind} {name} on {order.symbol}: outcome unknown ({reason})")
+        self.order = order  # the Order, or the Twap for place_twap
         self.reason = reason
 
 

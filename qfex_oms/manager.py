@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 import trio
@@ -40,7 +40,7 @@ from qfex_oms.core.model import Order, Twap
 from qfex_oms.core.pacer import PacerSettings
 from qfex_oms.core.replay import replay
 from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot
-from qfex_oms.core.states import OrderEvent, OrderState, TwapState
+from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
 from qfex_oms.errors import (
     AuthenticationError,
     Halted,
@@ -190,9 +190,9 @@ class OrderManager:
                 self.core.apply_order_event(order, OrderEvent.REJECT, "HALTED")
                 self._flush()
                 raise Halted("the kill switch halted new orders before this one was sent")
-            return self._lost(order, outcome)
+            self._lost(order, outcome)
         if not await self._wait_for(order, lambda: order.state is not OrderState.PENDING_NEW):
-            return self._lost(order, "TIMEOUT")
+            self._lost(order, "TIMEOUT")
         if order.state is OrderState.REJECTED:
             log.info("order rejected", **order.describe(), status=order.last_status)
             raise OrderRejected(order, order.last_status)
@@ -283,8 +283,11 @@ class OrderManager:
             if twap.state is TwapState.REJECTED:
                 raise TwapRejected(twap, twap.last_status)
             return twap
+        reason = outcome or "TIMEOUT"
+        self.core.apply_twap_event(twap, TwapEvent.LOST, reason)  # never REJECTED: it may be running
+        self._flush()
         self._want_settle()
-        raise OrderStatusUnknown(twap, outcome or "TIMEOUT")  # type: ignore[arg-type]
+        raise OrderStatusUnknown(twap, reason)
 
     async def cancel_all(self) -> KillReport:
         """The kill switch: halt, cancel everything, verify with a snapshot. Shielded and bounded."""
@@ -391,7 +394,7 @@ class OrderManager:
                 await event.wait()
         return predicate()
 
-    def _lost(self, order: Order, reason: str) -> Order:
+    def _lost(self, order: Order, reason: str) -> NoReturn:
         self.core.order_lost(order, reason)
         self._flush()
         self._want_settle()

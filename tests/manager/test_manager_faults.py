@@ -26,6 +26,7 @@ from managerkit import (
 
 from qfex_oms import NotConnected, OrderManager, OrderState, OrderStatusUnknown, RequestTimeout
 from qfex_oms.core.events import CancelFinished, FillReceived, OrderUpdated
+from qfex_oms.core.states import TwapState
 from qfex_oms.events import Reconnected
 from qfex_oms.sim import Venue
 
@@ -41,6 +42,23 @@ def transitions(events: list[object], order: object) -> list[tuple[OrderState, O
 
 
 # ====================================================================== dropped replies
+
+
+async def test_dropped_twap_response_raises_status_unknown_then_settles_active(venue: Venue) -> None:
+    async with manager(venue, request_timeout=SHORT) as oms:
+        venue.faults.drop_next(1, kind="twap_response", public_key=PUB)
+        with pytest.raises(OrderStatusUnknown) as caught:
+            # One hour between children (3.6 s at the fixture's time scale): still running after the
+            # timeout, so only the dropped creation answer could have told us about it.
+            await oms.place_twap(S, "BUY", total_quantity="10", num_orders=5, order_interval_secs=3600,
+                                 client_twap_id="lost-twap")
+        twap = caught.value.order
+        assert "lost-twap" in str(caught.value) and caught.value.reason == "TIMEOUT"
+        assert twap.state is TwapState.UNKNOWN, "never REJECTED: the exchange may be running it"
+        (running,) = venue.twaps(PUB, active_only=True)
+        # The settler's snapshot finds it running and binds it by its client_twap_id.
+        await wait_until(lambda: twap.state is TwapState.ACTIVE, what="the TWAP settled ACTIVE")
+        assert twap.twap_id == running.twap_id
 
 
 async def test_dropped_ack_raises_status_unknown_then_settles_open(venue: Venue) -> None:
