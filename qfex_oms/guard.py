@@ -116,7 +116,7 @@ class KillSwitchGuard:
         if isinstance(event, OrderUpdated):
             if event.state is OrderState.REJECTED and event.previous is not OrderState.REJECTED:
                 return self.state.on_reject(now)
-            return self.state.on_open_orders(len(self.oms.orders()))
+            return self.state.on_open_orders(self.oms.core.tracker.open_count())
         if isinstance(event, Disconnected):
             if self.state.disconnected_since is None:
                 self.state.disconnected_since = now

@@ -182,6 +182,10 @@ class OrderTracker:
             return list(self._open_by_symbol.get(symbol, {}).values())
         return [o for book in self._open_by_symbol.values() for o in book.values()]
 
+    def open_count(self) -> int:
+        """How many orders are live, without building the list (the guard asks on every update)."""
+        return sum(len(book) for book in self._open_by_symbol.values())
+
     def orders(self) -> Iterator[Order]:
         return iter(self._by_local.values())
 

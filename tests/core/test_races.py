@@ -290,6 +290,7 @@ def test_snapshot_settles_unknown_adopts_foreign_and_closes_missing(core: OmsCor
     assert gone.state is OrderState.CANCELLED and gone.last_status == "MISSING_FROM_SNAPSHOT"
     assert [o.order_id for o in diff.adopted] == ["foreign-1"]
     assert core.tracker.check_invariants() == []
+    assert core.tracker.open_count() == len(core.tracker.open_orders()) == 2
     again = apply_snapshot(core, core.seq, snapshot, trades)
     assert not again.fills_added, "a fill seen twice counts once"
 
