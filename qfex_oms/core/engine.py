@@ -831,6 +831,7 @@ class OmsCore:
 
     # Public hooks for the snapshot diff (same table, same events).
     apply_order_event = _order_event
+    note_leaves = _note_leaves
     apply_twap_event = _twap_event
 
 

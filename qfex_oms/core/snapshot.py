@@ -71,7 +71,7 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
         seen.add(order.local_id)
         if order.seq > fence:
             continue
-        core._note_leaves(order, row.quantity_remaining)
+        core.note_leaves(order, row.quantity_remaining)
         order.needs_settlement = False
         if order.state is not OrderState.OPEN and order.state.is_live:
             core.apply_order_event(order, OrderEvent.SETTLE_OPEN, str(row.status))
