@@ -100,16 +100,12 @@ def make_structurers(structure_decimal: Any) -> dict[type, Any]:
 
     decimals = _decimals
 
-    def cached_or(cached: Decimal | None, value: Any) -> Decimal | None:
-        # Not ``cached or ...``: Decimal("0") is falsy, and 0.0 is in every reply (take_profit).
-        return cached if cached is not None else opt_dec(value)
-
-    def order_response(p: Any, _: type = m.OrderResponse) -> m.OrderResponse:
+    def checked_order_response(p: Any) -> m.OrderResponse:
+        """Any payload: optional fields missing or null, ints or strings for numbers, unknown enum
+        words, and every wrong JSON type refused with the field's name."""
         if type(p) is not dict:
             raise TypeError("order_response must be an object")
         g = p.get
-        # Inlined for speed: a float (what orjson gives for QFEX's numbers) hits the cache in one
-        # lookup; anything else (int, str, bool, garbage) takes the checked path in opt_dec.
         # Positional, in field order (order_id, symbol, status, side, type, time_in_force, quantity,
         # price, quantity_remaining, client_order_id, take_profit, stop_loss, user_id, update_time,
         # trade_id); tests/protocol/test_fastpath.py compares every field with the converter's.
@@ -127,22 +123,42 @@ def make_structurers(structure_decimal: Any) -> dict[type, Any]:
         return m.OrderResponse(
             order_id,
             symbol,
-            (_STATUS.get(status) if type(status) is str else None)
-            or _member(status, _STATUS, OrderStatus, "status"),
-            (_SIDE.get(side) if type(side) is str else None) or _opt_member(side, _SIDE, Side, "side"),
-            (_TYPE.get(kind) if type(kind) is str else None) or _opt_member(kind, _TYPE, OrderType, "type"),
-            (_TIF.get(tif) if type(tif) is str else None)
-            or _opt_member(tif, _TIF, TimeInForce, "time_in_force"),
-            cached_or(decimals.get(v1) if type(v1) is float else None, v1),
-            cached_or(decimals.get(v2) if type(v2) is float else None, v2),
-            cached_or(decimals.get(v3) if type(v3) is float else None, v3),
+            _member(status, _STATUS, OrderStatus, "status"),
+            _opt_member(side, _SIDE, Side, "side"),
+            _opt_member(kind, _TYPE, OrderType, "type"),
+            _opt_member(tif, _TIF, TimeInForce, "time_in_force"),
+            opt_dec(v1), opt_dec(v2), opt_dec(v3),
             cid,
-            cached_or(decimals.get(v4) if type(v4) is float else None, v4),
-            cached_or(decimals.get(v5) if type(v5) is float else None, v5),
+            opt_dec(v4), opt_dec(v5),
             uid,
-            when if type(when) is float else _opt_float(when, "update_time"),
+            _opt_float(when, "update_time"),
             tid,
         )
+
+    statuses, sides, kinds, tifs = _STATUS, _SIDE, _TYPE, _TIF
+    new = m.OrderResponse
+
+    def order_response(p: Any, _: type = m.OrderResponse) -> m.OrderResponse:
+        """The shape QFEX sends by the thousand, in straight-line code: every field present, strings
+        and floats, known enum words, numbers already in the cache. A KeyError or TypeError on the way
+        (a field missing, an unhashable value, a cache miss) or a failed type test means "not that
+        shape": the checked path decides, with its exact errors. Trade ids may be absent (an ACK)."""
+        if type(p) is dict:
+            try:
+                order_id, symbol, cid, uid = p["order_id"], p["symbol"], p["client_order_id"], p["user_id"]
+                q, px, left, tp, sl = (p["quantity"], p["price"], p["quantity_remaining"],
+                                       p["take_profit"], p["stop_loss"])
+                when, tid = p["update_time"], p.get("trade_id")
+                if (type(order_id) is str and type(symbol) is str and type(cid) is str and type(uid) is str
+                        and (tid is None or type(tid) is str) and type(when) is float
+                        and type(q) is float and type(px) is float and type(left) is float
+                        and type(tp) is float and type(sl) is float):
+                    return new(order_id, symbol, statuses[p["status"]], sides[p["side"]], kinds[p["type"]],
+                               tifs[p["time_in_force"]], decimals[q], decimals[px], decimals[left], cid,
+                               decimals[tp], decimals[sl], uid, when, tid)
+            except (KeyError, TypeError):
+                pass
+        return checked_order_response(p)
 
     def fill_response(p: Any, _: type = m.FillResponse) -> m.FillResponse:
         if type(p) is not dict:

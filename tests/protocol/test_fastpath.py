@@ -26,6 +26,18 @@ _order = st.fixed_dictionaries(
               "user_id": _text, "update_time": st.one_of(st.none(), st.floats(0, 2e9)),
               "trade_id": _text, "unknown_field": st.integers(-(2**63), 2**63 - 1)})
 
+# The shape QFEX sends: every field present, floats and strings. It takes the straight-line path;
+# the optional-field strategy above mostly takes the checked one, so both are compared.
+_floats = st.one_of(st.floats(0, 1e9, allow_nan=False), st.sampled_from([0.0, 1.0, 200.5, 0.004]))
+_complete_order = st.fixed_dictionaries(
+    {"order_id": st.text(max_size=8), "symbol": st.sampled_from(["AAPL-USD", "TSLA-USD"]),
+     "status": st.sampled_from(["ACK", "FILLED", "CANCELLED", "NO_SUCH_ORDER", "NEW_THING"]),
+     "side": st.sampled_from(["BUY", "SELL", "SIDEWAYS"]), "type": st.sampled_from(["LIMIT", "ALO"]),
+     "time_in_force": st.sampled_from(["GTC", "IOC", "GFD"]), "quantity": _floats, "price": _floats,
+     "quantity_remaining": _floats, "client_order_id": st.text(max_size=8), "take_profit": _floats,
+     "stop_loss": _floats, "user_id": st.text(max_size=8), "update_time": st.floats(0, 2e9)},
+    optional={"trade_id": _text})
+
 _fill = st.fixed_dictionaries(
     {"trade_id": st.text(max_size=8), "order_id": st.text(max_size=8), "symbol": st.just("AAPL-USD"),
      "price": st.floats(0.01, 1e6), "quantity": st.integers(1, 100),
@@ -57,6 +69,50 @@ def _generic(kind: type, payload: dict) -> object:
 def test_order_response_fast_path_matches_the_converter(payload: dict) -> None:
     fast = decode_reply(orjson.dumps({"order_response": payload}))
     assert fast == _generic(m.OrderResponse, orjson.loads(orjson.dumps(payload)))
+
+
+@given(_complete_order)
+def test_complete_order_response_matches_the_converter_digit_for_digit(payload: dict) -> None:
+    fast = decode_reply(orjson.dumps({"order_response": payload}))
+    slow = _generic(m.OrderResponse, orjson.loads(orjson.dumps(payload)))
+    assert fast == slow
+    for name in ("quantity", "price", "quantity_remaining", "take_profit", "stop_loss"):
+        assert str(getattr(fast, name)) == str(getattr(slow, name))  # same text, not only same value
+    assert type(fast.status) is type(slow.status) and fast.status.known == slow.status.known
+
+
+def test_a_number_not_yet_cached_takes_the_checked_path_and_is_cached_after() -> None:
+    from qfex_oms.protocol import fastpath
+
+    payload = {"order_id": "o", "symbol": "A", "status": "ACK", "side": "BUY", "type": "LIMIT",
+               "time_in_force": "GTC", "quantity": 3.25, "price": 123.4567, "quantity_remaining": 3.25,
+               "client_order_id": "c", "take_profit": 0.0, "stop_loss": 0.0, "user_id": "u",
+               "update_time": 1.5}
+    fastpath._decimals.pop(123.4567, None)
+    first = decode_reply(orjson.dumps({"order_response": payload}))
+    assert 123.4567 in fastpath._decimals
+    again = decode_reply(orjson.dumps({"order_response": payload}))
+    assert str(first.price) == str(again.price) == "123.4567"
+    assert again.price is first.price  # shared from the cache
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("quantity", True), ("quantity", "3"), ("client_order_id", 7), ("user_id", None),
+    ("status", ["ACK"]), ("update_time", "now"), ("trade_id", 5),
+])
+def test_a_complete_frame_with_one_odd_field_gets_the_checked_paths_answer(field: str, value: object) -> None:
+    payload = {"order_id": "o", "symbol": "A", "status": "ACK", "side": "BUY", "type": "LIMIT",
+               "time_in_force": "GTC", "quantity": 3.0, "price": 200.5, "quantity_remaining": 3.0,
+               "client_order_id": "c", "take_profit": 0.0, "stop_loss": 0.0, "user_id": "u",
+               "update_time": 1.5, field: value}
+    raw = orjson.dumps({"order_response": payload})
+    try:
+        expected = _generic(m.OrderResponse, orjson.loads(raw)["order_response"])
+    except Exception:  # noqa: BLE001 - whatever the converter refuses, the fast path must refuse
+        with pytest.raises(ProtocolError):
+            decode_reply(raw)
+        return
+    assert decode_reply(raw) == expected
 
 
 @given(_fill)
