@@ -10,8 +10,7 @@ open orders by symbol for the kill switch and the strategies' queries. State cha
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 
 from qfex_oms.core.model import Order, Twap
@@ -97,12 +96,15 @@ class OrderTracker:
         """Give a pending order its exchange id (ACK, or any reply that names it first)."""
         if order.order_id == order_id:
             return
-        queue = self._pending_new.get((order.symbol, order.client_order_id))
+        key = (order.symbol, order.client_order_id)
+        queue = self._pending_new.get(key)
         if queue is not None:
-            with suppress(ValueError):
+            if queue and queue[0] is order:
+                queue.popleft()  # the usual case: ACKs come in submit order
+            elif order in queue:
                 queue.remove(order)
             if not queue:
-                del self._pending_new[(order.symbol, order.client_order_id)]
+                del self._pending_new[key]
         order.order_id = order_id
         self._by_order_id[order_id] = order
 
@@ -146,6 +148,12 @@ class OrderTracker:
         order.adopted = True
         self._insert(order)
         return order
+
+    @property
+    def order_id_index(self) -> Mapping[str, Order]:
+        """order_id -> order, live (the dict itself, not a copy): for the core's reply path, which
+        reads it once per reply and must not pay a method call for it. Never write through it."""
+        return self._by_order_id
 
     def by_order_id(self, order_id: str | None) -> Order | None:
         return self._by_order_id.get(order_id) if order_id else None

@@ -118,10 +118,10 @@ class OrderStatus(OpenStrEnum):
     @property
     def is_rejection(self) -> bool:
         """True for every status that refuses a request (unknown statuses included)."""
-        return self not in _NON_REJECTIONS
+        return self not in NON_REJECTIONS
 
 
-_NON_REJECTIONS = frozenset(
+NON_REJECTIONS = frozenset(
     {
         OrderStatus.ACK,
         OrderStatus.FILLED,
