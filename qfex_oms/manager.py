@@ -23,6 +23,7 @@ import structlog
 import trio
 import trio_websocket
 from attrs import define, field
+from wsproto.utilities import LocalProtocolError
 
 from qfex_oms import killswitch
 from qfex_oms.core import args
@@ -68,8 +69,10 @@ FILL_GAP_GRACE = 0.25  # seconds a FILLED report's fill_response may lag before 
 _REPLY_OF = {"get_user_orders": "all_orders_response", "get_user_trades": "user_trades_response",
              "cancel_all_orders": "ack:cancel_all_orders"}
 _GATED = (m.AddOrder, m.AddTwap, m.ModifyOrder)
+# LocalProtocolError: wsproto refusing a frame trio-websocket sent on a closing connection (its
+# issue #184, fixed for pings by qfex_oms.wsfix): the connection is over, not the manager.
 _CONNECTION_ERRORS = (AuthenticationError, OSError, trio.TooSlowError, trio_websocket.HandshakeError,
-                      trio_websocket.ConnectionClosed)
+                      trio_websocket.ConnectionClosed, LocalProtocolError)
 
 
 def _sole(exc: BaseException) -> BaseException:
@@ -552,7 +555,7 @@ class OrderManager:
                 exc = _sole(caught)
                 if not isinstance(exc, _CONNECTION_ERRORS):
                     raise
-                if first:
+                if first and not self._ready.is_set():  # never connected: tell the caller why
                     if isinstance(exc, AuthenticationError):
                         raise exc from None
                     if isinstance(exc, trio_websocket.ConnectionRejected):

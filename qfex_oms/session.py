@@ -18,6 +18,7 @@ import trio
 import trio_websocket
 from attrs import define, field, frozen
 
+from qfex_oms import wsfix  # noqa: F401  (trio-websocket #184, see the module)
 from qfex_oms.core.pacer import PacerSettings, TokenBucket, buckets_for
 from qfex_oms.errors import AuthenticationError, Halted, InvalidArgument
 from qfex_oms.protocol import codec

@@ -24,6 +24,7 @@ import trio
 from attrs import define, field
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
+from qfex_oms import wsfix  # noqa: F401  (trio-websocket #184, see the module)
 from qfex_oms.protocol import (
     Channel,
     ErrorCode,
