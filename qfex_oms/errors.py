@@ -71,7 +71,19 @@ class TwapRejected(QfexOmsError):
 
 
 class RequestTimeout(QfexOmsError):
-    """A query (snapshot, trades) got no answer before its deadline."""
+    """A request's deadline (``request_timeout``) passed: a query got no answer, or see ``NotSent``."""
+
+
+class NotSent(RequestTimeout):
+    """The deadline passed while the request still waited for the rate limiter: it was withdrawn and
+    the exchange never saw it. Unlike ``OrderStatusUnknown`` nothing is ambiguous: an order is closed
+    locally (REJECTED, ``last_status`` NOT_SENT), a TWAP likewise, a modify is dropped. Send it again
+    if it is still wanted; a larger ``request_timeout`` lets bursts wait longer for their turn."""
+
+    def __init__(self, what: str, subject: object = None) -> None:
+        super().__init__(f"{what} was not sent: it waited longer than request_timeout for the rate "
+                         "limiter, and was withdrawn (the exchange never saw it)")
+        self.subject = subject  # the Order, Twap or ModifyRequest withdrawn, if any
 
 
 class RequestFailed(QfexOmsError):

@@ -48,6 +48,7 @@ from qfex_oms.errors import (
     InvalidArgument,
     ModifyRejected,
     NotConnected,
+    NotSent,
     OrderRejected,
     OrderStatusUnknown,
     RequestTimeout,
@@ -69,6 +70,9 @@ FILL_GAP_GRACE = 0.25  # seconds a FILLED report's fill_response may lag before 
 _REPLY_OF = {"get_user_orders": "all_orders_response", "get_user_trades": "user_trades_response",
              "cancel_all_orders": "ack:cancel_all_orders"}
 _GATED = (m.AddOrder, m.AddTwap, m.ModifyOrder)
+# Why _transmit did not send: these two mean the frame provably never reached the wire.
+HALTED, NOT_SENT = "HALTED", "NOT_SENT"
+_NEVER_SENT = (HALTED, NOT_SENT)
 # LocalProtocolError: wsproto refusing a frame trio-websocket sent on a closing connection (its
 # issue #184, fixed for pings by qfex_oms.wsfix): the connection is over, not the manager.
 _CONNECTION_ERRORS = (AuthenticationError, OSError, trio.TooSlowError, trio_websocket.HandshakeError,
@@ -189,10 +193,13 @@ class OrderManager:
         order = self.core.place_order(**fields)
         outcome = await self._transmit(session, self.core.take_frames())
         if outcome is not None:
-            if outcome == "HALTED":
-                self.core.apply_order_event(order, OrderEvent.REJECT, "HALTED")
+            if outcome in _NEVER_SENT:
+                # Provably never on the wire: closing it locally is exact, not a guess.
+                self.core.apply_order_event(order, OrderEvent.REJECT, outcome)
                 self._flush()
-                raise Halted("the kill switch halted new orders before this one was sent")
+                if outcome == HALTED:
+                    raise Halted("the kill switch halted new orders before this one was sent")
+                raise NotSent(f"order {order.client_order_id} on {order.symbol}", order)
             self._lost(order, outcome)
         if not await self._wait_for(order, lambda: order.state is not OrderState.PENDING_NEW):
             self._lost(order, "TIMEOUT")
@@ -217,6 +224,10 @@ class OrderManager:
         session = self._usable_session()
         request = self.core.modify_order(order, new_price, new_qty)
         outcome = await self._transmit(session, self.core.take_frames())
+        if outcome in _NEVER_SENT:
+            self.core.withdraw_modify(request, outcome)
+            self._flush()
+            raise NotSent(f"modify of {order.order_id}", request)
         if outcome is None and await self._wait_for(request, lambda: request.done):
             if request.status != "MODIFIED":
                 raise ModifyRejected(order, request.status)
@@ -245,7 +256,11 @@ class OrderManager:
         session = self._usable_session()
         request = self.core.cancel(intent)
         for attempt in range(self.settings.cancel_retries + 1):
-            outcome = await self._transmit(session, self.core.take_frames(), cancel_path=True)
+            outcome = await self._transmit(session, self.core.take_frames())
+            if outcome == NOT_SENT:
+                self.core.withdraw_cancel(request, outcome)  # back to OPEN: nothing was asked
+                self._flush()
+                break
             if outcome is not None:
                 self.core.cancel_lost(request, outcome)
                 self._flush()
@@ -282,6 +297,12 @@ class OrderManager:
         session = self._usable_session()
         twap = self.core.place_twap(**fields)
         outcome = await self._transmit(session, self.core.take_frames())
+        if outcome in _NEVER_SENT:
+            self.core.apply_twap_event(twap, TwapEvent.REJECT, outcome)
+            self._flush()
+            if outcome == HALTED:
+                raise Halted("the kill switch halted new TWAPs before this one was sent")
+            raise NotSent(f"TWAP {twap.client_twap_id} on {twap.symbol}", twap)
         if outcome is None and await self._wait_for(twap, lambda: twap.state is not TwapState.PENDING_NEW):
             if twap.state is TwapState.REJECTED:
                 raise TwapRejected(twap, twap.last_status)
@@ -370,22 +391,35 @@ class OrderManager:
     def _gate(self, request: m.Request) -> bool:
         return self.halted and isinstance(request, _GATED)
 
-    async def _transmit(self, session: Session, frames: list[m.Request], *, priority: bool = False,
-                        cancel_path: bool = False) -> str | None:
+    async def _transmit(self, session: Session, frames: list[m.Request], *,
+                        priority: bool = False) -> str | None:
         """Send frames, shielded so a cancelled caller never leaves half the work undone.
 
-        Returns None when sent, else why not: HALTED, SEND_FAILED or TIMEOUT.
+        Returns None when sent, else why not: HALTED (stopped before the wire by the kill switch),
+        NOT_SENT (the deadline passed while the first frame still waited for the pacer: the exchange
+        saw nothing), TIMEOUT (it passed later: a frame may have gone out) or SEND_FAILED.
         """
-        with trio.CancelScope(shield=True), trio.move_on_after(self.settings.request_timeout) as scope:
-            for frame in frames:
+        timeout = self.settings.request_timeout
+        deadline = trio.current_time() + timeout
+        with trio.CancelScope(shield=True):
+            for written, frame in enumerate(frames):
                 try:
-                    await session.send(frame, priority=priority, blocked=self._gate)
+                    with trio.move_on_at(deadline) as pacing:
+                        await session.wait_turn(frame, priority=priority, blocked=self._gate)
+                    if pacing.cancelled_caught:
+                        return NOT_SENT if written == 0 else "TIMEOUT"
+                    # Its turn came: the write gets its own bound, so a deadline that lapses now
+                    # cannot leave a frame half-decided.
+                    with trio.move_on_after(timeout) as writing:
+                        await session.write(frame)
+                    if writing.cancelled_caught:
+                        return "TIMEOUT"
                 except Halted:
-                    return "HALTED"
+                    return HALTED
                 except (trio_websocket.ConnectionClosed, trio.BrokenResourceError,
                         trio.ClosedResourceError):
                     return "SEND_FAILED"
-        return "TIMEOUT" if scope.cancelled_caught else None
+        return None
 
     async def _wait_for(self, obj: object, predicate: Callable[[], bool]) -> bool:
         """Wait (up to ``request_timeout``) until ``predicate`` holds; the reader wakes us per event."""
@@ -409,6 +443,11 @@ class OrderManager:
         slot = _Slot()
         self._slots.setdefault(key, deque()).append(slot)
         outcome = await self._transmit(session, [request], priority=priority)
+        if outcome == NOT_SENT:
+            queue = self._slots.get(key)
+            if queue is not None and slot in queue:
+                queue.remove(slot)  # no answer will come for it: keep the queue aligned
+            raise NotSent(type(request).TYPE)
         if outcome is not None:
             raise NotConnected(f"{type(request).TYPE} could not be sent: {outcome}")
         with trio.move_on_after(self.settings.request_timeout):
@@ -650,7 +689,10 @@ class OrderManager:
                                 recv: trio.MemoryReceiveChannel[list[m.Request]]) -> None:
         """Sends what the reader's replies triggered (a cancel held until its order's ACK)."""
         async for frames in recv:
-            if await self._transmit(session, frames) is not None:
+            outcome = await self._transmit(session, frames)
+            while outcome == NOT_SENT:  # nothing went out: these cancels must still go, so wait on
+                outcome = await self._transmit(session, frames)
+            if outcome is not None:
                 return
 
     async def _settler(self) -> None:

@@ -77,14 +77,20 @@ class Session:
 
     async def send(self, request: m.Request, *, priority: bool = False,
                    blocked: Callable[[m.Request], bool] | None = None) -> None:
-        """Pace (unless ``priority``), then send. Raises trio_websocket.ConnectionClosed if it dropped.
+        """Pace (unless ``priority``), then send. Raises trio_websocket.ConnectionClosed if it dropped."""
+        await self.wait_turn(request, priority=priority, blocked=blocked)
+        await self.write(request)
+
+    async def wait_turn(self, request: m.Request, *, priority: bool = False,
+                        blocked: Callable[[m.Request], bool] | None = None) -> None:
+        """Wait until the pacer lets ``request`` go. Nothing reaches the wire here, so a caller cut
+        off by its deadline in this call knows the exchange never saw the request.
 
         ``blocked`` is asked on reaching the head of the pacer's queue and again after the pacing
         wait, so a kill switch pulled while an order waited for its turn stops that order here,
         before it reaches the wire (raises ``Halted``), without spending tokens or holding back
         the requests queued behind it (the kill switch's own snapshot query among them).
         """
-        data = codec.encode(request)
         if self.pacer is not None and not priority:
             bucket, weight = weight_of(type(request).TYPE)
             async with self._locks[bucket]:
@@ -99,6 +105,10 @@ class Session:
                 tokens.take(trio.current_time(), weight)
         if blocked is not None and blocked(request):
             raise Halted("trading is halted")
+
+    async def write(self, request: m.Request) -> None:
+        """Put ``request`` on the wire (journaled first through ``on_sent``)."""
+        data = codec.encode(request)
         if self.on_sent is not None and not isinstance(request, m.Auth):
             self.on_sent(data)  # auth frames carry a signature: they are never journaled
         await self.ws.send_message(data.decode())

@@ -331,6 +331,14 @@ class OmsCore:
             order.needs_settlement = True
             self._order_event(order, OrderEvent.LOST, reason)
 
+    def withdraw_cancel(self, request: CancelRequest, reason: str) -> None:
+        """The cancel's frame never left the process: nothing was asked, so nothing is ambiguous."""
+        self._refuse_cancel(request, reason)
+
+    def withdraw_modify(self, request: ModifyRequest, reason: str) -> None:
+        """The modify's frame never left the process: drop it; the order is as it was."""
+        self._finish_modify(request, reason)
+
     def cancel_lost(self, request: CancelRequest, reason: str) -> None:
         for order in request.targets:
             if order.state is OrderState.PENDING_CANCEL or order.cancel_requested:
@@ -801,13 +809,17 @@ class OmsCore:
                 self._order_event(member, OrderEvent.CANCEL_REFUSED, code)
             self._refused(request, member, code)
             return True
+        self._refuse_cancel(request, code)
+        return True
+
+    def _refuse_cancel(self, request: CancelRequest, code: str) -> None:
+        """The whole cancel was refused (or never sent): what it put in PENDING_CANCEL is OPEN again."""
         for order in request.targets:
             if order.state is OrderState.PENDING_CANCEL:
                 self._order_event(order, OrderEvent.CANCEL_REFUSED, code)
         if request.twap is not None:
             self._twap_event(request.twap, TwapEvent.CANCEL_REFUSED, code)
         self._finish_cancel(request, code)
-        return True
 
     def _err_modify(self, params: dict[str, Any], code: str) -> bool:
         request = self._modifies.get(str(params.get("order_id")))
