@@ -26,8 +26,9 @@ from decimal import Decimal
 from attrs import define, field
 
 from qfex_oms.core import twaps as twap_rules
-from qfex_oms.core.engine import OmsCore, _order_from_response
+from qfex_oms.core.engine import OmsCore
 from qfex_oms.core.model import Fill, Order, Twap
+from qfex_oms.core.replies import order_from_response
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent
 from qfex_oms.core.tracker import OrderTracker
 from qfex_oms.protocol import messages as m
@@ -66,7 +67,7 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
             continue
         order = tracker.by_order_id(row.order_id)
         if order is None:
-            order = core.adopt(_order_from_response(row))
+            order = core.adopt(order_from_response(row))
             diff.adopted.append(order)
         seen.add(order.local_id)
         if order.seq > fence:

@@ -1,0 +1,459 @@
+"""What the exchange says, applied: order_response, fill_response, twap_response and err.
+
+Correlation, since QFEX has no request ids: ACKs by ``(symbol, client_order_id)`` in submit order,
+cancel answers by the id that was sent, ``err`` frames by their ``incoming_message`` echo, TWAP
+answers by ``twap_id`` or ``(symbol, client_twap_id)``. Fills travel on their own channel and may
+overtake the ACK: one for an id the book lacks binds only the one pending order it can describe, and
+is otherwise held until an ``order_response`` names that id. ``order_response`` is most of the
+traffic, so its path is written for speed (bench row 1): see the comments where it shows.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from qfex_oms.core import twaps as twap_rules
+from qfex_oms.core.cancelling import CancelHandling
+from qfex_oms.core.corestate import _EV_CANCELLED, S, log
+from qfex_oms.core.events import FillReceived, ModifyFinished, RequestFailed, Unmatched
+from qfex_oms.core.model import Fill, ModifyRequest, Order, Twap
+from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent
+from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.enums import NON_REJECTIONS, CancelIdType, OrderStatus, OrderType, Side, TimeInForce
+
+_ENDS_AT_ONCE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
+# Statuses that only answer a cancel or a modify: never the first word about a new order.
+_NEVER_ANSWERS_ADD = frozenset({S.NO_SUCH_ORDER, S.MODIFIED, S.CANNOT_MODIFY_PARTIAL_FILL,
+                                S.CANNOT_MODIFY_NO_SUCH_ORDER})
+
+
+class ReplyHandling(CancelHandling):
+    def on_reply(self, reply: m.Reply) -> None:
+        """Apply one decoded reply. ``order_response`` is handled inline: it is most of the traffic."""
+        if type(reply) is not _ORDER_RESPONSE:
+            handler = _HANDLERS.get(type(reply))
+            if handler is not None:
+                handler(self, reply)
+            return
+        r: m.OrderResponse = reply
+        order_id = r.order_id
+        order = self._orders_by_id.get(order_id) if order_id else None
+        if order is None or order.symbol != r.symbol:
+            order = self._order_not_indexed(r, order)
+            if order is None:
+                return
+        if r.update_time is not None:
+            order.update_time = r.update_time
+        _BY_STATUS.get(r.status, ReplyHandling._on_rejection_reply)(self, order, r)
+
+    def _order_not_indexed(self, r: m.OrderResponse, by_id: Order | None) -> Order | None:
+        """The order a reply is about when its id is not (yet) in the book, or None if it is about
+        no order: a TWAP's cancel answer, or a cancel's answer for an id the book lacks."""
+        if by_id is not None:
+            self._answer_unknown_id(r)  # a cancel sent with the wrong symbol: not about this order
+            return None
+        twap = self.tracker.twap_by_id(r.order_id)
+        if twap is not None:
+            self._twap_cancel_answer(twap, r.status)
+            return None
+        order = self._bind_pending(r)
+        if order is not None:
+            return order
+        status = r.status
+        if status in _ADOPTING:
+            order = self.adopt(order_from_response(r))
+            log.info("adopted order", **order.describe(), status=str(status))
+            return order
+        self._answer_unknown_id(r)
+        return None
+
+    # One handler per status, found by a dict lookup (see _BY_STATUS): comparing against enum members
+    # one by one costs ~80 ns per member access on Python 3.11, and this runs for every reply.
+    # ACK and FILLED inline _note_leaves and _after_ack's common case (no cancel waits for this
+    # order): they run for most replies, and a Python call costs about 60 ns.
+    def _on_ack(self, order: Order, r: m.OrderResponse) -> None:
+        leaves = r.quantity_remaining
+        if leaves is not None and (order.leaves_floor is None or leaves < order.leaves_floor):
+            order.leaves_floor = leaves if leaves >= _ZERO else _ZERO
+        self._order_event(order, _EV_ACK, r.status)
+        if order.local_id in self._order_cancels:
+            self._after_ack(order)
+        else:
+            order.cancel_requested = False
+
+    def _on_filled_report(self, order: Order, r: m.OrderResponse) -> None:
+        leaves = r.quantity_remaining
+        if leaves is not None and (order.leaves_floor is None or leaves < order.leaves_floor):
+            order.leaves_floor = leaves if leaves >= _ZERO else _ZERO
+        self._order_event(order, self._fill_event(order, final_report=True), r.status)
+        if order.local_id in self._order_cancels:
+            self._after_ack(order)
+        else:
+            order.cancel_requested = False
+
+    def _on_cancelled(self, order: Order, r: m.OrderResponse) -> None:
+        self._order_event(order, _EV_CANCELLED, r.status)
+
+    def _on_no_such_order(self, order: Order, r: m.OrderResponse) -> None:
+        self._no_such_order(order)
+
+    def _on_modify_refused(self, order: Order, r: m.OrderResponse) -> None:
+        self._refuse_modify(order, r.status)
+
+    def _on_rejection_reply(self, order: Order, r: m.OrderResponse) -> None:
+        self._rejection(order, r.status)
+
+    def _bind_pending(self, r: m.OrderResponse) -> Order | None:
+        """The answer to an add_order: the first pending order (submit order) that it can describe.
+
+        NO_SUCH_ORDER and the modify answers never answer an add, and a refusal naming an id we
+        cancelled before knowing it answers that cancel: neither may take a pending order.
+        """
+        status = r.status
+        if status in _NEVER_ANSWERS_ADD:
+            return None
+        rejection = status not in NON_REJECTIONS
+        if rejection and r.order_id and self._keyed((r.symbol, CancelIdType.ORDER_ID, r.order_id)):
+            return None
+        queue = self.tracker.pending(r.symbol, r.client_order_id)
+        if not queue:
+            return None
+        order = queue[0]
+        if len(queue) > 1:
+            order = next((o for o in queue if o.could_be(r.side, r.type, r.time_in_force, r.price,
+                                                         r.quantity)), order)
+        if r.order_id and not rejection:
+            self.bind(order, r.order_id)
+        return order
+
+    def bind(self, order: Order, order_id: str) -> None:
+        """Give a pending order its exchange id; what waited for that id applies to it now."""
+        self.tracker.bind(order, order_id)
+        if self._cancels or self._held:
+            self._id_learnt(order)
+
+    def adopt(self, order: Order) -> Order:
+        """Take an order learnt from the exchange into the book (placed elsewhere, a TWAP child)."""
+        self.tracker.adopt(order)
+        self._link_twap_child(order)
+        self._id_learnt(order)
+        return order
+
+    def _id_learnt(self, order: Order) -> None:
+        """A cancel sent by this id before the core knew it covers the order; held fills apply."""
+        order_id = order.order_id
+        if order_id is None:
+            return
+        if self._cancels:
+            for request in self._cancels.get((order.symbol, CancelIdType.ORDER_ID, order_id), ()):
+                self._attach(request, order)
+        if self._held:
+            for f in self._held.pop(order_id, ()):
+                self._on_fill(f)
+
+    def _after_ack(self, order: Order) -> None:
+        """A cancel that waited for this order's ACK goes out now, by order id."""
+        if order.local_id not in self._order_cancels:
+            order.cancel_requested = False
+            return
+        if order.order_id is None or not order.state.is_live:
+            return
+        request = self._open_cancel_for(order)
+        if request is None:
+            order.cancel_requested = False
+            return
+        if order.cancel_requested:
+            order.cancel_requested = False
+            key = (order.symbol, CancelIdType.ORDER_ID, order.order_id)
+            if request.mode is CancelIdType.ORDER_ID and not request.frame_sent:
+                request.value = order.order_id
+                self._send_cancel(request, retry=False)
+            else:
+                self._register(request, key)
+                order.seq = self._next_seq()
+                self._frames.append(m.CancelOrder(order_id=order.order_id, symbol=order.symbol,
+                                                  cancel_order_id_type=CancelIdType.ORDER_ID))
+        if request.frame_sent and order.state is OrderState.OPEN:
+            self._order_event(order, OrderEvent.CANCEL_SENT, None)
+
+    def _fill_event(self, order: Order, *, final_report: bool) -> OrderEvent:
+        """FILLED can be partial: the state follows the remaining quantity and the time in force.
+
+        ``order.remaining_quantity <= 0``, written out: the property pair costs two calls and two
+        ``max`` on every fill."""
+        filled, quantity, floor = order.fill_total, order.quantity, order.leaves_floor
+        if filled >= quantity or (floor is not None and floor <= _ZERO):
+            return _EV_FULL_FILL
+        ends_now = order.time_in_force in _ENDS_AT_ONCE or order.order_type is _MARKET
+        return _EV_EXPIRE if final_report and ends_now else _EV_PARTIAL_FILL
+
+    def _note_leaves(self, order: Order, leaves: Decimal | None) -> None:
+        if leaves is not None and (order.leaves_floor is None or leaves < order.leaves_floor):
+            order.leaves_floor = leaves if leaves >= _ZERO else _ZERO
+
+    # ------------------------------------------------------------------ fills
+
+    def _on_fill(self, f: m.FillResponse) -> None:
+        if f.trade_id in self.tracker.trade_ids:
+            log.debug("duplicate fill ignored", trade_id=f.trade_id, order_id=f.order_id)
+            return
+        order = self.tracker.by_order_id(f.order_id)
+        if order is None:
+            order = self._place_fill(f)
+            if order is None:
+                return
+        self.record_fill(order, Fill(f.trade_id, f.order_id, f.symbol, f.side, f.price, f.quantity,
+                                     f.fee, f.timestamp))
+        self._note_leaves(order, f.remaining_quantity)
+        self._order_event(order, self._fill_event(order, final_report=False), S.FILLED)
+        self._after_ack(order)
+
+    def _place_fill(self, f: m.FillResponse) -> Order | None:
+        """Find the order of a fill that overtook its ACK, or hold the fill (None) until it is known.
+
+        Fills do not come in submit order, so the first pending order sharing the client id may be a
+        sibling: bind only the one pending order the fill can describe. Several (or none, e.g. the
+        exchange wrote the price differently) fit: hold it; the ACK that names the id releases it.
+        """
+        pending = self.tracker.pending(f.symbol, f.client_order_id)
+        if not pending:
+            order = self.adopt(_order_from_fill(f))
+            log.info("adopted order from a fill", **order.describe())
+            return order
+        least = f.quantity + (f.remaining_quantity or 0)
+        fitting = [o for o in pending if o.could_be(f.side, f.order_type, f.tif, f.order_price, least)]
+        if len(fitting) == 1:
+            self.bind(fitting[0], f.order_id)
+            return fitting[0]
+        held = self._held.setdefault(f.order_id, [])
+        if all(h.trade_id != f.trade_id for h in held):
+            held.append(f)
+        log.info("fill held until its order is known", order_id=f.order_id, trade_id=f.trade_id,
+                 client_order_id=f.client_order_id, candidates=len(fitting))
+        return None
+
+    def record_fill(self, order: Order, fill: Fill) -> bool:
+        """Count a fill once, by trade id. Returns False for a duplicate."""
+        if fill.trade_id in self.tracker.trade_ids:
+            return False
+        self.tracker.trade_ids.add(fill.trade_id)
+        if order.fills is None:
+            order.fills = []
+        order.fills.append(fill)
+        order.fill_total += fill.quantity
+        if order.twap_id is not None:
+            twap = self.tracker.twap_by_id(order.twap_id)
+            if twap is not None:
+                twap_rules.note_child_fill(twap)
+        self._events.append(FillReceived(order, fill))
+        return True
+
+    # ------------------------------------------------------------------ answers to modifies and cancels
+
+    def _on_modified(self, order: Order, r: m.OrderResponse) -> None:
+        if r.quantity is not None:
+            order.quantity = r.quantity
+            order.leaves_floor = r.quantity_remaining if r.quantity_remaining is not None else r.quantity
+        if r.price is not None:
+            order.price = r.price
+        self._order_event(order, OrderEvent.MODIFIED, S.MODIFIED)
+        request = self._modifies.get(order.order_id or "")
+        if request is not None:
+            self._finish_modify(request, str(S.MODIFIED))
+
+    def _refuse_modify(self, order: Order, status: OrderStatus) -> None:
+        order.last_status = str(status)
+        request = self._modifies.get(order.order_id or "")
+        if request is None:
+            self._events.append(Unmatched(order, f"{status} with no modify in flight"))
+            return
+        if status is S.CANNOT_MODIFY_NO_SUCH_ORDER:
+            order.needs_settlement = True
+        self._finish_modify(request, str(status))
+
+    def _finish_modify(self, request: ModifyRequest, status: str) -> None:
+        self._modifies.pop(request.order.order_id or "", None)
+        request.status, request.done = status, True
+        self._events.append(ModifyFinished(request))
+
+    def _no_such_order(self, order: Order) -> None:
+        """Not a cancel: the order may have filled, or its fill may still be on the way."""
+        request = self._answered(order)
+        if order.state.is_live:
+            order.needs_settlement = True
+        self._order_event(order, OrderEvent.NO_SUCH_ORDER, S.NO_SUCH_ORDER)
+        if request is not None:
+            self._refused(request, order, str(S.NO_SUCH_ORDER))
+
+    def _rejection(self, order: Order, status: OrderStatus) -> None:
+        """A new order refused (its cancels end with it, see _target_ended), or a cancel refused."""
+        if order.state in (OrderState.PENDING_NEW, OrderState.UNKNOWN) and order.order_id is None:
+            self._order_event(order, OrderEvent.REJECT, status)
+            return
+        request = self._answered(order)
+        if request is not None:
+            self._order_event(order, OrderEvent.CANCEL_REFUSED, status)
+            self._refused(request, order, str(status))
+        elif order.order_id is not None and order.order_id in self._modifies:
+            self._refuse_modify(order, status)
+        else:
+            self._events.append(Unmatched(order, f"{status} for an order with no request in flight"))
+            log.warning("rejection matched no request", **order.describe(), status=str(status))
+
+    def _answer_unknown_id(self, r: m.OrderResponse) -> None:
+        """NO_SUCH_ORDER or a refusal naming an id we do not hold as an order: a cancel's answer."""
+        for mode in CancelIdType:
+            for value in (r.order_id, r.client_order_id):
+                request = self._keyed((r.symbol, mode, value or ""))
+                if request is not None:
+                    for order in request.targets:
+                        if order.state is OrderState.PENDING_CANCEL:
+                            event = (OrderEvent.NO_SUCH_ORDER if r.status is S.NO_SUCH_ORDER
+                                     else OrderEvent.CANCEL_REFUSED)
+                            order.needs_settlement = r.status is S.NO_SUCH_ORDER
+                            self._order_event(order, event, r.status)
+                    if request.twap is not None:
+                        self._twap_event(request.twap, TwapEvent.CANCEL_REFUSED, r.status)
+                    self._finish_cancel(request, str(r.status))
+                    return
+        self._events.append(Unmatched(r, f"{r.status} for an unknown order"))
+        log.warning("order_response matched nothing", order_id=r.order_id, symbol=r.symbol,
+                    client_order_id=r.client_order_id, status=str(r.status))
+
+    # ------------------------------------------------------------------ TWAPs
+
+    def _on_twap_response(self, r: m.TwapResponse) -> None:
+        twap = self.tracker.twap_by_id(r.twap_id)
+        if twap is None:
+            twap = self.tracker.first_pending_twap(r.symbol, r.client_twap_id)
+            if twap is not None:
+                self.tracker.bind_twap(twap, r.twap_id)
+            else:
+                twap = self.tracker.new_twap(twap_rules.twap_from_response(r))
+                twap.adopted = True
+        twap_rules.note_progress(twap, r)
+        event = twap_rules.event_for_status(r.status)
+        self._twap_event(twap, event, r.status)
+        if event in (TwapEvent.CANCELLED, TwapEvent.COMPLETED, TwapEvent.REJECT):
+            self._twap_cancel_done(twap, r.status)
+
+    def _twap_cancel_answer(self, twap: Twap, status: OrderStatus) -> None:
+        if status in (S.CANCELLED, S.CANCELLED_STP):
+            self._twap_event(twap, TwapEvent.CANCELLED, status)
+        else:
+            self._twap_event(twap, TwapEvent.CANCEL_REFUSED, status)
+        self._twap_cancel_done(twap, status)
+
+    def _link_twap_child(self, order: Order) -> None:
+        twap_id = twap_rules.parent_twap_id(order.client_order_id)
+        twap = self.tracker.twap_by_id(twap_id)
+        if twap is not None:
+            self.tracker.link_child(twap, order)
+        elif twap_id is not None:
+            order.twap_id = twap_id
+
+    # ------------------------------------------------------------------ errors
+
+    def _on_err(self, e: m.Err) -> None:
+        incoming = e.incoming_message if isinstance(e.incoming_message, dict) else {}
+        kind = incoming.get("type")
+        params = incoming.get("params") if isinstance(incoming.get("params"), dict) else {}
+        code = str(e.error_code)
+        matched = _ERR_MATCHERS.get(kind or "", _match_nothing)(self, params, code)
+        if not matched:
+            self._events.append(RequestFailed(kind, code, e.message, e.incoming_message))
+
+    def _err_add_order(self, params: dict[str, Any], code: str) -> bool:
+        order = self.tracker.first_pending(str(params.get("symbol")), params.get("client_order_id"))
+        if order is None:
+            return False
+        self._order_event(order, OrderEvent.REJECT, code)
+        return True
+
+    def _err_cancel(self, params: dict[str, Any], code: str) -> bool:
+        try:
+            key = (str(params.get("symbol")), CancelIdType(params.get("cancel_order_id_type")),
+                   str(params.get("order_id")))
+        except ValueError:
+            return False
+        request = self._keyed(key)
+        if request is None:
+            return False
+        member = self.tracker.by_order_id(key[2]) if key[1] is CancelIdType.ORDER_ID else None
+        if member is not None and key != request.key and member in request.targets:
+            # The frame a group cancel sent by id for one member: only that member was refused.
+            if member.state is OrderState.PENDING_CANCEL:
+                self._order_event(member, OrderEvent.CANCEL_REFUSED, code)
+            self._refused(request, member, code)
+            return True
+        self._refuse_cancel(request, code)
+        return True
+
+    def _err_modify(self, params: dict[str, Any], code: str) -> bool:
+        request = self._modifies.get(str(params.get("order_id")))
+        if request is None:
+            return False
+        request.order.last_status = code
+        self._finish_modify(request, code)
+        return True
+
+    def _err_add_twap(self, params: dict[str, Any], code: str) -> bool:
+        twap = self.tracker.first_pending_twap(str(params.get("symbol")), params.get("client_twap_id"))
+        if twap is None:
+            return False
+        self._twap_event(twap, TwapEvent.REJECT, code)
+        return True
+
+
+# Module-level aliases of the members the reply path uses (a global is ~10 ns to read, an enum
+# member through its class ~80 ns on Python 3.11).
+_ZERO = Decimal(0)
+_MARKET = OrderType.MARKET
+_EV_ACK = OrderEvent.ACK
+_EV_FULL_FILL, _EV_PARTIAL_FILL, _EV_EXPIRE = OrderEvent.FULL_FILL, OrderEvent.PARTIAL_FILL, OrderEvent.EXPIRE
+_ORDER_RESPONSE = m.OrderResponse
+_ADOPTING = frozenset({S.ACK, S.FILLED, S.CANCELLED, S.CANCELLED_STP, S.MODIFIED})
+_BY_STATUS: dict[OrderStatus, Any] = {
+    S.ACK: ReplyHandling._on_ack,
+    S.FILLED: ReplyHandling._on_filled_report,
+    S.CANCELLED: ReplyHandling._on_cancelled,
+    S.CANCELLED_STP: ReplyHandling._on_cancelled,
+    S.MODIFIED: ReplyHandling._on_modified,
+    S.NO_SUCH_ORDER: ReplyHandling._on_no_such_order,
+    S.CANNOT_MODIFY_PARTIAL_FILL: ReplyHandling._on_modify_refused,
+    S.CANNOT_MODIFY_NO_SUCH_ORDER: ReplyHandling._on_modify_refused,
+}
+
+
+def _match_nothing(core: ReplyHandling, params: dict[str, Any], code: str) -> bool:
+    return False
+
+
+_ERR_MATCHERS = {
+    "add_order": ReplyHandling._err_add_order,
+    "cancel_order": ReplyHandling._err_cancel,
+    "modify_order": ReplyHandling._err_modify,
+    "add_twap": ReplyHandling._err_add_twap,
+}
+
+_HANDLERS: dict[type, Any] = {
+    m.FillResponse: ReplyHandling._on_fill,
+    m.TwapResponse: ReplyHandling._on_twap_response,
+    m.Err: ReplyHandling._on_err,
+}
+
+
+def order_from_response(r: m.OrderResponse) -> Order:
+    """An order learnt from a reply (placed elsewhere, or a TWAP child); also used by snapshots."""
+    return Order(0, r.symbol, r.side or Side.BUY, r.type or OrderType.LIMIT,
+                 r.time_in_force or TimeInForce.GTC, r.quantity or Decimal(0), r.price,
+                 r.client_order_id or "", order_id=r.order_id, state=OrderState.OPEN,
+                 leaves_floor=r.quantity_remaining, update_time=r.update_time)
+
+
+def _order_from_fill(f: m.FillResponse) -> Order:
+    remaining = f.remaining_quantity if f.remaining_quantity is not None else Decimal(0)
+    return Order(0, f.symbol, f.side, f.order_type or OrderType.LIMIT, f.tif or TimeInForce.GTC,
+                 f.quantity + remaining, f.order_price, f.client_order_id or "", order_id=f.order_id,
+                 state=OrderState.OPEN)
