@@ -3,8 +3,9 @@
 cattrs' generated code spends most of its time dispatching ``Optional`` fields; these functions do
 the same checks inline (same strictness as the converter's hooks: no coercion of wrong JSON types)
 at a fraction of the cost, which keeps decode + apply within design.md's 5x-``orjson.loads`` budget.
-Numbers go through a bounded cache: prices and sizes repeat, so most lookups hit, and orders share
-their Decimal objects, which also keeps memory per tracked order down. Decimals are immutable, so
+Numbers go through a bounded cache per JSON number type (orjson gives floats for ``1.0`` and ints for
+``1``, and the two must keep their own text): prices and sizes repeat, so most lookups hit, and orders
+share their Decimal objects, which also keeps memory per tracked order down. Decimals are immutable, so
 sharing is safe. ``tests/protocol`` checks these against the generic converter.
 """
 
@@ -20,19 +21,23 @@ _CACHE_LIMIT = 65_536
 # Floats only: 200.0, 200 and Decimal("200") are equal keys, and one shared dict would hand back
 # Decimal("200") for a wire 200.0 (same value, different text). Interning has its own dict.
 _decimals: dict[float, Decimal] = {}
+_integers: dict[int, Decimal] = {}  # kept apart from floats: 1 == 1.0, but Decimal("1") is not "1.0"
 _interned: dict[Decimal, Decimal] = {}
+# The cache for a JSON number's Python type; a bool, a string or null finds no table (KeyError).
+_BY_TYPE: dict[type, dict[Any, Decimal]] = {float: _decimals, int: _integers}
 
 
 def _number(value: Any, structure: Any) -> Decimal:
-    if type(value) is float:
-        cached = _decimals.get(value)
+    table = _BY_TYPE.get(type(value))
+    if table is not None:
+        cached = table.get(value)
         if cached is None:
             cached = structure(value, Decimal)
-            if len(_decimals) >= _CACHE_LIMIT:
-                _decimals.clear()
-            _decimals[value] = cached
+            if len(table) >= _CACHE_LIMIT:
+                table.clear()
+            table[value] = cached
         return cached
-    return structure(value, Decimal)  # ints, strings, and the converter's errors
+    return structure(value, Decimal)  # strings, and the converter's errors
 
 
 def intern_decimal(value: Decimal | None) -> Decimal | None:
@@ -98,8 +103,6 @@ def make_structurers(structure_decimal: Any) -> dict[type, Any]:
     def opt_dec(value: Any) -> Decimal | None:
         return None if value is None else _number(value, structure_decimal)
 
-    decimals = _decimals
-
     def checked_order_response(p: Any) -> m.OrderResponse:
         """Any payload: optional fields missing or null, ints or strings for numbers, unknown enum
         words, and every wrong JSON type refused with the field's name."""
@@ -135,14 +138,15 @@ def make_structurers(structure_decimal: Any) -> dict[type, Any]:
             tid,
         )
 
-    statuses, sides, kinds, tifs = _STATUS, _SIDE, _TYPE, _TIF
+    statuses, sides, kinds, tifs, num = _STATUS, _SIDE, _TYPE, _TIF, _BY_TYPE
     new = m.OrderResponse
 
     def order_response(p: Any, _: type = m.OrderResponse) -> m.OrderResponse:
         """The shape QFEX sends by the thousand, in straight-line code: every field present, strings
-        and floats, known enum words, numbers already in the cache. A KeyError or TypeError on the way
-        (a field missing, an unhashable value, a cache miss) or a failed type test means "not that
-        shape": the checked path decides, with its exact errors. Trade ids may be absent (an ACK)."""
+        and numbers, known enum words, numbers already in the cache. A KeyError or TypeError on the way
+        (a field missing, a number of the wrong JSON type or not yet cached, an unhashable value) or a
+        failed type test means "not that shape": the checked path decides, with its exact errors.
+        Trade ids may be null or absent (an ACK)."""
         if type(p) is dict:
             try:
                 order_id, symbol, cid, uid = p["order_id"], p["symbol"], p["client_order_id"], p["user_id"]
@@ -150,12 +154,11 @@ def make_structurers(structure_decimal: Any) -> dict[type, Any]:
                                        p["take_profit"], p["stop_loss"])
                 when, tid = p["update_time"], p.get("trade_id")
                 if (type(order_id) is str and type(symbol) is str and type(cid) is str and type(uid) is str
-                        and (tid is None or type(tid) is str) and type(when) is float
-                        and type(q) is float and type(px) is float and type(left) is float
-                        and type(tp) is float and type(sl) is float):
+                        and (tid is None or type(tid) is str) and type(when) is float):
                     return new(order_id, symbol, statuses[p["status"]], sides[p["side"]], kinds[p["type"]],
-                               tifs[p["time_in_force"]], decimals[q], decimals[px], decimals[left], cid,
-                               decimals[tp], decimals[sl], uid, when, tid)
+                               tifs[p["time_in_force"]], num[type(q)][q], num[type(px)][px],
+                               num[type(left)][left], cid, num[type(tp)][tp], num[type(sl)][sl], uid, when,
+                               tid)
             except (KeyError, TypeError):
                 pass
         return checked_order_response(p)

@@ -28,7 +28,8 @@ _order = st.fixed_dictionaries(
 
 # The shape QFEX sends: every field present, floats and strings. It takes the straight-line path;
 # the optional-field strategy above mostly takes the checked one, so both are compared.
-_floats = st.one_of(st.floats(0, 1e9, allow_nan=False), st.sampled_from([0.0, 1.0, 200.5, 0.004]))
+_floats = st.one_of(st.floats(0, 1e9, allow_nan=False), st.sampled_from([0.0, 1.0, 200.5, 0.004]),
+                    st.integers(0, 10**12), st.sampled_from([0, 1, 100]))  # QFEX may write 1 or 1.0
 _complete_order = st.fixed_dictionaries(
     {"order_id": st.text(max_size=8), "symbol": st.sampled_from(["AAPL-USD", "TSLA-USD"]),
      "status": st.sampled_from(["ACK", "FILLED", "CANCELLED", "NO_SUCH_ORDER", "NEW_THING"]),
@@ -79,6 +80,18 @@ def test_complete_order_response_matches_the_converter_digit_for_digit(payload: 
     for name in ("quantity", "price", "quantity_remaining", "take_profit", "stop_loss"):
         assert str(getattr(fast, name)) == str(getattr(slow, name))  # same text, not only same value
     assert type(fast.status) is type(slow.status) and fast.status.known == slow.status.known
+
+
+def test_an_integer_keeps_its_own_text_when_the_equal_float_is_cached() -> None:
+    base = {"order_id": "o", "symbol": "A", "status": "ACK", "side": "BUY", "type": "LIMIT",
+            "time_in_force": "GTC", "quantity": 7.0, "price": 150.0, "quantity_remaining": 7.0,
+            "client_order_id": "c", "take_profit": 0.0, "stop_loss": 0.0, "user_id": "u",
+            "update_time": 1.5}
+    as_floats = decode_reply(orjson.dumps({"order_response": base}))
+    as_ints = decode_reply(orjson.dumps({"order_response": {**base, "quantity": 7, "price": 150,
+                                                            "quantity_remaining": 7, "take_profit": 0}}))
+    assert (str(as_floats.quantity), str(as_floats.price)) == ("7.0", "150.0")
+    assert (str(as_ints.quantity), str(as_ints.price), str(as_ints.take_profit)) == ("7", "150", "0")
 
 
 def test_a_number_not_yet_cached_takes_the_checked_path_and_is_cached_after() -> None:
