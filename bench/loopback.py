@@ -21,12 +21,14 @@ import trio.lowlevel
 import trio_websocket
 
 from bench.common import Row, median_p99
-from qfex_oms import Credentials, open_order_manager
+from qfex_oms import Credentials, OrderManager, open_order_manager
 from qfex_oms.protocol import encode, make_auth
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType, Channel, OrderType, Side, TimeInForce
 
 CREDS = Credentials("qfex_pub_demo", "qfex_secret_demo")
+WebSocket = trio_websocket.WebSocketConnection
+CREDS2 = Credentials("qfex_pub_demo2", "qfex_secret_demo2")
 SYMBOLS = ("AAPL-USD", "TSLA-USD", "US500-USD")
 
 
@@ -49,10 +51,10 @@ def simulator_process() -> Iterator[str]:
 
 
 @asynccontextmanager
-async def bare_client(url: str) -> AsyncIterator[trio_websocket.WebSocketConnection]:
-    async with trio_websocket.open_websocket_url(f"{url}/?api_key={CREDS.public_key}",
+async def bare_client(url: str, creds: Credentials = CREDS) -> AsyncIterator[WebSocket]:
+    async with trio_websocket.open_websocket_url(f"{url}/?api_key={creds.public_key}",
                                                  message_queue_size=65536) as ws:
-        await ws.send_message(encode(make_auth(CREDS.public_key, CREDS.secret_key)).decode())
+        await ws.send_message(encode(make_auth(creds.public_key, creds.secret_key)).decode())
         await ws.get_message()
         await ws.send_message(encode(m.Subscribe((Channel.ORDER_RESPONSES,))).decode())
         await ws.get_message()
@@ -81,50 +83,66 @@ async def _await_status(ws: trio_websocket.WebSocketConnection, status: str) -> 
                 raise RuntimeError(f"benchmark frame refused: {body}")
 
 
-async def bare_place_and_cancel(url: str, count: int) -> tuple[list[float], list[float]]:
-    places, cancels = [], []
-    async with bare_client(url) as ws:
-        ids = []
-        for i in range(count):
-            start = time.perf_counter()
-            await ws.send_message(_add(i).decode())
-            body = await _await_status(ws, "ACK")
-            places.append(time.perf_counter() - start)
-            ids.append(str(body["order_id"]))
-        for order_id in ids:
-            frame = encode(m.CancelOrder(order_id, "AAPL-USD", CancelIdType.ORDER_ID)).decode()
-            start = time.perf_counter()
-            await ws.send_message(frame)
-            await _await_status(ws, "CANCELLED")
-            cancels.append(time.perf_counter() - start)
-    return places, cancels
+async def bare_place_and_cancel(ws: trio_websocket.WebSocketConnection, first: int, count: int,
+                                places: list[float], cancels: list[float]) -> None:
+    ids = []
+    for i in range(first, first + count):
+        start = time.perf_counter()
+        await ws.send_message(_add(i).decode())
+        body = await _await_status(ws, "ACK")
+        places.append(time.perf_counter() - start)
+        ids.append(str(body["order_id"]))
+    for order_id in ids:
+        frame = encode(m.CancelOrder(order_id, "AAPL-USD", CancelIdType.ORDER_ID)).decode()
+        start = time.perf_counter()
+        await ws.send_message(frame)
+        await _await_status(ws, "CANCELLED")
+        cancels.append(time.perf_counter() - start)
 
 
-async def oms_place_and_cancel(url: str, count: int) -> tuple[list[float], list[float]]:
-    places, cancels = [], []
-    async with open_order_manager(url, CREDS, pacer=None) as oms:
-        orders = []
-        for i in range(count):
-            start = time.perf_counter()
-            order = await oms.place_order("AAPL-USD", "BUY", 1, _price(i), client_order_id=f"bench-oms-{i}")
-            places.append(time.perf_counter() - start)
-            orders.append(order)
-        for order in orders:
-            start = time.perf_counter()
-            await oms.cancel(order)
-            cancels.append(time.perf_counter() - start)
-    return places, cancels
+async def oms_place_and_cancel(oms: OrderManager, first: int, count: int,
+                               places: list[float], cancels: list[float]) -> None:
+    orders = []
+    for i in range(first, first + count):
+        start = time.perf_counter()
+        order = await oms.place_order("AAPL-USD", "BUY", 1, _price(i), client_order_id=f"bench-oms-{i}")
+        places.append(time.perf_counter() - start)
+        orders.append(order)
+    for order in orders:
+        start = time.perf_counter()
+        await oms.cancel(order)
+        cancels.append(time.perf_counter() - start)
 
 
-def rows_round_trips(count: int = 2000) -> list[Row]:
+async def _interleaved(url: str, count: int, block: int) -> dict[str, list[float]]:
+    """Both clients connected at once (on the two demo accounts, so neither sees the other's
+    traffic), taking turns in blocks of ``block`` round trips and swapping who goes first each
+    round: a change in the machine's load lands on both sides instead of on whichever ran last."""
+    got: dict[str, list[float]] = {k: [] for k in ("bare_p", "bare_c", "oms_p", "oms_c")}
+    async with bare_client(url, CREDS2) as ws, open_order_manager(url, CREDS, pacer=None) as oms:
+        async def bare(first: int, n: int) -> None:
+            await bare_place_and_cancel(ws, first, n, got["bare_p"], got["bare_c"])
+
+        async def ours(first: int, n: int) -> None:
+            await oms_place_and_cancel(oms, first, n, got["oms_p"], got["oms_c"])
+
+        await bare(0, 200)  # warm both sides up; not counted
+        await ours(0, 200)
+        for key in got:
+            got[key].clear()
+        for round_no, first in enumerate(range(200, 200 + count, block)):
+            sides = (bare, ours) if round_no % 2 == 0 else (ours, bare)
+            for side in sides:
+                await side(first, min(block, 200 + count - first))
+    return got
+
+
+def rows_round_trips(count: int = 2000, block: int = 100) -> list[Row]:
     with simulator_process() as url:
-        trio.run(bare_place_and_cancel, url, 200)  # warm both sides up
-        trio.run(oms_place_and_cancel, url, 200)
-        bare_p, bare_c = trio.run(bare_place_and_cancel, url, count)
-        oms_p, oms_c = trio.run(oms_place_and_cancel, url, count)
+        got = trio.run(_interleaved, url, count, block)
     rows = []
-    for label, ours, bare, target in (("3. await oms.cancel(order)", oms_c, bare_c, 1.3),
-                                      ("4. await oms.place_order(...)", oms_p, bare_p, 1.3)):
+    for label, ours, bare, target in (("3. await oms.cancel(order)", got["oms_c"], got["bare_c"], 1.3),
+                                      ("4. await oms.place_order(...)", got["oms_p"], got["bare_p"], 1.3)):
         (med, p99), (bmed, bp99) = median_p99(ours), median_p99(bare)
         rows.append(Row(f"{label} median, {count:,} round trips", med * 1e6, bmed * 1e6, "us",
                         "bare trio-websocket client", f"<= {target}x" if "cancel" in label else "",
