@@ -88,12 +88,21 @@ async def _send_cancel_all(oms: OrderManager) -> bool:
 
 
 async def _wait_ended(oms: OrderManager) -> None:
-    for order in oms.core.tracker.open_orders():
-        if order.state is OrderState.UNKNOWN:
-            continue
-        await oms._wait_for(order, lambda o=order: not o.state.is_live)
-    for twap in oms.core.tracker.twaps(open_only=True):
-        await oms._wait_for(twap, lambda t=twap: t.state.is_terminal)
+    """Wait for each order and TWAP open now to end, for as long as they keep ending: the bound is
+    ``request_timeout`` without progress. One cancel scope for the lot, its deadline pushed back on
+    each wake-up: a scope per order was a sixth of a 10,000-order kill (bench row 5's profile)."""
+    tracker, timeout = oms.core.tracker, oms.settings.request_timeout
+    orders = [o for o in tracker.open_orders() if o.state is not OrderState.UNKNOWN]
+    twaps = tracker.twaps(open_only=True)
+    with trio.move_on_after(timeout) as scope:
+        for order in orders:
+            while order.state.is_live:
+                await oms._next_change(order)
+                scope.deadline = trio.current_time() + timeout
+        for twap in twaps:
+            while not twap.state.is_terminal:
+                await oms._next_change(twap)
+                scope.deadline = trio.current_time() + timeout
 
 
 async def _check(oms: OrderManager) -> tuple[bool, int]:

@@ -430,13 +430,19 @@ class OrderManager:
 
     async def _wait_for(self, obj: object, predicate: Callable[[], bool]) -> bool:
         """Wait (up to ``request_timeout``) until ``predicate`` holds; the reader wakes us per event."""
+        if predicate():
+            return True
         with trio.move_on_after(self.settings.request_timeout):
             while not predicate():
-                event = self._waiters.get(id(obj))
-                if event is None:
-                    event = self._waiters[id(obj)] = trio.Event()
-                await event.wait()
+                await self._next_change(obj)
         return predicate()
+
+    async def _next_change(self, obj: object) -> None:
+        """Until the reader next reports on ``obj`` (an order, TWAP or request). No deadline here."""
+        event = self._waiters.get(id(obj))
+        if event is None:
+            event = self._waiters[id(obj)] = trio.Event()
+        await event.wait()
 
     def _lost(self, order: Order, reason: str) -> NoReturn:
         self.core.order_lost(order, reason)
