@@ -128,6 +128,7 @@ class CancelHandling(CoreState):
             return request
         self._register(request, request.key)
         request.frame_sent = True
+        request.sends += 1
         # A frame sent later than the request was made (a retry, a cancel held for the ACK) is a new
         # local action: a snapshot requested before it must leave its orders alone.
         seq = request.seq if request.seq == self.seq else self._next_seq()
@@ -200,6 +201,10 @@ class CancelHandling(CoreState):
                     found[request.seq] = request
         return found
 
+    def _other_cancel_out(self, order: Order, request: CancelRequest) -> bool:
+        return any(other is not request and other.frame_sent and not other.done
+                   for other in self._order_cancels.get(order.local_id, ()))
+
     def _covering(self, order: Order, credit: bool) -> list[CancelRequest]:
         requests = list(self._order_cancels.get(order.local_id, ()))
         if not self._cancels:
@@ -234,9 +239,10 @@ class CancelHandling(CoreState):
             self._finish_cancel(request, status)
 
     def _refuse_cancel(self, request: CancelRequest, code: str) -> None:
-        """The whole cancel was refused (or never sent): what it put in PENDING_CANCEL is OPEN again."""
+        """The whole cancel was refused (or never sent): what it put in PENDING_CANCEL is OPEN again,
+        unless another cancel on the wire covers that order too (it stays pending for that one)."""
         for order in request.targets:
-            if order.state is OrderState.PENDING_CANCEL:
+            if order.state is OrderState.PENDING_CANCEL and not self._other_cancel_out(order, request):
                 self._order_event(order, OrderEvent.CANCEL_REFUSED, code)
         if request.twap is not None:
             self._twap_event(request.twap, TwapEvent.CANCEL_REFUSED, code)
@@ -297,8 +303,12 @@ class CancelHandling(CoreState):
                 self._finish_cancel(request, str(status))
 
     def withdraw_cancel(self, request: CancelRequest, reason: str) -> None:
-        """The cancel's frame never left the process: nothing was asked, so nothing is ambiguous."""
-        self._refuse_cancel(request, reason)
+        """The frame just queued for ``request`` never left the process. If it was the request's only
+        one, nothing was asked and the request ends; if an earlier frame went out (a retry joined a
+        request another caller had sent), that one stands and the request waits for its answer."""
+        request.sends = max(0, request.sends - 1)
+        if request.sends == 0 and not request.done:
+            self._refuse_cancel(request, reason)
 
     def cancel_lost(self, request: CancelRequest, reason: str) -> None:
         for order in request.targets:

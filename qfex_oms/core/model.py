@@ -148,6 +148,7 @@ class CancelRequest:
     cancelled: list[Order] = field(factory=list)
     done: bool = False
     frame_sent: bool = False
+    sends: int = 0  # frames queued for it (a retry adds one); a withdrawn one is taken back
     refused: list[Order] = field(factory=list)
     refusal: str | None = None  # the status of the last such answer
 

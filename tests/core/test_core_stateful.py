@@ -72,7 +72,8 @@ UNKNOWN_ORDER_ID = str(uuid.UUID(int=0xDEAD, version=4))
 Key = tuple[str, str]
 
 ADD_FATES = st.sampled_from(("ack",) * 8 + ("reject", "reject_no_id", "err", "lost"))
-CANCEL_FATES = st.sampled_from(("ok",) * 8 + ("refuse_err", "refuse_status", "lost"))
+# "withdrawn": the shell's pacer held the frame past its deadline, so it never left (NOT_SENT).
+CANCEL_FATES = st.sampled_from(("ok",) * 8 + ("refuse_err", "refuse_status", "lost", "withdrawn"))
 SIDES = st.sampled_from((Side.BUY, Side.SELL))
 QUANTITIES = st.integers(1, 5)
 REJECTION = OrderStatus.QUANTITY_GREATER_THAN_MAX_QUANTITY
@@ -419,6 +420,15 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
         request = self.core.cancel(intent, retry=retry)
         if not any(request is r for r in self.requests):
             self.requests.append(request)
+        if fate == "withdrawn":
+            # What the manager does when _transmit says NOT_SENT: these frames never reach the exchange.
+            frames = self.core.take_frames()
+            for frame in frames:
+                self._check_frame(frame)
+            if frames:
+                self.core.withdraw_cancel(request, "NOT_SENT")
+            self._flush()
+            return request
         self._flush(fate)
         return request
 

@@ -327,3 +327,55 @@ def test_cancelling_an_order_this_core_does_not_track_fails(core: OmsCore) -> No
     with pytest.raises(CancelError, match="not tracked"):
         core.cancel(CancelIntent(order))
     assert core.take_frames() == []
+
+
+# ------------------------------------------------------------------ cancels withdrawn before the wire
+
+
+def test_a_withdrawn_retry_leaves_the_request_its_first_frame_sent_waiting(core: OmsCore) -> None:
+    """Caller B's cancel went out; caller A's retry joined B's request, and A's frame was withdrawn
+    from the pacer. B's frame stands: the order stays PENDING_CANCEL and B's answer still lands."""
+    order = place(core, "c1")
+    order_id = ack(core, order)
+    first = core.cancel(CancelIntent(order))
+    assert core.take_frames()
+    retry = core.cancel(CancelIntent(order), retry=True)
+    assert retry is first and core.take_frames()
+    core.withdraw_cancel(retry, "NOT_SENT")
+    assert not first.done and order.state is OrderState.PENDING_CANCEL
+    core.on_reply(resp(order_id, "CANCELLED", cid="c1"))
+    assert first.done and first.status == "CANCELLED" and order.state is OrderState.CANCELLED
+
+
+def test_a_withdrawn_cancel_alone_reopens_its_order(core: OmsCore) -> None:
+    order = place(core, "c1")
+    ack(core, order)
+    request = core.cancel(CancelIntent(order))
+    assert core.take_frames()
+    core.withdraw_cancel(request, "NOT_SENT")
+    assert request.done and request.status == "NOT_SENT" and order.state is OrderState.OPEN
+
+
+@pytest.mark.parametrize("how", ["withdrawn", "refused by err"])
+def test_a_group_cancel_ending_unsent_or_refused_keeps_a_members_own_cancel_pending(
+    core: OmsCore, how: str
+) -> None:
+    """O1 has its own cancel on the wire when a group cancel covering it ends without effect: O1
+    stays PENDING_CANCEL for its own cancel, whose loss then makes it UNKNOWN (not silently OPEN)."""
+    o1, o2 = place(core, "g"), place(core, "g")
+    ack(core, o1)
+    ack(core, o2)
+    own = core.cancel(CancelIntent(o1))
+    core.take_frames()
+    group = core.cancel(CancelIntent(client_order_id="g", symbol=SYMBOL))
+    assert group is not own and core.take_frames()
+    if how == "withdrawn":
+        core.withdraw_cancel(group, "NOT_SENT")
+    else:
+        core.on_reply(m.Err(error_code=ErrorCode.RATE_LIMITED, message="slow down", incoming_message={
+            "type": "cancel_order", "params": {"order_id": "g", "symbol": SYMBOL,
+                                               "cancel_order_id_type": "client_order_id"}}))
+    assert group.done
+    assert o1.state is OrderState.PENDING_CANCEL and o2.state is OrderState.OPEN
+    core.cancel_lost(own, "TIMEOUT")
+    assert o1.state is OrderState.UNKNOWN and o1.needs_settlement
