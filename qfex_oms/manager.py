@@ -98,14 +98,19 @@ class ReconnectPolicy:
         return base * (1 + random.uniform(-self.jitter, self.jitter))
 
 
+def _positive(instance: object, attribute: Any, value: float) -> None:
+    if not value > 0:
+        raise InvalidArgument(f"{attribute.name} must be a positive number of seconds, got {value!r}")
+
+
 @define
 class ManagerSettings:
-    request_timeout: float = 10.0
-    handshake_timeout: float = 20.0  # well inside QFEX's 60 s authentication deadline
+    request_timeout: float = field(default=10.0, validator=_positive)
+    handshake_timeout: float = field(default=20.0, validator=_positive)  # inside QFEX's 60 s auth deadline
     cancel_on_disconnect: bool = False
     pacer: PacerSettings | None = field(factory=PacerSettings)
     reconnect: ReconnectPolicy | None = field(factory=ReconnectPolicy)
-    kill_timeout: float = 10.0
+    kill_timeout: float = field(default=10.0, validator=_positive)
     cancel_retries: int = 3
     event_high_water: int = 10_000
     client_id_prefix: str = ""
@@ -227,6 +232,8 @@ class OrderManager:
         if outcome in _NEVER_SENT:
             self.core.withdraw_modify(request, outcome)
             self._flush()
+            if outcome == HALTED:
+                raise Halted("the kill switch halted order changes before this modify was sent")
             raise NotSent(f"modify of {order.order_id}", request)
         if outcome is None and await self._wait_for(request, lambda: request.done):
             if request.status != "MODIFIED":
@@ -258,9 +265,11 @@ class OrderManager:
         for attempt in range(self.settings.cancel_retries + 1):
             outcome = await self._transmit(session, self.core.take_frames())
             if outcome == NOT_SENT:
-                self.core.withdraw_cancel(request, outcome)  # back to OPEN: nothing was asked
+                self.core.withdraw_cancel(request, outcome)  # back to OPEN if nothing was asked
                 self._flush()
-                break
+                if request.done:
+                    break
+                outcome = None  # an earlier frame of this request is out: wait for its answer
             if outcome is not None:
                 self.core.cancel_lost(request, outcome)
                 self._flush()
@@ -422,7 +431,9 @@ class OrderManager:
                 except Halted:
                     return HALTED
                 except (trio_websocket.ConnectionClosed, trio.BrokenResourceError,
-                        trio.ClosedResourceError):
+                        trio.ClosedResourceError, LocalProtocolError):
+                    # LocalProtocolError: wsproto refusing a frame on a connection trio-websocket
+                    # is already closing (its issue #184); like ConnectionClosed, the send failed.
                     return "SEND_FAILED"
         if written == len(frames):
             return None
@@ -702,11 +713,14 @@ class OrderManager:
                                 recv: trio.MemoryReceiveChannel[list[m.Request]]) -> None:
         """Sends what the reader's replies triggered (a cancel held until its order's ACK)."""
         async for frames in recv:
-            outcome = await self._transmit(session, frames)
-            while outcome == NOT_SENT:  # nothing went out: these cancels must still go, so wait on
-                outcome = await self._transmit(session, frames)
-            if outcome is not None:
-                return
+            for frame in frames:  # one at a time, so a failure knows exactly what went out
+                while (outcome := await self._transmit(session, [frame])) == NOT_SENT:
+                    # Not sent, so it must still go; but let a dropped connection end this task.
+                    await trio.lowlevel.checkpoint()
+                    if self._session is not session:
+                        return
+                if outcome is not None:
+                    return
 
     async def _settler(self) -> None:
         """Reconcile, soon after something was marked for settlement, in the background."""

@@ -15,8 +15,18 @@ from decimal import Decimal
 import pytest
 import trio
 from managerkit import PUB, FrameLog, assert_book_matches, manager
+from wsproto.utilities import LocalProtocolError
 
-from qfex_oms import NotSent, OrderManager, OrderState, OrderStatusUnknown, PacerSettings
+from qfex_oms import (
+    Halted,
+    InvalidArgument,
+    NotSent,
+    OrderManager,
+    OrderState,
+    OrderStatusUnknown,
+    PacerSettings,
+)
+from qfex_oms.protocol import messages as m
 from qfex_oms.sim import Venue
 
 S = "AAPL-USD"
@@ -114,3 +124,72 @@ async def test_a_modify_withdrawn_from_the_pacer_changes_nothing_and_can_be_sent
         await trio.sleep(0.7)
         await oms.modify_order(order, price="98")  # not "a modify is already in flight"
         assert order.price == Decimal("98")
+
+
+async def test_a_modify_stopped_in_the_pacer_by_the_kill_switch_raises_halted(venue: Venue) -> None:
+    async with manager(venue, pacer=PacerSettings(units_per_second=2, burst=1), request_timeout=3) as oms:
+        order = await oms.place_order(S, "BUY", "2", "99")  # spends the only token
+        async with trio.open_nursery() as nursery:
+            async def modify() -> None:
+                with pytest.raises(Halted):  # not NotSent: it was the halt that stopped it
+                    await oms.modify_order(order, price="98")
+
+            nursery.start_soon(modify)
+            await trio.sleep(0.05)  # the modify now waits for its token
+            report = await oms.cancel_all()
+        assert report.clean and order.state is OrderState.CANCELLED
+        assert order.price == Decimal("99")
+
+
+@pytest.mark.parametrize("name", ["request_timeout", "handshake_timeout", "kill_timeout"])
+async def test_a_deadline_that_is_not_positive_is_refused_before_connecting(venue: Venue, name: str) -> None:
+    with pytest.raises(InvalidArgument, match=name):
+        async with manager(venue, **{name: 0}):
+            pass
+
+
+class _ClosingSession:
+    """A session whose socket trio-websocket is already closing: wsproto refuses the frame."""
+
+    pacer = None
+
+    async def wait_turn(self, request: object, **_: object) -> None:
+        return None
+
+    async def write(self, request: object) -> None:
+        raise LocalProtocolError("Event TextMessage cannot be sent in state ConnectionState.LOCAL_CLOSING.")
+
+
+async def test_a_frame_refused_by_a_closing_socket_is_a_failed_send_not_a_crash(oms: OrderManager) -> None:
+    """trio-websocket can raise wsproto's error out of send_message in the window before it marks the
+    connection closed; the caller must get an outcome, not a wsproto exception (no real socket can be
+    held in that window on purpose, hence the stand-in session)."""
+    frame = m.CancelAllOrders()
+    assert await oms._transmit(_ClosingSession(), [frame]) == "SEND_FAILED"  # type: ignore[arg-type]
+
+
+async def test_follow_up_frames_withdrawn_from_the_pacer_are_sent_again_in_order(oms: OrderManager) -> None:
+    """Cancels released by an ACK go out through the follow-up sender. One that missed its deadline in
+    the pacer must still go (it was never sent), and the frames after it must not be dropped."""
+    outcomes = iter(["NOT_SENT", None, None])
+    sent: list[str] = []
+    all_sent = trio.Event()
+
+    async def transmit(session: object, frames: list[m.Request], **_: object) -> str | None:
+        sent.extend(f.order_id for f in frames)  # type: ignore[attr-defined]
+        await trio.lowlevel.checkpoint()
+        if len(sent) == 3:
+            all_sent.set()
+        return next(outcomes)
+
+    oms._transmit = transmit  # type: ignore[method-assign]
+    send, recv = trio.open_memory_channel[list[m.Request]](10)
+    first = m.CancelOrder(order_id="a", symbol=S, cancel_order_id_type=m.CancelIdType.ORDER_ID)
+    second = m.CancelOrder(order_id="b", symbol=S, cancel_order_id_type=m.CancelIdType.ORDER_ID)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(oms._follow_up_sender, oms._session, recv)
+        await send.send([first, second])
+        with trio.fail_after(2):
+            await all_sent.wait()
+        nursery.cancel_scope.cancel()
+    assert sent == ["a", "a", "b"]
