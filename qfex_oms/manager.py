@@ -2,17 +2,16 @@
 
 Structure (design.md "Connection, reconnect, journal"): ``open_order_manager`` owns a nursery; in it
 a supervisor keeps one connection alive (connect, authenticate, subscribe, reader, follow-up
-sender, settler) and reconnects with jittered backoff. The reader decodes a frame, applies it to the
-core synchronously and hands events to per-subscriber buffers: it never awaits application work.
-Strategy calls run in the strategies' own tasks: they queue frames through the core, send them
-(paced), and wait on the order's state with a deadline. A lost answer never becomes REJECTED: the
-order goes UNKNOWN and the settler reconciles it from a ``get_user_orders`` + ``get_user_trades``
-snapshot.
+sender, settler) and reconnects with jittered backoff: that half lives in ``connection.py``. The
+reader decodes a frame, applies it to the core synchronously and hands events to per-subscriber
+buffers: it never awaits application work. Strategy calls run in the strategies' own tasks: they
+queue frames through the core, send them (paced), and wait on the order's state with a deadline. A
+lost answer never becomes REJECTED: the order goes UNKNOWN and the settler reconciles it from a
+``get_user_orders`` + ``get_user_trades`` snapshot.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +25,7 @@ from attrs import define, field
 from wsproto.utilities import LocalProtocolError
 
 from qfex_oms import killswitch
+from qfex_oms.connection import NOT_SENT, ConnectionSupervisor, ReconnectPolicy, _sole
 from qfex_oms.core import args
 from qfex_oms.core.cancel import CancelIntent
 from qfex_oms.core.engine import OmsCore
@@ -43,7 +43,6 @@ from qfex_oms.core.replay import replay
 from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
 from qfex_oms.errors import (
-    AuthenticationError,
     Halted,
     InvalidArgument,
     ModifyRejected,
@@ -55,47 +54,23 @@ from qfex_oms.errors import (
     TwapRejected,
 )
 from qfex_oms.errors import RequestFailed as RequestFailedError
-from qfex_oms.events import Connected, Disconnected, Event, EventStream, HaltChanged, Reconnected
+from qfex_oms.events import Event, EventStream, HaltChanged
 from qfex_oms.journal import Journal
 from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.errors import ProtocolError
 from qfex_oms.results import CancelResult, KillReport
-from qfex_oms.session import Credentials, Session, connect
+from qfex_oms.session import Credentials, Session
 
 log = structlog.get_logger("qfex_oms.manager")
 
 PAGE = 1000
-FILL_GAP_GRACE = 0.25  # seconds a FILLED report's fill_response may lag before its trade is fetched
 _REPLY_OF = {"get_user_orders": "all_orders_response", "get_user_trades": "user_trades_response",
              "cancel_all_orders": "ack:cancel_all_orders"}
 _GATED = (m.AddOrder, m.AddTwap, m.ModifyOrder)
 # Why _transmit did not send: these two mean the frame provably never reached the wire.
-HALTED, NOT_SENT = "HALTED", "NOT_SENT"
+HALTED = "HALTED"
 _NEVER_SENT = (HALTED, NOT_SENT)
-# LocalProtocolError: wsproto refusing a frame trio-websocket sent on a closing connection (its
-# issue #184, fixed for pings by qfex_oms.wsfix): the connection is over, not the manager.
-_CONNECTION_ERRORS = (AuthenticationError, OSError, trio.TooSlowError, trio_websocket.HandshakeError,
-                      trio_websocket.ConnectionClosed, LocalProtocolError)
-
-
-def _sole(exc: BaseException) -> BaseException:
-    """The one exception inside (nested) one-member groups, which trio's strict nurseries make."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
-@define
-class ReconnectPolicy:
-    initial: float = 0.5
-    maximum: float = 30.0
-    multiplier: float = 2.0
-    jitter: float = 0.5  # +/- this fraction of the delay
-
-    def delay(self, attempt: int) -> float:
-        base = min(self.maximum, self.initial * self.multiplier ** max(0, attempt - 1))
-        return base * (1 + random.uniform(-self.jitter, self.jitter))
 
 
 def _positive(instance: object, attribute: Any, value: float) -> None:
@@ -128,7 +103,7 @@ class _Slot:
     error: Exception | None = None
 
 
-class OrderManager:
+class OrderManager(ConnectionSupervisor):
     def __init__(self, url: str, credentials: Credentials, settings: ManagerSettings) -> None:
         self.url = url
         self.credentials = credentials
@@ -197,14 +172,10 @@ class OrderManager:
         session = self._usable_session()
         order = self.core.place_order(**fields)
         outcome = await self._transmit(session, self.core.take_frames())
+        if outcome in _NEVER_SENT:
+            self.core.apply_order_event(order, OrderEvent.REJECT, outcome)
+            self._never_sent(outcome, f"order {order.client_order_id} on {order.symbol}", order)
         if outcome is not None:
-            if outcome in _NEVER_SENT:
-                # Provably never on the wire: closing it locally is exact, not a guess.
-                self.core.apply_order_event(order, OrderEvent.REJECT, outcome)
-                self._flush()
-                if outcome == HALTED:
-                    raise Halted("the kill switch halted new orders before this one was sent")
-                raise NotSent(f"order {order.client_order_id} on {order.symbol}", order)
             self._lost(order, outcome)
         if not await self._wait_for(order, lambda: order.state is not OrderState.PENDING_NEW):
             self._lost(order, "TIMEOUT")
@@ -231,10 +202,7 @@ class OrderManager:
         outcome = await self._transmit(session, self.core.take_frames())
         if outcome in _NEVER_SENT:
             self.core.withdraw_modify(request, outcome)
-            self._flush()
-            if outcome == HALTED:
-                raise Halted("the kill switch halted order changes before this modify was sent")
-            raise NotSent(f"modify of {order.order_id}", request)
+            self._never_sent(outcome, f"modify of {order.order_id}", request)
         if outcome is None and await self._wait_for(request, lambda: request.done):
             if request.status != "MODIFIED":
                 raise ModifyRejected(order, request.status)
@@ -308,10 +276,7 @@ class OrderManager:
         outcome = await self._transmit(session, self.core.take_frames())
         if outcome in _NEVER_SENT:
             self.core.apply_twap_event(twap, TwapEvent.REJECT, outcome)
-            self._flush()
-            if outcome == HALTED:
-                raise Halted("the kill switch halted new TWAPs before this one was sent")
-            raise NotSent(f"TWAP {twap.client_twap_id} on {twap.symbol}", twap)
+            self._never_sent(outcome, f"TWAP {twap.client_twap_id} on {twap.symbol}", twap)
         if outcome is None and await self._wait_for(twap, lambda: twap.state is not TwapState.PENDING_NEW):
             if twap.state is TwapState.REJECTED:
                 raise TwapRejected(twap, twap.last_status)
@@ -455,6 +420,14 @@ class OrderManager:
             event = self._waiters[id(obj)] = trio.Event()
         await event.wait()
 
+    def _never_sent(self, outcome: str, what: str, subject: object) -> NoReturn:
+        """Raise for a request that provably never reached the wire (the core has already closed it
+        locally: exact, not a guess)."""
+        self._flush()
+        if outcome == HALTED:
+            raise Halted(f"the kill switch halted trading before this {what} was sent")
+        raise NotSent(what, subject)
+
     def _lost(self, order: Order, reason: str) -> NoReturn:
         self.core.order_lost(order, reason)
         self._flush()
@@ -487,21 +460,6 @@ class OrderManager:
         if slot.error is not None:
             raise slot.error
         return slot.value
-
-    async def _restart_connection(self, reason: str) -> None:
-        log.warning("restarting the connection", reason=reason)
-        await self._close_ws(1000, "resynchronise")
-
-    async def _close_ws(self, code: int, reason: str) -> None:
-        """Close the connection on purpose: handshake first (bounded), then stop its tasks."""
-        session, scope = self._session, self._conn_scope
-        if session is None:
-            return
-        self._closing_ws = True
-        with trio.CancelScope(shield=True), trio.move_on_after(2):
-            await session.ws.aclose(code, reason)
-        if scope is not None:
-            scope.cancel()
 
     def _expect_ack(self, request_type: str) -> _Slot:
         slot = _Slot()
@@ -604,154 +562,6 @@ class OrderManager:
             stream.push(event)
 
     # ================================================================== connection lifecycle
-
-    async def _supervise(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        attempt, first = 0, True
-        while not self._closing:
-            reason = "closed"
-            try:
-                reason = await self._run_connection(first, task_status)
-                attempt = 0
-            except (*_CONNECTION_ERRORS, BaseExceptionGroup) as caught:
-                # The connection's nursery wraps what failed in it (a refused upgrade is raised
-                # by trio-websocket's reader task, not by connect()): look inside.
-                exc = _sole(caught)
-                if not isinstance(exc, _CONNECTION_ERRORS):
-                    raise
-                if first and not self._ready.is_set():  # never connected: tell the caller why
-                    if isinstance(exc, AuthenticationError):
-                        raise exc from None
-                    if isinstance(exc, trio_websocket.ConnectionRejected):
-                        raise AuthenticationError(f"the exchange refused the connection: "
-                                                  f"HTTP {exc.status_code}") from None
-                    raise AuthenticationError(f"could not connect to {self.url}: {exc!r}") from exc
-                reason = repr(exc)
-            if first and self._session is None and not self._ready.is_set():
-                return
-            first = False
-            self._connection_lost(reason)
-            if self._closing or self.settings.reconnect is None:
-                return
-            attempt += 1
-            delay = self.settings.reconnect.delay(attempt)
-            log.warning("disconnected; reconnecting", reason=reason, attempt=attempt, delay=round(delay, 3))
-            await trio.sleep(delay)
-
-    async def _run_connection(self, first: bool, task_status: trio.TaskStatus[None]) -> str:
-        reason = "closed by the exchange"
-        async with trio.open_nursery() as conn:
-            with trio.fail_after(self.settings.handshake_timeout):
-                ws = await connect(conn, self.url, self.credentials)
-                session = Session(ws, self.settings.pacer, on_sent=self._frame_sent)
-                try:
-                    await session.handshake(self.credentials,
-                                            cancel_on_disconnect=self.settings.cancel_on_disconnect,
-                                            on_frame=self._on_frame)
-                except BaseException:
-                    # Refused or too slow: close the socket too, not only the tasks.
-                    with trio.CancelScope(shield=True), trio.move_on_after(2):
-                        await ws.aclose()
-                    raise
-            send, recv = trio.open_memory_channel[list[m.Request]](float("inf"))
-            self._followups = send
-            self._session = session
-            conn.start_soon(self._follow_up_sender, session, recv)
-            closed = trio.Event()
-
-            async def reader() -> None:
-                nonlocal reason
-                try:
-                    while True:
-                        self._on_frame(await ws.get_message())
-                except trio_websocket.ConnectionClosed as exc:
-                    reason = f"code {exc.reason.code} {exc.reason.reason or ''}".rstrip()
-                closed.set()
-                # On a close of our own (exit or restart) trio-websocket's reader must still finish
-                # the close handshake that aclose() waits for, so _close_ws tears down after it.
-                if not self._closing_ws:
-                    conn.cancel_scope.cancel()
-
-            self._conn_scope, self._closing_ws = conn.cancel_scope, False
-            conn.start_soon(reader)
-            self._publish(Connected(self.url))
-            log.info("connected", url=self.url, public_key=self.credentials.public_key)
-            if not first or self.resync_on_connect:
-                self.resync_on_connect = False
-                await self._resync_after_connect()
-            conn.start_soon(self._settler)
-            self._ready.set()
-            if first:
-                task_status.started()
-            await closed.wait()
-        return reason
-
-    async def _resync_after_connect(self) -> None:
-        """Reconcile on a new connection. A failure here must not end the manager: the connection
-        drops again (the supervisor reconnects) or the settler retries the snapshot later."""
-        try:
-            with trio.move_on_after(self.settings.request_timeout * 3) as scope:
-                diff = await self.reconcile()
-                self._publish(Reconnected(diff))
-                log.info("resynced after reconnect", adopted=len(diff.adopted),
-                         settled=len(diff.settled), fills=len(diff.fills_added))
-            if scope.cancelled_caught:
-                self._want_settle()
-        except (RequestTimeout, RequestFailedError, NotConnected) as exc:
-            log.warning("resync failed; it will be retried", error=str(exc))
-            self._want_settle()
-
-    def _connection_lost(self, reason: str) -> None:
-        self._session = None
-        self._followups = None
-        self._ready = trio.Event()
-        self.core.connection_lost()
-        self._fail_all_slots(reason)
-        self._flush()
-        self._publish(Disconnected(reason))
-
-    async def _follow_up_sender(self, session: Session,
-                                recv: trio.MemoryReceiveChannel[list[m.Request]]) -> None:
-        """Sends what the reader's replies triggered (a cancel held until its order's ACK)."""
-        async for frames in recv:
-            for frame in frames:  # one at a time, so a failure knows exactly what went out
-                while (outcome := await self._transmit(session, [frame])) == NOT_SENT:
-                    # Not sent, so it must still go; but let a dropped connection end this task.
-                    await trio.lowlevel.checkpoint()
-                    if self._session is not session:
-                        return
-                if outcome is not None:
-                    return
-
-    async def _settler(self) -> None:
-        """Reconcile, soon after something was marked for settlement, in the background."""
-        while True:
-            await self._settle_wanted.wait()
-            await trio.sleep(0.05)
-            self._settle_wanted = trio.Event()
-            if not self._settle_needed:
-                # Only fill gaps: give the missing fill_responses a moment before asking.
-                await trio.sleep(FILL_GAP_GRACE)
-                self._fill_gaps = {o for o in self._fill_gaps if o.fill_total < o.filled_quantity}
-                if not self._fill_gaps:
-                    continue
-            self._settle_needed = False
-            self._fill_gaps = set()
-            try:
-                diff = await self.reconcile()
-                log.info("settled from snapshot", settled=len(diff.settled), adopted=len(diff.adopted))
-            except (RequestTimeout, RequestFailedError, NotConnected) as exc:
-                log.warning("settlement failed; will retry on the next trigger", error=str(exc))
-
-    async def wait_connected(self) -> None:
-        """Return once a connection is authenticated and subscribed (wrap it in a trio timeout)."""
-        while not self._ready.is_set():
-            await self._ready.wait()
-
-    async def _close(self) -> None:
-        self._closing = True
-        await self._close_ws(1000, "closing")
-        for stream in list(self._streams):
-            stream.close()
 
 
 @asynccontextmanager

@@ -9,7 +9,7 @@ of the strategy's ``async with`` and a restart could end the manager (tests/mana
 test_manager_close_race.py stages the race through a proxy).
 
 The fix wraps one private method; if a future trio-websocket renames it, nothing is patched and the
-manager's supervisor still treats the error as a lost connection (manager._CONNECTION_ERRORS).
+manager's supervisor still treats the error as a lost connection (connection._CONNECTION_ERRORS).
 Remove this module once trio-websocket ships its own fix (pull request #198).
 """
 
