@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint sim clean
+.PHONY: demo test bench profile lint sim clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# make profile ROWS=3: the rows' client side under pyinstrument; the report goes to bench/results/.
+ROWS ?= 1
+profile: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,profile]'
+	$(BIN)/python -m bench --rows $(ROWS) --profile
 
 sim: $(STAMP)
 	$(BIN)/qfex-oms sim --host 127.0.0.1 --port 8765

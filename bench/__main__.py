@@ -64,19 +64,41 @@ def render(rows: list[Row], console: Console) -> None:
             console.print(f"note on {row.name}: {row.note}")
 
 
+def profile(rows: set[str], quick: bool, report: Path, console: Console) -> int:
+    """The rows' own process under a sampling profiler (loopback rows: the client side; the
+    simulator runs in a process of its own). For finding where time goes, not for the figures."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        console.print("pyinstrument is not installed: make profile (or pip install -e '.[profile]')")
+        return 2
+    profiler = Profiler(interval=0.0002)
+    with profiler:
+        collect(rows, quick)
+    report.write_text(profiler.output_text(unicode=False, color=False))
+    console.print(f"profile of rows {', '.join(sorted(rows))} written to {report}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rows", default="1,2,3,4,5,6,7,8")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the rows under pyinstrument (pip install -e '.[profile]'); the report "
+                             "goes to bench/results/profile-<rows>.txt; figures taken so are not comparable")
     args = parser.parse_args()
     configure_logging("error")  # the manager's own log lines would bury the table
     console = Console(width=160)
     started = time.perf_counter()
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    if args.profile:
+        report = out / f"profile-{args.rows.replace(',', '-')}.txt"
+        return profile(set(args.rows.split(",")), args.quick, report, console)
     rows = collect(set(args.rows.split(",")), args.quick)
     render(rows, console)
     missed = [r.name for r in rows if r.ok is False]
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
     (out / "last.json").write_text(json.dumps({
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "python": platform.python_version(),
         "machine": platform.machine(), "seconds": time.perf_counter() - started,
