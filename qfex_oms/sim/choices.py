@@ -67,3 +67,10 @@ GRACEFUL_CLOSE_CODE = 1000
 FEE = "0"
 # C21: execution_type of every fill_response (only "NEW" appears in QFEX's example).
 EXECUTION_TYPE = "NEW"
+
+# C24: an IOC/FOK/MARKET order that trades on arrival gets ONE FILLED order_response, at the end of
+# its sweep (with the last fill's trade_id and the final quantity_remaining), not one per fill; its
+# fill_responses still come one per trade, as they happen. QFEX: "fill what's available -> return
+# FILLED with quantity_remaining > 0 if partial". A GTC order and every resting order still get one
+# FILLED per fill. False gives one per fill for IOC too (a client then cannot tell the last one).
+IOC_SINGLE_FILLED_REPORT = True

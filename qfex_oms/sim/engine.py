@@ -161,6 +161,7 @@ class Engine:
         if order.time_in_force is TimeInForce.FOK and not self._fok_fillable(order, opposite, limit):
             self._close(order, choices.UNFILLED_IOC_STATUS, events)
             return
+        sweep: list[str] = []  # trade ids of an IOC sweep whose FILLED report is held (C24)
         while order.remaining > ZERO:
             passive = opposite.first_at_best()
             if passive is None or (limit is not None and not crosses(order.side, limit, passive.price)):
@@ -170,7 +171,9 @@ class Engine:
                 opposite.remove(passive)
                 self._close(passive, OrderStatus.CANCELLED_STP, events)
                 continue
-            self._fill(order, passive, opposite, events)
+            self._fill(order, passive, opposite, events, sweep)
+        if sweep:
+            events.append((order.account, order.response(OrderStatus.FILLED, sweep[-1])))
         if order.remaining > ZERO:
             if order.time_in_force is TimeInForce.GTC:
                 self._rest(order, book.side(order.side))
@@ -191,7 +194,8 @@ class Engine:
                     return True
         return False
 
-    def _fill(self, aggressor: SimOrder, passive: SimOrder, side: BookSide, events: list[Event]) -> None:
+    def _fill(self, aggressor: SimOrder, passive: SimOrder, side: BookSide, events: list[Event],
+              sweep: list[str]) -> None:
         quantity = min(aggressor.remaining, passive.remaining)
         price = passive.price
         now = self.clock()
@@ -203,8 +207,12 @@ class Engine:
         if passive.remaining == ZERO:
             side.remove(passive)
             self._unindex(passive)
+        held = choices.IOC_SINGLE_FILLED_REPORT and aggressor.time_in_force is not TimeInForce.GTC
         for order in (aggressor, passive):
-            self._record_fill(order, price, quantity, aggressor.side, now, order is passive, events)
+            trade_id = self._record_fill(order, price, quantity, aggressor.side, now, order is passive,
+                                         events, report=not (held and order is aggressor))
+            if held and order is aggressor:
+                sweep.append(trade_id)
 
     def _record_fill(
         self,
@@ -215,7 +223,10 @@ class Engine:
         now: float,
         is_maker: bool,
         events: list[Event],
-    ) -> None:
+        report: bool = True,
+    ) -> str:
+        """Record one side of a trade; returns its trade id. ``report``: also send the FILLED
+        order_response now (an IOC sweep sends its one report at the end instead, C24)."""
         trade = SimTrade(
             trade_id=_new_id(), account=order.account, user_id=order.user_id, symbol=order.symbol,
             price=price, quantity=quantity, side=order.side, aggressor_side=aggressor_side,
@@ -227,13 +238,15 @@ class Engine:
         state = self.accounts[order.account]
         state.trades.append(trade)
         state.trades_by_order.setdefault(order.order_id, []).append(trade)
-        events.append((order.account, order.response(OrderStatus.FILLED, trade.trade_id)))
+        if report:
+            events.append((order.account, order.response(OrderStatus.FILLED, trade.trade_id)))
         events.append((order.account, trade.fill_response()))
         if order.twap_id is not None:
             twap = self.twaps_by_id[order.twap_id]
             twap.filled_quantity += quantity
             twap.notional += quantity * price
             twap.updated_at = now
+        return trade.trade_id
 
     def _rest(self, order: SimOrder, side: BookSide) -> None:
         order.is_open = True

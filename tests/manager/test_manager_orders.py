@@ -122,14 +122,11 @@ async def test_limit_ioc_fills_what_it_can_and_the_rest_ends(
     await assert_book_matches(oms2, venue, PUB2)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "CORE: every FILLED order_response of an IOC with quantity_remaining > 0 is read as its final "
-    "report (OmsCore._fill_event final_report=True), so a sweep over two levels goes OPEN -> "
-    "CANCELLED -> FILLED; the final state is right but strategies see a CANCELLED that was not"))
 async def test_limit_ioc_sweep_never_reports_cancelled_before_its_last_fill(
     oms: OrderManager, oms2: OrderManager, venue: Venue
 ) -> None:
-    """An IOC that sweeps two levels and fills in full must not look CANCELLED in between."""
+    """An IOC that sweeps two levels and fills in full must not look CANCELLED in between. It relies
+    on one FILLED report per sweep, at its end (QFEX's docs; the simulator's choice C24)."""
     await oms2.place_order(S, "SELL", "1", "101")
     await oms2.place_order(S, "SELL", "1", "102")
     stream = oms.events()

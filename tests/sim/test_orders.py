@@ -110,9 +110,10 @@ async def test_market_ioc_full_partial_and_nothing(venue):
         assert (await b.recv_key("order_response"))["status"] == "CANCELLED"
         await rest(a, "SELL", "200", "1")
         await b.order(side="BUY", order_type="MARKET", order_time_in_force="IOC", quantity=1.5)
-        filled = await b.recv_key("order_response")
+        fill = await b.recv_key("fill_response")
+        filled = await b.recv_key("order_response")  # the sweep's one report comes last (C24)
         assert filled["status"] == "FILLED" and filled["quantity_remaining"] == 0.5
-        await b.recv_key("fill_response")
+        assert filled["trade_id"] == fill["trade_id"]
         await b.expect_silence()  # the unfilled remainder ends silently (FILLED with leaves)
     assert venue.open_orders(PUB2) == []
 
@@ -121,8 +122,8 @@ async def test_limit_ioc_partial_does_not_rest(venue):
     async with connect(venue, PUB) as a, connect(venue, PUB2) as b:
         await rest(a, "SELL", "200", "1")
         await b.order(side="BUY", order_time_in_force="IOC", price=201.0, quantity=2.0)
-        assert (await b.recv_key("order_response"))["quantity_remaining"] == 1
         await b.recv_key("fill_response")
+        assert (await b.recv_key("order_response"))["quantity_remaining"] == 1
         await b.expect_silence()
     assert venue.open_orders(PUB2) == []
     [order] = venue.orders(PUB2)
@@ -137,8 +138,10 @@ async def test_fok_fills_fully_or_is_cancelled_untouched(venue):
         assert (await b.recv_key("order_response"))["status"] == "CANCELLED"
         await a.expect_silence()
         await b.order(side="BUY", order_time_in_force="FOK", price=201.0, quantity=2.0)
-        frames = await b.recv_many(4)
-        assert frames[-2]["order_response"]["quantity_remaining"] == 0
+        frames = await b.recv_many(3)  # a fill_response per level, then the one FILLED (C24)
+        assert [list(f) for f in frames] == [["fill_response"], ["fill_response"], ["order_response"]]
+        assert frames[-1]["order_response"]["quantity_remaining"] == 0
+        await b.expect_silence()
     assert venue.open_orders(PUB) == []
 
 
@@ -210,3 +213,20 @@ async def test_modify_into_the_book_trades(venue):
                      order_type="LIMIT", price=201.0)
         statuses = [f.get("order_response", {}).get("status") for f in await b.recv_many(3)]
         assert statuses == ["MODIFIED", "FILLED", None]
+
+
+async def test_an_ioc_sweeping_two_levels_gets_one_filled_report_at_the_end(venue):
+    """C24: per level a fill_response; one FILLED order_response after the last, so a client can read
+    a FILLED with quantity_remaining > 0 on an IOC as its end. Resting orders still get one per fill."""
+    async with connect(venue, PUB) as a, connect(venue, PUB2) as b:
+        await rest(a, "SELL", "200", "1")
+        await rest(a, "SELL", "201", "1")
+        await b.order(side="BUY", order_time_in_force="IOC", price=201.0, quantity=3.0)
+        frames = await b.recv_many(3)
+        assert [list(f) for f in frames] == [["fill_response"], ["fill_response"], ["order_response"]]
+        report = frames[-1]["order_response"]
+        assert report["status"] == "FILLED" and report["quantity_remaining"] == 1
+        assert report["trade_id"] == frames[1]["fill_response"]["trade_id"]
+        await b.expect_silence()
+        passive = await a.recv_many(4)  # each resting order: its FILLED, then its fill_response
+        assert [list(f) for f in passive] == [["order_response"], ["fill_response"]] * 2

@@ -30,9 +30,9 @@ async def slow_venue():
 async def _child_frames(c, expect_fill: bool = True, within: float = 2.0) -> dict:
     ack = await c.recv_key("order_response", within=within)
     assert ack["status"] == "ACK" and ack["type"] == "MARKET" and ack["time_in_force"] == "IOC"
-    final = await c.recv_key("order_response")
     if expect_fill:
-        await c.recv_key("fill_response")
+        await c.recv_key("fill_response")  # an IOC child's fill comes before its one FILLED (C24)
+    final = await c.recv_key("order_response")
     return {"ack": ack, "final": final}
 
 
