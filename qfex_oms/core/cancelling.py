@@ -252,9 +252,10 @@ class CancelHandling(CoreState):
         """An order ended: settle the cancels that cover it once none of their orders is left.
 
         The exchange's CANCELLED credits every cancel covering the order (a group cancel by client
-        id also takes members it did not know). A rejected order ends its cancels with the
-        rejection. A fill or a snapshot settlement ends only a cancel still held for the ACK: nothing
-        will answer it; one on the wire still gets its answer (NO_SUCH_ORDER).
+        id also takes members it did not know). A rejected order (or one withdrawn before the wire)
+        ends a cancel still held for its ACK with that status. A rejection, a fill or a snapshot
+        settlement never ends a cancel on the wire: the exchange still answers it (NO_SUCH_ORDER, or
+        CANCELLED for members a group cancel found), and that answer is its result.
         """
         credit = event is OrderEvent.CANCELLED and status in _CANCEL_STATUSES
         for request in self._covering(order, credit):
@@ -266,9 +267,11 @@ class CancelHandling(CoreState):
                 continue
             if credit:
                 self._finish_cancel(request, request.refusal or str(S.CANCELLED))
+            elif request.frame_sent:
+                continue
             elif event is OrderEvent.REJECT:
                 self._finish_cancel(request, str(status))
-            elif not request.frame_sent:
+            else:
                 self._finish_cancel(request, request.refusal or ALREADY_CLOSED)
 
     def _finish_cancel(self, request: CancelRequest, status: str) -> None:

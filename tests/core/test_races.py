@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from corekit import SYMBOL, ack, fill, new_id, place, resp
 
-from qfex_oms.core import CancelError, CancelIntent, OmsCore, OrderState, apply_snapshot
+from qfex_oms.core import CancelError, CancelIntent, OmsCore, OrderEvent, OrderState, apply_snapshot
 from qfex_oms.core.events import CancelFinished, FillReceived, RequestFailed
 from qfex_oms.protocol import messages as m
-from qfex_oms.protocol.enums import CancelIdType, ErrorCode, TimeInForce
+from qfex_oms.protocol.enums import CancelIdType, ErrorCode, OrderStatus, TimeInForce
 
 # ---------------------------------------------------------------- cancel before ACK
 
@@ -379,3 +379,23 @@ def test_a_group_cancel_ending_unsent_or_refused_keeps_a_members_own_cancel_pend
     assert o1.state is OrderState.PENDING_CANCEL and o2.state is OrderState.OPEN
     core.cancel_lost(own, "TIMEOUT")
     assert o1.state is OrderState.UNKNOWN and o1.needs_settlement
+
+
+@pytest.mark.parametrize("ending", ["NOT_SENT", "REJECTED"])
+def test_a_group_cancel_on_the_wire_waits_for_its_answer_when_its_only_order_is_refused(
+    core: OmsCore, ending: str
+) -> None:
+    """A cancel by client id went out while its only known member was still pending; that member is
+    then withdrawn before the wire (or rejected). The exchange still answers the cancel, and that
+    answer, not the member's fate, is its result: it may have found members this core never knew."""
+    order = place(core, "g")
+    group = core.cancel(CancelIntent(client_order_id="g", symbol=SYMBOL))
+    assert core.take_frames()
+    if ending == "NOT_SENT":
+        core.apply_order_event(order, OrderEvent.REJECT, "NOT_SENT")
+    else:
+        core.on_reply(resp("", "REJECTED", cid="g"))
+    assert order.state is OrderState.REJECTED and not group.done
+    core.on_reply(m.OrderResponse(order_id="g", symbol=SYMBOL, status=OrderStatus.NO_SUCH_ORDER,
+                                  client_order_id="g"))
+    assert group.done and group.status == "NO_SUCH_ORDER"
