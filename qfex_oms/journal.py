@@ -51,7 +51,10 @@ log = structlog.get_logger("qfex_oms.journal")
 
 FORMAT = "qfex_oms-journal-1"
 SQLITE_MAGIC = b"SQLite format 3\x00"
-Direction = Literal["out", "in"]
+# "out": a frame sent; "in": a frame received; "note": a conclusion a snapshot reached that no frame
+# states (qfex_oms.core.snapshot.settlement_note), replayed as such.
+Direction = Literal["out", "in", "note"]
+_DIRECTIONS = frozenset(("out", "in", "note"))
 Row = tuple[float, str, bytes | str]
 
 
@@ -419,7 +422,7 @@ class Journal:
                 yield seq, "malformed record"
                 continue
             raw = bytes(raw)
-            if direction not in ("out", "in") or _crc(ts, direction, raw) != crc:
+            if direction not in _DIRECTIONS or _crc(ts, direction, raw) != crc:
                 yield seq, "checksum mismatch"
                 continue
             yield Record(seq, ts, direction, raw)
@@ -567,6 +570,9 @@ class Journal:
 
     def append_received(self, raw: bytes | str) -> None:
         self._append("in", raw)  # a str frame is encoded by the writer, off the reader's path
+
+    def append_note(self, raw: bytes) -> None:
+        self._append("note", raw)
 
     def _append(self, direction: str, raw: bytes | str) -> None:
         if self._closed:
@@ -856,6 +862,13 @@ def _names(record: Record) -> tuple[list[tuple[str, ...]], bool]:
     from qfex_oms.protocol.errors import ProtocolError, RequestError
 
     keys: list[tuple[str, ...]] = []
+    if record.direction == "note":
+        from qfex_oms.core.snapshot import note_order_ids
+
+        try:
+            return [("o", order_id) for order_id in note_order_ids(record.raw)], False
+        except (ValueError, KeyError, TypeError):
+            return keys, False  # replay skips it too
     try:
         if record.direction == "out":
             request = codec.decode_request(record.raw)

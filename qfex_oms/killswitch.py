@@ -18,7 +18,6 @@ import structlog
 import trio
 
 from qfex_oms.core.cancel import CancelIntent
-from qfex_oms.core.snapshot import apply_snapshot
 from qfex_oms.core.states import OrderState, TwapState
 from qfex_oms.errors import NotConnected, RequestFailed, RequestTimeout
 from qfex_oms.results import KillReport
@@ -114,6 +113,5 @@ async def _check(oms: OrderManager) -> tuple[bool, int]:
     except (RequestTimeout, RequestFailed, NotConnected) as exc:
         log.warning("kill switch could not check a snapshot", error=str(exc))
         return False, -1
-    apply_snapshot(oms.core, fence, snapshot, trades)
-    oms._flush()
+    oms._settle(fence, snapshot, trades)
     return True, len(snapshot.orders) + len(snapshot.twaps)

@@ -40,7 +40,7 @@ from qfex_oms.core.events import (
 from qfex_oms.core.model import Order, Twap
 from qfex_oms.core.pacer import PacerSettings
 from qfex_oms.core.replay import replay
-from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot
+from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot, settlement_note
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
 from qfex_oms.errors import (
     Halted,
@@ -123,6 +123,7 @@ class OrderManager(ConnectionSupervisor):
         self._trades_since = int(time.time() - settings.trades_lookback)
         self.on_frame_received: Callable[[bytes | str], None] | None = None
         self.on_frame_sent: Callable[[bytes], None] | None = None
+        self.on_settled: Callable[[bytes], None] | None = None  # a snapshot's conclusions (journal)
         self.resync_on_connect = False
         self._conn_scope: trio.CancelScope | None = None
         self._closing_ws = False
@@ -319,7 +320,16 @@ class OrderManager(ConnectionSupervisor):
         fence = self.core.seq
         snapshot = await self.fetch_open_orders()
         trades = await self.fetch_trades()
+        return self._settle(fence, snapshot, trades)
+
+    def _settle(self, fence: int, snapshot: m.AllOrdersResponse, trades: list[m.Trade]) -> SnapshotDiff:
+        """Apply a full snapshot, and journal what it concluded: replay cannot re-derive that from the
+        frames (a snapshot's frames do not say whether it was a full one)."""
         diff = apply_snapshot(self.core, fence, snapshot, trades)
+        if self.on_settled is not None:
+            note = settlement_note(diff, trades)
+            if note is not None:
+                self.on_settled(note)
         self._flush()
         return diff
 
@@ -627,6 +637,7 @@ async def _recover(oms: OrderManager, path: str) -> Journal:
                  skipped=stats.skipped, orders=len(oms.core.tracker))
     oms.on_frame_sent = journal.append_sent
     oms.on_frame_received = journal.append_received
+    oms.on_settled = journal.append_note
     return journal
 
 

@@ -14,8 +14,10 @@ flight (a later modify of the same order would be refused, a pending order would
 
 Snapshot replies (``all_orders_response``, ``user_trades_response``) are journaled but not applied:
 whether a snapshot was a full reconcile cannot be told from the frames alone, and settling an order
-wrongly as gone could not be undone by the resync that follows every recovery, which re-learns
-exactly those facts from the exchange.
+wrongly as gone could not be undone. What a full reconcile concluded is journaled instead as a
+``note`` record (the fills it added, the orders it settled as gone; see
+``snapshot.settlement_note``), and replayed as such; the resync that follows every recovery then
+re-checks everything against the exchange.
 
 A record the core cannot apply is logged and skipped: recovery never stops on one bad frame.
 """
@@ -30,6 +32,7 @@ from attrs import define
 
 from qfex_oms.core.cancel import CancelIntent
 from qfex_oms.core.engine import OmsCore
+from qfex_oms.core.snapshot import apply_settlement_note
 from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType
@@ -37,7 +40,7 @@ from qfex_oms.protocol.errors import ProtocolError, RequestError
 
 log = structlog.get_logger("qfex_oms.replay")
 
-Direction = Literal["out", "in"]
+Direction = Literal["out", "in", "note"]
 
 
 @define
@@ -46,6 +49,7 @@ class ReplayStats:
     replies: int = 0
     skipped: int = 0
     connections: int = 0
+    notes: int = 0
 
 
 def replay(core: OmsCore, records: Iterable[tuple[Direction, bytes | str]]) -> ReplayStats:
@@ -65,10 +69,13 @@ def replay(core: OmsCore, records: Iterable[tuple[Direction, bytes | str]]) -> R
                 else:
                     _command(core, request)
                 stats.commands += 1
+            elif direction == "note":
+                apply_settlement_note(core, raw if isinstance(raw, bytes) else raw.encode())
+                stats.notes += 1
             else:
                 core.on_reply(codec.decode_reply(raw))
                 stats.replies += 1
-        except (ProtocolError, RequestError, ValueError) as exc:
+        except (ProtocolError, RequestError, ValueError, KeyError, TypeError) as exc:
             stats.skipped += 1
             log.warning("journal record skipped", direction=direction, error=str(exc),
                         raw=raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
+import orjson
 from attrs import define, field
 
 from qfex_oms.core import twaps as twap_rules
@@ -31,9 +32,11 @@ from qfex_oms.core.model import Fill, Order, Twap
 from qfex_oms.core.replies import order_from_response
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent
 from qfex_oms.core.tracker import OrderTracker
+from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 
 SETTLED_MISSING = "MISSING_FROM_SNAPSHOT"
+NOTE_KEY = "settled"
 
 
 @define
@@ -182,6 +185,41 @@ def _apply_trade(core: OmsCore, trade: m.Trade, diff: SnapshotDiff) -> None:
         if order.state is OrderState.UNKNOWN and event is OrderEvent.PARTIAL_FILL:
             return  # the open-orders part of the snapshot decides whether it still rests
         core.apply_order_event(order, event, "FILLED")
+
+
+def settlement_note(diff: SnapshotDiff, trades: Iterable[m.Trade]) -> bytes | None:
+    """What a snapshot concluded that no frame says, for the journal: the trades it added as fills
+    and the orders (with an id) it settled as gone. Replaying the frames alone would leave those
+    orders open until the next resync; ``apply_settlement_note`` replays the conclusion instead."""
+    added = {f.trade_id for f in diff.fills_added}
+    fills = [t for t in trades if t.trade_id in added]
+    gone = [o for o in diff.settled if o.order_id is not None]
+    if not fills and not gone:
+        return None
+    # The trades as the wire has them (the codec owns the numbers' JSON form, both ways).
+    wire = orjson.loads(codec.encode(m.UserTradesResponse(tuple(fills))))[m.UserTradesResponse.KEY]
+    return orjson.dumps({NOTE_KEY: {
+        "fills": wire, "orders": [{"order_id": o.order_id, "symbol": o.symbol} for o in gone]}})
+
+
+def note_order_ids(raw: bytes) -> list[str]:
+    """Every order id a settlement note names (for the journal's compaction)."""
+    body = orjson.loads(raw)[NOTE_KEY]
+    return [str(t["order_id"]) for t in body["fills"]] + [str(o["order_id"]) for o in body["orders"]]
+
+
+def apply_settlement_note(core: OmsCore, raw: bytes) -> None:
+    """Replay a snapshot's conclusion: the same fills, then the same orders settled as gone."""
+    body = orjson.loads(raw)[NOTE_KEY]
+    trades = codec.decode_reply(orjson.dumps({m.UserTradesResponse.KEY: body["fills"]}))
+    assert isinstance(trades, m.UserTradesResponse)
+    diff = SnapshotDiff()
+    for trade in trades.trades:
+        _apply_trade(core, trade, diff)
+    for row in body["orders"]:
+        order = core.tracker.by_order_id(str(row["order_id"]))
+        if order is not None and order.state.is_live:
+            _settle_gone(core, order)
 
 
 def _settle_gone(core: OmsCore, order: Order) -> None:

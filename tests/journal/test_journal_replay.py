@@ -82,3 +82,12 @@ def test_a_core_failure_on_one_record_does_not_stop_recovery(tmp_path: Path,
     core, stats = replay_script(tmp_path, s)
     assert stats.skipped == 1
     assert core.tracker.by_order_id("B").state is OrderState.OPEN
+
+
+def test_a_malformed_settlement_note_is_skipped_and_recovery_goes_on() -> None:
+    from qfex_oms.core.replay import replay
+
+    core = OmsCore()
+    stats = replay(core, [("note", b"{}"), ("note", b"not json"),
+                          ("note", b'{"settled": {"fills": [{"trade_id": 5}], "orders": []}}')])
+    assert stats.skipped == 3 and stats.notes == 0
