@@ -56,11 +56,13 @@ class CancelHandling(CoreState):
     def _cancel_order(self, order: Order, retry: bool) -> CancelRequest:
         if self.tracker.by_local_id(order.local_id) is not order:
             raise CancelError("this order is not tracked by this manager and has no id to send")
+        if order.state.is_terminal:
+            # Before joining a cancel still open over it: one on the wire waits for the exchange's
+            # answer, which may never name this order if QFEX does not echo the id in NO_SUCH_ORDER.
+            return self._finished_locally(order)
         existing = self._open_cancel_for(order)
         if existing is not None and not retry:
             return existing
-        if order.state.is_terminal:
-            return self._finished_locally(order)
         sharing = self.tracker.live_members(order.symbol, order.client_order_id)
         wire = cancel_rules.order_wire_selector(order, sharing)
         if existing is not None:

@@ -399,3 +399,18 @@ def test_a_group_cancel_on_the_wire_waits_for_its_answer_when_its_only_order_is_
     core.on_reply(m.OrderResponse(order_id="g", symbol=SYMBOL, status=OrderStatus.NO_SUCH_ORDER,
                                   client_order_id="g"))
     assert group.done and group.status == "NO_SUCH_ORDER"
+
+
+def test_cancelling_an_ended_order_is_already_closed_even_with_a_group_cancel_still_open(
+    core: OmsCore,
+) -> None:
+    """The group cancel on the wire waits for the exchange's answer; a new cancel of its member that
+    has ended must not join it (and wait on an answer that may never name this order)."""
+    order = place(core, "g")
+    group = core.cancel(CancelIntent(client_order_id="g", symbol=SYMBOL))
+    core.take_frames()
+    core.on_reply(resp("", "REJECTED", cid="g"))
+    assert order.state is OrderState.REJECTED and not group.done
+    again = core.cancel(CancelIntent(order))
+    assert again is not group and again.done and again.status == "ALREADY_CLOSED"
+    assert core.take_frames() == []
