@@ -327,7 +327,7 @@ class OrderManager(ConnectionSupervisor):
         frames (a snapshot's frames do not say whether it was a full one)."""
         diff = apply_snapshot(self.core, fence, snapshot, trades)
         if self.on_settled is not None:
-            note = settlement_note(diff, trades)
+            note = settlement_note(diff)
             if note is not None:
                 self.on_settled(note)
         self._flush()

@@ -15,9 +15,9 @@ flight (a later modify of the same order would be refused, a pending order would
 Snapshot replies (``all_orders_response``, ``user_trades_response``) are journaled but not applied:
 whether a snapshot was a full reconcile cannot be told from the frames alone, and settling an order
 wrongly as gone could not be undone. What a full reconcile concluded is journaled instead as a
-``note`` record (the fills it added, the orders it settled as gone; see
-``snapshot.settlement_note``), and replayed as such; the resync that follows every recovery then
-re-checks everything against the exchange.
+``note`` record (the orders it ended, by id, and how; see ``snapshot.settlement_note``) and replayed
+as such; the resync that follows every recovery re-learns the rest (fills, bindings, adoptions) from
+the exchange.
 
 A record the core cannot apply is logged and skipped: recovery never stops on one bad frame.
 """

@@ -32,7 +32,6 @@ from qfex_oms.core.model import Fill, Order, Twap
 from qfex_oms.core.replies import order_from_response
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent
 from qfex_oms.core.tracker import OrderTracker
-from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 
 SETTLED_MISSING = "MISSING_FROM_SNAPSHOT"
@@ -48,6 +47,7 @@ class SnapshotDiff:
     twaps_adopted: list[Twap] = field(factory=list)
     twaps_settled: list[Twap] = field(factory=list)
     unresolved: list[str] = field(factory=list)  # exchange order ids that fit several pending orders
+    ended: list[Order] = field(factory=list)  # orders the book knew by id, live before, ended by it
 
     @property
     def changed(self) -> bool:
@@ -59,9 +59,15 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
                    trades: Iterable[m.Trade] = ()) -> SnapshotDiff:
     diff = SnapshotDiff()
     tracker = core.tracker
+    known_live = [o for o in tracker.open_orders() if o.order_id is not None]
     trades = list(trades)
     seen = _identify(core, fence, snapshot.orders, trades, diff)
     unresolved = set(diff.unresolved)
+    # Strangers the rows describe are adopted from their row before any trade applies: adopted
+    # from a trade instead, one would take the trade's size for its own and end FILLED while open.
+    for row in snapshot.orders:
+        if row.order_id not in unresolved and tracker.by_order_id(row.order_id) is None:
+            diff.adopted.append(core.adopt(order_from_response(row)))
     for trade in trades:
         if trade.order_id not in unresolved:
             _apply_trade(core, trade, diff)
@@ -86,6 +92,7 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
         _settle_gone(core, order)
         diff.settled.append(order)
     _settle_twaps(core, fence, snapshot.twaps, diff)
+    diff.ended = [o for o in known_live if not o.state.is_live]
     return diff
 
 
@@ -187,39 +194,39 @@ def _apply_trade(core: OmsCore, trade: m.Trade, diff: SnapshotDiff) -> None:
         core.apply_order_event(order, event, "FILLED")
 
 
-def settlement_note(diff: SnapshotDiff, trades: Iterable[m.Trade]) -> bytes | None:
-    """What a snapshot concluded that no frame says, for the journal: the trades it added as fills
-    and the orders (with an id) it settled as gone. Replaying the frames alone would leave those
-    orders open until the next resync; ``apply_settlement_note`` replays the conclusion instead."""
-    added = {f.trade_id for f in diff.fills_added}
-    fills = [t for t in trades if t.trade_id in added]
-    gone = [o for o in diff.settled if o.order_id is not None]
-    if not fills and not gone:
-        return None
-    # The trades as the wire has them (the codec owns the numbers' JSON form, both ways).
-    wire = orjson.loads(codec.encode(m.UserTradesResponse(tuple(fills))))[m.UserTradesResponse.KEY]
-    return orjson.dumps({NOTE_KEY: {
-        "fills": wire, "orders": [{"order_id": o.order_id, "symbol": o.symbol} for o in gone]}})
+def settlement_note(diff: SnapshotDiff) -> bytes | None:
+    """What a snapshot concluded that no frame says, for the journal: which orders it ended, as what.
+
+    Only orders the book knew by id before the snapshot, and only their end (state, leaves, status):
+    not the fills it added, the ids it bound or the orders it adopted. Those depend on the book the
+    snapshot met, which a replay does not rebuild exactly (an order bound or adopted by a snapshot is
+    not known by that id on replay); the resync that follows every start re-learns them from the
+    exchange. An end is safe to replay: it only ever applies to the same order, by id, if still live.
+    """
+    ended = [{"order_id": o.order_id, "state": str(o.state), "status": o.last_status,
+              "leaves": str(o.remaining_quantity)}  # so the replayed filled quantity is the live one
+             for o in diff.ended if o.order_id is not None]
+    return orjson.dumps({NOTE_KEY: ended}) if ended else None
 
 
 def note_order_ids(raw: bytes) -> list[str]:
     """Every order id a settlement note names (for the journal's compaction)."""
-    body = orjson.loads(raw)[NOTE_KEY]
-    return [str(t["order_id"]) for t in body["fills"]] + [str(o["order_id"]) for o in body["orders"]]
+    return [str(row["order_id"]) for row in orjson.loads(raw)[NOTE_KEY]]
 
 
 def apply_settlement_note(core: OmsCore, raw: bytes) -> None:
-    """Replay a snapshot's conclusion: the same fills, then the same orders settled as gone."""
-    body = orjson.loads(raw)[NOTE_KEY]
-    trades = codec.decode_reply(orjson.dumps({m.UserTradesResponse.KEY: body["fills"]}))
-    assert isinstance(trades, m.UserTradesResponse)
-    diff = SnapshotDiff()
-    for trade in trades.trades:
-        _apply_trade(core, trade, diff)
-    for row in body["orders"]:
+    """Replay a snapshot's conclusion: end the same orders the same way, if the book has them live."""
+    for row in orjson.loads(raw)[NOTE_KEY]:
         order = core.tracker.by_order_id(str(row["order_id"]))
-        if order is not None and order.state.is_live:
-            _settle_gone(core, order)
+        event = _NOTED_ENDS.get(row["state"])
+        if order is None or event is None or not order.state.is_live:
+            continue
+        core.note_leaves(order, Decimal(row["leaves"]))
+        core.apply_order_event(order, event, row["status"])
+        order.needs_settlement = False
+
+
+_NOTED_ENDS = {str(OrderState.FILLED): OrderEvent.FULL_FILL, str(OrderState.CANCELLED): OrderEvent.CANCELLED}
 
 
 def _settle_gone(core: OmsCore, order: Order) -> None:
