@@ -49,7 +49,10 @@ except ImportError:  # pragma: no cover
 
 log = structlog.get_logger("qfex_oms.journal")
 
-FORMAT = "qfex_oms-journal-1"
+# -2 added "note" records. A journal this build writes to is marked -2, so a build that knows only -1
+# refuses it (naming the format) instead of taking a note for a corrupt record and cutting the tail.
+FORMAT = "qfex_oms-journal-2"
+_READABLE_FORMATS = frozenset(("qfex_oms-journal-1", FORMAT))
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # "out": a frame sent; "in": a frame received; "note": a conclusion a snapshot reached that no frame
 # states (qfex_oms.core.snapshot.settlement_note), replayed as such.
@@ -374,6 +377,9 @@ class Journal:
         meta = dict(self._db.execute("SELECT key, value FROM meta"))
         if meta.get("account") is None:
             self._write_identity()
+        elif meta.get("format") != FORMAT:
+            with self._transaction(self._db):
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (FORMAT,))
 
     def _write_identity(self) -> None:
         assert self._db is not None
@@ -398,7 +404,7 @@ class Journal:
             if self.read_only and not (self.account and self.venue):
                 raise JournalError(f"{self.path} has no identity yet (account, venue): pass them")
             return  # created but never written: ours to initialise
-        if meta.get("format") != FORMAT:
+        if meta.get("format") not in _READABLE_FORMATS:
             raise JournalError(f"{self.path} is not a qfex_oms journal (format {meta.get('format')!r})")
         stored_account, stored_venue = meta.get("account", ""), venue_key(meta.get("venue", ""))
         if self.read_only:

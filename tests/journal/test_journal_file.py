@@ -366,3 +366,26 @@ def test_compact_refuses_a_read_only_journal(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="read-only"):
         view.compact(0)
     view.close()
+
+
+def test_a_format_1_journal_is_read_as_is_and_marked_format_2_when_written(tmp_path: Path) -> None:
+    """Format 2 added "note" records, which a build that knows only format 1 would take for a corrupt
+    tail. Writing to an old journal marks it format 2, so such a build refuses it cleanly instead."""
+    path = tmp_path / "j.sqlite"
+    write_records(path, sample_frames(3))
+    sql(path, "UPDATE meta SET value = 'qfex_oms-journal-1' WHERE key = 'format'")
+    reader = Journal.read(path)
+    try:
+        assert len(reader.records()) == 6  # three orders, each sent and answered
+    finally:
+        reader.close()
+    assert sql(path, "SELECT value FROM meta WHERE key = 'format'") == [("qfex_oms-journal-1",)]
+    writer = open_journal(path)
+    try:
+        assert len(writer.records()) == 6
+    finally:
+        writer.close()
+    assert sql(path, "SELECT value FROM meta WHERE key = 'format'") == [("qfex_oms-journal-2",)]
+    sql(path, "UPDATE meta SET value = 'qfex_oms-journal-3' WHERE key = 'format'")
+    with pytest.raises(JournalError, match="format 'qfex_oms-journal-3'"):
+        open_journal(path)
