@@ -128,8 +128,9 @@ def format_table(book: RecoveredBook | list[BookRow]) -> str:
         if book.first_ts is not None and book.last_ts is not None:
             span = f", {_when(book.first_ts)} .. {_when(book.last_ts)}"
         lines.append(f"journal {book.path}: account {book.account} on {book.venue}")
+        notes = f", {book.stats.notes} settlement notes" if book.stats.notes else ""
         lines.append(f"{book.records} records{span}; replayed {book.stats.commands} sent and "
-                     f"{book.stats.replies} received frames, {book.stats.skipped} skipped")
+                     f"{book.stats.replies} received frames{notes}, {book.stats.skipped} skipped")
         if book.report.damaged:
             lost = "an unknown number of" if book.report.lost < 0 else str(book.report.lost)
             lines.append(f"DAMAGED: {lost} records lost from seq {book.report.first_lost_seq} "

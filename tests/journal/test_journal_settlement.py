@@ -15,7 +15,7 @@ from journalkit import CREDS2, manager, open_journal, order_view, replayed
 
 from qfex_oms import OrderState
 from qfex_oms.core.snapshot import SETTLED_MISSING
-from qfex_oms.journal_view import recovered_book
+from qfex_oms.journal_view import format_table, recovered_book
 from qfex_oms.sim import open_simulator
 
 ACCOUNT = "qfex_pub_demo"
@@ -57,8 +57,9 @@ async def test_orders_settled_by_a_resync_stay_settled_in_the_journal(tmp_path: 
     assert book.tracker.by_order_id(gone.order_id).last_status == SETTLED_MISSING
     assert book.tracker.by_order_id(filled.order_id).filled_quantity == Decimal(2)
     assert order_view(book.tracker.by_order_id(kept.order_id)) == live[kept.order_id]
-    rows = recovered_book(path).rows
-    assert [row.client_id for row in rows] == ["kept"]  # the journal view agrees, offline
+    view = recovered_book(path)
+    assert [row.client_id for row in view.rows] == ["kept"]  # the journal view agrees, offline
+    assert f"{view.stats.notes} settlement notes" in format_table(view) and view.stats.notes >= 1
 
     # Compaction can now remove the settled orders (their notes with them), and only them.
     journal = open_journal(path, account=ACCOUNT, venue=venue.url)
