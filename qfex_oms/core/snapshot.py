@@ -66,7 +66,7 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
     # Strangers the rows describe are adopted from their row before any trade applies: adopted
     # from a trade instead, one would take the trade's size for its own and end FILLED while open.
     for row in snapshot.orders:
-        if row.order_id not in unresolved and tracker.by_order_id(row.order_id) is None:
+        if row.order_id and row.order_id not in unresolved and tracker.by_order_id(row.order_id) is None:
             diff.adopted.append(core.adopt(order_from_response(row)))
     for trade in trades:
         if trade.order_id not in unresolved:

@@ -134,3 +134,9 @@ def test_no_note_when_nothing_known_by_id_ended() -> None:
     row = resp(acked.order_id or "", "ACK", cid="q")
     diff = apply_snapshot(core, core.seq, m.AllOrdersResponse((row,), ()))
     assert settlement_note(diff) is None  # confirmed open: nothing ended
+
+
+def test_a_row_without_an_order_id_is_adopted_once() -> None:
+    core = OmsCore()
+    apply_snapshot(core, core.seq, m.AllOrdersResponse((resp("", "ACK", cid="odd", remaining="3"),), ()), [])
+    assert [(o.client_order_id, str(o.state)) for o in core.tracker.orders()] == [("odd", "OPEN")]
