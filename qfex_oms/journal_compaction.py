@@ -130,7 +130,7 @@ def _names(record: Record) -> tuple[list[tuple[str, ...]], bool]:
     if record.direction == "note":
         try:
             return [("o", order_id) for order_id in note_order_ids(record.raw)], False
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
             return keys, False  # replay skips it too
     try:
         if record.direction == "out":

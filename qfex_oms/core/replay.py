@@ -75,7 +75,7 @@ def replay(core: OmsCore, records: Iterable[tuple[Direction, bytes | str]]) -> R
             else:
                 core.on_reply(codec.decode_reply(raw))
                 stats.replies += 1
-        except (ProtocolError, RequestError, ValueError, KeyError, TypeError) as exc:
+        except (ProtocolError, RequestError, ValueError) as exc:
             stats.skipped += 1
             log.warning("journal record skipped", direction=direction, error=str(exc),
                         raw=raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))

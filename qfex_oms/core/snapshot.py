@@ -209,20 +209,29 @@ def settlement_note(diff: SnapshotDiff) -> bytes | None:
     return orjson.dumps({NOTE_KEY: ended}) if ended else None
 
 
+def _note_rows(raw: bytes) -> list[tuple[str, str, str | None, Decimal]]:
+    """(order_id, state, status, leaves) per ended order; ValueError for anything else."""
+    try:
+        return [(str(row["order_id"]), str(row["state"]), row["status"], Decimal(row["leaves"]))
+                for row in orjson.loads(raw)[NOTE_KEY]]
+    except (KeyError, TypeError, ArithmeticError) as exc:
+        raise ValueError(f"malformed settlement note: {exc!r}") from None
+
+
 def note_order_ids(raw: bytes) -> list[str]:
     """Every order id a settlement note names (for the journal's compaction)."""
-    return [str(row["order_id"]) for row in orjson.loads(raw)[NOTE_KEY]]
+    return [order_id for order_id, _, _, _ in _note_rows(raw)]
 
 
 def apply_settlement_note(core: OmsCore, raw: bytes) -> None:
     """Replay a snapshot's conclusion: end the same orders the same way, if the book has them live."""
-    for row in orjson.loads(raw)[NOTE_KEY]:
-        order = core.tracker.by_order_id(str(row["order_id"]))
-        event = _NOTED_ENDS.get(row["state"])
+    for order_id, state, status, leaves in _note_rows(raw):
+        order = core.tracker.by_order_id(order_id)
+        event = _NOTED_ENDS.get(state)
         if order is None or event is None or not order.state.is_live:
             continue
-        core.note_leaves(order, Decimal(row["leaves"]))
-        core.apply_order_event(order, event, row["status"])
+        core.note_leaves(order, leaves)
+        core.apply_order_event(order, event, status)
         order.needs_settlement = False
 
 
