@@ -6,6 +6,12 @@ frames they hit, whichever of the target's connections carries them. ``kind`` re
 one reply kind, named by its top-level key (``"order_response"``, ``"fill_response"``, ``"ack"``...).
 The ``{"authenticated": ...}`` reply is never faulted, so a test can always log in.
 
+A disconnect is either a clean one (a close frame, code 1011) or a silent one: the TCP connection
+is closed without a close frame, as when a network path dies, so the client learns of it only from
+the end of its stream (code 1006 on its side) or from a write that fails. ``lose_requests`` loses
+requests on their way in (the venue never sees them) and, by default, the connection with them: a
+cancel written just before a silent drop is lost that way.
+
 The decisions are pure; the server's per-connection writer applies them.
 """
 
@@ -20,6 +26,13 @@ class Action(Enum):
     DROP = "drop"
     DUPLICATE = "duplicate"
     REORDER = "reorder"
+
+
+class Disconnect(Enum):
+    """How an injected disconnect ends a connection (both members are truthy)."""
+
+    CLOSE = "close"  # a close frame with FAULT_DISCONNECT_CODE
+    SILENT = "silent"  # the TCP stream closed under the websocket: no close frame at all
 
 
 @define(slots=True)
@@ -39,12 +52,16 @@ class FaultPlan:
     latency: float = 0.0
     counted: dict[Action, _Counted] = field(factory=dict)
     disconnect_after: int | None = None
+    disconnect_how: Disconnect = Disconnect.CLOSE
     fill_races_cancel: int = 0
+    lost_requests: _Counted | None = None
+    drop_with_lost: bool = True
 
     def is_empty(self) -> bool:
         return (
             self.latency <= 0 and self.disconnect_after is None and self.fill_races_cancel <= 0
             and all(c.remaining <= 0 for c in self.counted.values())
+            and (self.lost_requests is None or self.lost_requests.remaining <= 0)
         )
 
 
@@ -86,9 +103,26 @@ class Faults:
         """Hold the next matching frame and deliver it right after the frame that follows it."""
         self._plan(public_key).counted[Action.REORDER] = _Counted(n, kind)
 
-    def disconnect_after(self, frames: int, public_key: str | None = None) -> None:
-        """Close the connection (code 1011) after ``frames`` more frames were sent to it."""
-        self._plan(public_key).disconnect_after = frames
+    def disconnect_after(self, frames: int, public_key: str | None = None, *,
+                         silent: bool = False) -> None:
+        """Close the connection (code 1011) after ``frames`` more frames were sent to it.
+
+        ``silent=True`` closes the TCP stream instead, without a close frame.
+        """
+        plan = self._plan(public_key)
+        plan.disconnect_after = frames
+        plan.disconnect_how = Disconnect.SILENT if silent else Disconnect.CLOSE
+
+    def lose_requests(self, n: int = 1, request_type: str | None = None,
+                      public_key: str | None = None, *, then_drop: bool = True) -> None:
+        """The next ``n`` requests (of ``request_type``, e.g. ``"cancel_order"``) never reach the venue.
+
+        With ``then_drop`` the connection that carried the last of them dies silently right after,
+        the way a request written into a connection that is already dead is lost.
+        """
+        plan = self._plan(public_key)
+        plan.lost_requests = _Counted(n, request_type)
+        plan.drop_with_lost = then_drop
 
     def fill_races_cancel(self, n: int = 1, public_key: str | None = None) -> None:
         """The next ``n`` cancels that hit a resting order find it filled first (NO_SUCH_ORDER)."""
@@ -114,23 +148,30 @@ class Faults:
                 return True
         return False
 
-    def disconnect_due(self, account: str) -> bool:
-        """Before sending: True if a ``disconnect_after(0)`` is pending (close, do not send)."""
+    def disconnect_due(self, account: str) -> Disconnect | None:
+        """Before sending: how to disconnect if a ``disconnect_after(0)`` is pending (do not send)."""
         for plan in self._targets(account):
             if plan.disconnect_after is not None and plan.disconnect_after <= 0:
                 plan.disconnect_after = None
-                return True
-        return False
+                return plan.disconnect_how
+        return None
 
-    def count_frame(self, account: str) -> bool:
-        """After sending one frame: True if that was the last one before the disconnect."""
+    def count_frame(self, account: str) -> Disconnect | None:
+        """After sending one frame: how to disconnect if that was the last one before it."""
         for plan in self._targets(account):
             if plan.disconnect_after is not None:
                 plan.disconnect_after -= 1
                 if plan.disconnect_after <= 0:
                     plan.disconnect_after = None
-                    return True
-        return False
+                    return plan.disconnect_how
+        return None
+
+    def lose_request(self, account: str, request_type: str) -> tuple[bool, bool]:
+        """On a request's arrival: (is it lost, must its connection now drop silently)."""
+        for plan in self._targets(account):
+            if plan.lost_requests is not None and plan.lost_requests.take(request_type):
+                return True, plan.lost_requests.remaining <= 0 and plan.drop_with_lost
+        return False, False
 
     def fill_race_armed(self, account: str) -> bool:
         return any(p.fill_races_cancel > 0 for p in self._targets(account))

@@ -37,7 +37,7 @@ from qfex_oms.protocol import messages as m
 from qfex_oms.sim import choices, queries
 from qfex_oms.sim.auth import NonceStore, check_auth
 from qfex_oms.sim.engine import Engine, Event
-from qfex_oms.sim.faults import Action, Faults
+from qfex_oms.sim.faults import Action, Disconnect, Faults
 from qfex_oms.sim.ratelimit import RateLimiter
 from qfex_oms.sim.settings import Account, SimSettings
 
@@ -59,6 +59,7 @@ class Connection:
     subscriptions: set[Channel] = field(factory=set)
     cancel_on_disconnect: bool = False
     closed_by_server: bool = False
+    vanished: bool = False  # silently dropped: whatever the client sends next is lost
     nursery: trio.Nursery | None = None
 
     def push(self, kind: str, data: str) -> None:
@@ -210,18 +211,38 @@ class SimServer:
         """Send frames, honouring the disconnect fault; False once the connection is gone."""
         account = conn.account.public_key
         for data in frames:
-            if self.faults.active and self.faults.disconnect_due(account):
-                await self._close(conn, choices.FAULT_DISCONNECT_CODE, "injected disconnect")
+            if self.faults.active and (how := self.faults.disconnect_due(account)):
+                await self._disconnect(conn, how)
                 return False
             await conn.ws.send_message(data)
-            if self.faults.active and self.faults.count_frame(account):
-                await self._close(conn, choices.FAULT_DISCONNECT_CODE, "injected disconnect")
+            if self.faults.active and (how := self.faults.count_frame(account)):
+                await self._disconnect(conn, how)
                 return False
         return True
+
+    async def _disconnect(self, conn: Connection, how: Disconnect) -> None:
+        if how is Disconnect.SILENT:
+            await self._vanish(conn)
+        else:
+            await self._close(conn, choices.FAULT_DISCONNECT_CODE, "injected disconnect")
 
     async def _close(self, conn: Connection, code: int, reason: str) -> None:
         conn.closed_by_server = True
         await conn.ws.aclose(code, reason)
+
+    async def _vanish(self, conn: Connection) -> None:
+        """End the connection without a close frame: close the TCP stream under the websocket.
+
+        trio-websocket has no public call for this (its ``aclose`` always sends a close frame), so
+        the stream is reached through its private ``_stream``; should that name change, the
+        connection is closed cleanly instead, which a test of silent drops would notice.
+        """
+        conn.closed_by_server = conn.vanished = True
+        stream = getattr(conn.ws, "_stream", None)
+        if stream is None:
+            await self._close(conn, choices.FAULT_DISCONNECT_CODE, "injected disconnect")
+            return
+        await stream.aclose()
 
     async def _auth_deadline(self, conn: Connection) -> None:
         with trio.move_on_after(self.settings.auth_deadline):
@@ -257,6 +278,8 @@ class SimServer:
 
     def on_message(self, conn: Connection, raw: str | bytes) -> None:
         """Handle one client frame. Nothing a client sends may escape as an exception."""
+        if conn.vanished:
+            return
         try:
             try:
                 request = decode_request(raw)
@@ -274,6 +297,8 @@ class SimServer:
                 conn.push("err", _err(ErrorCode.ALREADY_AUTHENTICATED, "already authenticated",
                                       incoming_echo(request)))
                 return
+            if self.faults.active and self._lost_in_transit(conn, request):
+                return
             if self.limiter is not None:
                 retry = self.limiter.charge(conn.account.public_key, request.TYPE,
                                             trio.current_time())
@@ -290,6 +315,17 @@ class SimServer:
         except Exception:
             log.exception("sim.request_failed", conn=conn.conn_id)
             conn.push("err", _err(ErrorCode.SERVER_ERROR, "unexpected internal error", None))
+
+    def _lost_in_transit(self, conn: Connection, request: m.Request) -> bool:
+        """The ``lose_requests`` fault: the request is never handled, and its connection may die."""
+        lost, drop = self.faults.lose_request(conn.account.public_key, request.TYPE)
+        if lost:
+            log.info("sim.request_lost", conn=conn.conn_id, type=request.TYPE, drop=drop)
+        if drop and conn.nursery is not None:
+            conn.closed_by_server = conn.vanished = True
+            conn.send_channel.close()  # nothing more reaches the client on this connection
+            conn.nursery.start_soon(self._vanish, conn)
+        return lost
 
     def _on_auth(self, conn: Connection, request: m.Auth) -> None:
         account = conn.account
