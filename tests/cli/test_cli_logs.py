@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -11,7 +13,7 @@ import pytest
 import structlog
 from clikit import CREDS2, REPO, arun_cli, cli_env, client, explain, secrets_in, write_config
 
-from qfex_oms.logs import REDACTED, configure_logging
+from qfex_oms.logs import FRAME_LOG_LIMIT, REDACTED, VALUE_LOG_LIMIT, cap_frame, configure_logging
 
 IDENTITY = ("symbol", "order_id", "client_order_id")
 
@@ -98,3 +100,97 @@ def test_the_level_filters_and_exceptions_reach_the_file(tmp_path: Path, restore
     lines = [orjson.loads(line) for line in log_file.read_text().splitlines()]
     assert [line["event"] for line in lines] == ["crashed"]
     assert "ValueError: boom" in lines[0]["exception"] and "Traceback" in stream.getvalue()
+
+
+# ---------------------------------------------------------------------- cost and length of a logged frame
+
+
+class _Hang(Exception):
+    pass
+
+
+@contextmanager
+def hang_guard(seconds: int = 5) -> Iterator[None]:
+    """Fail instead of hanging. NOT a performance assertion: the bound is far above the linear cost (a
+    few milliseconds); it only stops a quadratic redaction (minutes at 300 KB) from stalling the suite.
+    SIGALRM interrupts a long regex too: CPython's ``re`` checks for signals while it matches."""
+    def expire(*_: object) -> None:
+        raise _Hang(f"logging one frame did not finish in {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# A quote, then a key-like word repeated: the old regex tried every split of the run (quadratic).
+PATHOLOGICAL = ['"' + "token" * 60_000, "'" + "secret" * 50_000, '"token' * 50_000,
+                '"signature": "' + "\\" * 300_000, ('"hmac"' + " " * 1000) * 300]
+
+
+@pytest.mark.parametrize("text", PATHOLOGICAL, ids=["quote-word", "apostrophe-word", "many-quotes",
+                                                     "open-value", "keys-and-spaces"])
+def test_a_hostile_300_kb_frame_is_logged_without_a_hang(text: str, tmp_path: Path,
+                                                          restore_structlog: None) -> None:
+    stream = io.StringIO()
+    configure_logging("debug", str(tmp_path / "h.jsonl"), stream=stream)
+    log = structlog.get_logger("test")
+    with hang_guard():
+        log.warning("malformed frame", raw=text)  # as the reader logs it, uncapped by the caller
+        log.warning("malformed frame", raw=cap_frame(text))
+    assert all(len(line) < 2 * VALUE_LOG_LIMIT for line in stream.getvalue().splitlines())
+
+
+def test_a_frame_is_capped_with_the_cut_marked() -> None:
+    frame = '{"type":"quote","data":"' + "x" * 10_000_000 + '"}'
+    capped = cap_frame(frame)
+    assert capped == frame[:FRAME_LOG_LIMIT] + f"…[+{len(frame) - FRAME_LOG_LIMIT} chars]"
+    raw = frame.encode()
+    assert cap_frame(raw, 10) == '{"type":"q' + f"…[+{len(raw) - 10} bytes]"
+    assert cap_frame('{"a":1}') == '{"a":1}'  # a short frame is whole, unmarked
+    assert cap_frame("é".encode() * 3, 3) == "é\ufffd…[+3 bytes]"  # a character cut in two is marked too
+
+
+def test_any_long_value_is_capped_in_the_log_line(tmp_path: Path, restore_structlog: None) -> None:
+    """The last line of defence: a caller that forgets ``cap_frame`` still writes a bounded line, and a
+    frame echoed as a deep or wide structure (an ``err``'s ``incoming_message``) is bounded too."""
+    stream = io.StringIO()
+    log_file = tmp_path / "c.jsonl"
+    configure_logging("debug", str(log_file), stream=stream)
+    log = structlog.get_logger("test")
+    deep: dict[str, object] = {"leaf": 1}
+    for _ in range(900):  # deeper than orjson renders (254) and close to Python's recursion limit
+        deep = {"a": deep}
+    log.warning("malformed frame", raw="y" * 10_000_000, raw_bytes=b"z" * 1_000_000,
+                incoming={"wide": list(range(1_000_000)), "deep": deep, "k" * 1_000_000: "v"})
+    for output in (stream.getvalue(), log_file.read_text()):
+        assert len(output) < 200_000
+        assert f"…[+{10_000_000 - VALUE_LOG_LIMIT} chars]" in output
+        assert f"…[+{1_000_000 - VALUE_LOG_LIMIT} bytes]" in output
+
+
+SECRET_HEX = "DEADBEEFCAFEF00D" * 4
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_a_secret_straddling_the_cap_is_not_leaked_even_in_part(quote: str) -> None:
+    """Every cut from before the key to after the value: no character of the secret survives (the
+    secret is the only upper-case text, so one upper-case letter would be a leaked piece of it)."""
+    q = quote
+    head = f"{{{q}type{q}: {q}auth{q}, {q}pad{q}: {q}{'x' * 100}{q}, "
+    frame = f"{head}{q}hmac{q}: {{{q}signature{q} : {q}{SECRET_HEX}{q}, {q}nonce{q}: {q}n{q}}}}}"
+    for limit in range(len(head), len(frame) + 1):
+        for raw in (frame, frame.encode()):
+            capped = cap_frame(raw, limit)
+            assert not any(c.isupper() for c in capped), (limit, capped)
+            assert capped.startswith(frame[:min(limit, len(head))])
+
+
+def test_escaped_quotes_and_unterminated_values_are_redacted() -> None:
+    assert cap_frame(r'{"signature": "ab\"CD\\", "x": "keep"}') == r'{"signature": "***", "x": "keep"}'
+    assert cap_frame("{'jwt': 'AB\\'CD'}") == "{'jwt': '***'}"
+    assert cap_frame('{"api_token":"OPEN') == '{"api_token":"***"'
+    assert cap_frame('["secret", "kept"]') == '["secret", "kept"]'  # a word as a value is no key
