@@ -10,44 +10,37 @@ inside the 5x-``orjson.loads`` budget of design.md.
 Decoding is strict about JSON types: cattrs' default hooks would turn ``null`` into ``"None"``,
 ``"false"`` into True and a string into a tuple of characters, so every scalar and array type has
 its own checking hook. Frames are told apart by their single top-level key (qfex-api.md §4).
+
+Every number read or written lies in the market number domain (``numbers``: bounded magnitude and
+digits); a number outside it, or a trade's zero or negative size, makes the frame malformed, and the
+encoder refuses to write one, so no huge exponent reaches a sum or gets expanded into text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, get_args, get_origin
 
 import cattrs
 import orjson
+from cattrs.gen import make_dict_structure_fn
 
 from qfex_oms.protocol import messages as m
+from qfex_oms.protocol import numbers
 from qfex_oms.protocol.enums import ErrorCode, OpenStrEnum
 from qfex_oms.protocol.errors import ProtocolError, RequestError
 from qfex_oms.protocol.fastpath import make_structurers
 
 
 def _structure_decimal(value: Any, _: type) -> Decimal:
-    if isinstance(value, bool):
-        raise TypeError("a boolean is not a number")
-    if isinstance(value, float):
-        result = Decimal(repr(value))
-    elif isinstance(value, int | str):
-        try:
-            result = Decimal(value)
-        except InvalidOperation:
-            raise ValueError(f"not a number: {value!r}") from None
-    else:
-        raise TypeError(f"expected a number, got {type(value).__name__}")
-    if not result.is_finite():
-        raise ValueError(f"not a finite number: {value!r}")
-    return result
+    """A JSON number or numeric string in the market number domain (``numbers``); a NumberError
+    (a ValueError) or a TypeError otherwise, which the decoders turn into a malformed frame."""
+    return numbers.parse(value)
 
 
 def _unstructure_decimal(value: Decimal) -> orjson.Fragment:
-    if not value.is_finite():
-        raise ValueError(f"cannot send a non-finite number: {value}")
-    return orjson.Fragment(format(value, "f"))
+    return orjson.Fragment(numbers.fixed_text(value))
 
 
 def _strict(kind: type, *accepted: type) -> Callable[[Any, type], Any]:
@@ -101,7 +94,20 @@ def _build_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(Decimal, _unstructure_decimal)
     for kind, hook in _FAST.items():
         conv.register_structure_hook(kind, hook)
+    conv.register_structure_hook(m.Trade, _sized_trade_hook(conv))
     return conv
+
+
+def _sized_trade_hook(conv: cattrs.Converter) -> Callable[[Any, type], m.Trade]:
+    """A trade's quantity is a size: zero or negative makes the frame malformed, as in a fill."""
+    structure = make_dict_structure_fn(m.Trade, conv)
+
+    def hook(value: Any, kind: type) -> m.Trade:
+        trade = structure(value, kind)
+        numbers.size(trade.quantity)
+        return trade
+
+    return hook
 
 
 _FAST = make_structurers(_structure_decimal)

@@ -6,7 +6,9 @@ at a fraction of the cost, which keeps decode + apply within design.md's 5x-``or
 Numbers go through a bounded cache per JSON number type (orjson gives floats for ``1.0`` and ints for
 ``1``, and the two must keep their own text): prices and sizes repeat, so most lookups hit, and orders
 share their Decimal objects, which also keeps memory per tracked order down. Decimals are immutable, so
-sharing is safe. ``tests/protocol`` checks these against the generic converter.
+sharing is safe. Only numbers in the market number domain enter a cache (the structuring hook checks
+them on a miss), and a fill's quantity must be a size. ``tests/protocol`` checks these against the
+generic converter.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import OpenStrEnum, OrderStatus, OrderType, Side, TimeInForce
+from qfex_oms.protocol.numbers import size
 
 _CACHE_LIMIT = 65_536
 # Floats only: 200.0, 200 and Decimal("200") are equal keys, and one shared dict would hand back
@@ -172,7 +175,7 @@ def make_structurers(structure_decimal: Any) -> dict[type, Any]:
             order_id=_text(p["order_id"], "order_id"),
             symbol=_text(p["symbol"], "symbol"),
             price=dec(p["price"]),
-            quantity=dec(p["quantity"]),
+            quantity=size(dec(p["quantity"])),
             side=_member(p["side"], _SIDE, Side, "side"),
             client_order_id=_opt_text(g("client_order_id"), "client_order_id"),
             remaining_quantity=opt_dec(g("remaining_quantity")),

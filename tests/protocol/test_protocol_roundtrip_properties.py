@@ -23,6 +23,7 @@ from qfex_oms.protocol import (
     decode_reply,
     decode_request,
     encode,
+    numbers,
 )
 from qfex_oms.protocol import messages as m
 
@@ -44,6 +45,7 @@ def decimals(min_value: Decimal = -BOUND, max_value: Decimal = BOUND) -> st.Sear
 
 
 positive = decimals(min_value=Decimal(0))
+sizes = decimals(min_value=Decimal(1).scaleb(-MAX_PLACES))  # a fill's quantity: greater than zero
 texts = st.text(max_size=40)
 ids = st.one_of(st.uuids().map(str), texts)
 timestamps = st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False)
@@ -78,7 +80,7 @@ fill_responses = st.builds(
     order_id=ids,
     symbol=texts,
     price=decimals(),
-    quantity=positive,
+    quantity=sizes,
     side=st.sampled_from(Side),
     client_order_id=optional(texts),
     remaining_quantity=optional(positive),
@@ -173,8 +175,21 @@ def test_all_orders_response_round_trip(orders):
     assert decode_reply(encode(reply)) == reply
 
 
-# Encoding is exact at any precision: the text on the wire is the Decimal's own digits.
-any_finite_decimal = st.decimals(allow_nan=False, allow_infinity=False)
+# Encoding is exact at any precision the market number domain allows (qfex_oms.protocol.numbers):
+# the text on the wire is the Decimal's own digits.
+
+
+def _market_decimal(sign: int, digits: str, adjusted: int) -> Decimal:
+    return Decimal((sign, tuple(int(c) for c in digits), adjusted - len(digits) + 1))
+
+
+any_finite_decimal = st.one_of(
+    st.builds(_market_decimal, st.integers(0, 1),
+              st.integers(1, numbers.MAX_SIGNIFICANT_DIGITS).flatmap(
+                  lambda n: st.integers(10 ** (n - 1), 10**n - 1).map(str)),
+              st.integers(numbers.MIN_MAGNITUDE_EXPONENT, numbers.MAX_MAGNITUDE_EXPONENT)),
+    st.sampled_from([Decimal(0), Decimal("-0"), Decimal("0.000"), Decimal("0E+5")]),
+)
 
 
 NUMBER_TEXT = re.compile(rb'"(quantity|price)":(-?[0-9]+(?:\.[0-9]+)?)[,}]')
