@@ -1,7 +1,8 @@
 """Validation of a strategy's arguments, done before the core tracks anything or a frame is sent.
 
 Numbers may be ``str``, ``int``, ``Decimal`` or ``float`` (a float goes through its shortest repr,
-so ``0.1`` is ``Decimal("0.1")``). Order type / time-in-force combinations follow QFEX's table
+so ``0.1`` is ``Decimal("0.1")``), and must lie in the market number domain the codec shares with
+the simulator (``qfex_oms.protocol.numbers``). Order type / time-in-force combinations follow QFEX's table
 (qfex-api.md §5.3): MARKET is IOC only, ALO is GTC only, LIMIT takes all three.
 """
 
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TypeVar
 
 from qfex_oms.errors import InvalidArgument
+from qfex_oms.protocol import numbers
 from qfex_oms.protocol.enums import OrderType, Side, TimeInForce
 
 Number = str | int | Decimal | float
@@ -29,16 +31,18 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 
 
 def decimal_arg(name: str, value: object, *, positive: bool = True) -> Decimal:
+    """``value`` as a Decimal in the market number domain (``protocol.numbers``: bounded magnitude and
+    digits), checked before anything is tracked or encoded: a number the codec would refuse to write,
+    or that no market uses, is the strategy's mistake, not a frame to half-send."""
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal | float):
-        raise InvalidArgument(f"{name} must be a number (str, int, Decimal or float), got {value!r}")
+        raise InvalidArgument(f"{name} must be a number (str, int, Decimal or float), "
+                              f"got {numbers.preview(value)}")
     try:
-        result = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    except InvalidOperation:
-        raise InvalidArgument(f"{name} is not a number: {value!r}") from None
-    if not result.is_finite():
-        raise InvalidArgument(f"{name} must be finite, got {value!r}")
+        result = numbers.parse(value)
+    except (numbers.NumberError, TypeError) as exc:
+        raise InvalidArgument(f"{name}: {exc}") from None
     if positive and result <= 0:
-        raise InvalidArgument(f"{name} must be greater than zero, got {value!r}")
+        raise InvalidArgument(f"{name} must be greater than zero, got {numbers.preview(value)}")
     return result
 
 

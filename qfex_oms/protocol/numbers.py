@@ -48,10 +48,14 @@ class NumberError(ValueError):
 def preview(value: object) -> str:
     """``value`` as a short text for an error message: a Decimal's ``str`` keeps a huge exponent as
     an exponent (only positional formatting expands it), and anything long is cut with the cut marked."""
-    text = repr(value) if isinstance(value, str) and len(value) <= _PREVIEW else (
-        repr(value[:_PREVIEW]) if isinstance(value, str) else str(value))
-    if len(text) > _PREVIEW + 2:
-        text = f"{text[:_PREVIEW]}...({len(text)} characters)"
+    if isinstance(value, str):
+        text = repr(value[:_PREVIEW]) if len(value) > _PREVIEW else repr(value)
+        size = len(value)
+    else:
+        text = str(value)
+        size = len(text)
+    if size > _PREVIEW:
+        text = f"{text[:_PREVIEW + 2]}...(cut, {size} characters)"
     return text
 
 
@@ -62,8 +66,9 @@ def _range_problem(value: Decimal) -> str | None:
     if adjusted > MAX_MAGNITUDE_EXPONENT:
         return f"is too large (the magnitude must be below 1e{MAX_MAGNITUDE_EXPONENT + 1})"
     if adjusted < MIN_MAGNITUDE_EXPONENT:
-        return (f"is smaller than 1e{MIN_MAGNITUDE_EXPONENT} (a zero: has more than "
-                f"{-MIN_MAGNITUDE_EXPONENT} decimal places)")
+        if value.is_zero():
+            return f"is a zero with more than {-MIN_MAGNITUDE_EXPONENT} decimal places"
+        return f"is smaller than 1e{MIN_MAGNITUDE_EXPONENT} in magnitude"
     return None
 
 
@@ -116,7 +121,7 @@ def _parse_text(value: str) -> Decimal:
     if len(value) > MAX_NUMBER_TEXT:
         raise NumberError(f"{preview(value)} is longer than {MAX_NUMBER_TEXT} characters")
     if _NUMBER_TEXT.match(value) is None:
-        raise NumberError(f"not a number: {preview(value)}")
+        raise NumberError(f"{preview(value)} is not a number")
     try:
         result = Decimal(value)
     except InvalidOperation:  # an exponent beyond what Decimal can hold at all

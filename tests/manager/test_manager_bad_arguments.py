@@ -45,6 +45,23 @@ BAD_ORDERS: dict[str, dict[str, Any]] = {
     "empty symbol": {"symbol": ""},
     "symbol not a string": {"symbol": None},
     "bad take_profit": {"take_profit": "nope"},
+    # The market number domain (qfex_oms.protocol.numbers, issue 11 item 7): these used to raise
+    # MemoryError while the frame was formatted, leaving a PENDING_NEW order, or to send a 2 MB frame.
+    "quantity 1e999999999999": {"quantity": "1e999999999999"},
+    "quantity 1e2000000": {"quantity": "1e2000000"},
+    "quantity Decimal 1e2000000": {"quantity": Decimal("1e2000000")},
+    "quantity 1e-30000000": {"quantity": "1e-30000000"},
+    "quantity 1e16": {"quantity": 10**16},
+    "quantity a huge int": {"quantity": 10**5000},
+    "quantity float 1e300": {"quantity": 1e300},
+    "quantity 60 digits": {"quantity": "1." + "1" * 59},
+    "quantity Decimal 60 digits": {"quantity": Decimal("1." + "1" * 59)},
+    "quantity 1_000": {"quantity": "1_000"},
+    "quantity a 100 kB text": {"quantity": "1" * 100_000},
+    "price 9e999999": {"price": "9e999999"},
+    "price 1e-999999999": {"price": Decimal("1e-999999999")},
+    "take_profit 1e2000000": {"take_profit": "1e2000000"},
+    "stop_loss 1e-19": {"stop_loss": "1e-19"},
 }
 
 
@@ -80,6 +97,8 @@ BAD_CALLS: dict[str, Call] = {
     "place_twap: bad side": _twap(side="UP"),
     "place_twap: zero total": _twap(total_quantity=0),
     "place_twap: over-long client_twap_id": _twap(client_twap_id="t" * 65),
+    "place_twap: total 1e999999999999": _twap(total_quantity="1e999999999999"),
+    "place_twap: total 60 digits": _twap(total_quantity="9" * 60),
 }
 
 
@@ -114,7 +133,8 @@ async def test_bad_modify_arguments_send_nothing(oms: OrderManager, venue: Venue
     order = await oms.place_order(S, "BUY", "1", "100")
     frames = FrameLog()
     oms.on_frame_sent = frames
-    for kwargs in ({}, {"price": "-1"}, {"quantity": "zero"}, {"price": float("nan")}):
+    for kwargs in ({}, {"price": "-1"}, {"quantity": "zero"}, {"price": float("nan")},
+                   {"quantity": "1e2000000"}, {"price": Decimal("1e999999999999")}, {"price": "1e-30000000"}):
         with pytest.raises(InvalidArgument):
             await oms.modify_order(order, **kwargs)
     assert frames.frames == []
