@@ -6,9 +6,9 @@ touching the book, and unit tests call them directly.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
 
-from qfex_oms.protocol import OrderStatus, OrderType, TimeInForce
+from qfex_oms.protocol import OrderStatus, OrderType, TimeInForce, numbers
 from qfex_oms.protocol.messages import AddTwap
 from qfex_oms.sim import choices
 from qfex_oms.sim.settings import SymbolSpec
@@ -21,10 +21,15 @@ ALLOWED_TIF: dict[OrderType, frozenset[TimeInForce]] = {
 }
 PRICED_TYPES = frozenset({OrderType.LIMIT, OrderType.ALO})
 _ZERO = Decimal(0)
+# Requests reach validation only with numbers in the market number domain (the request decoder
+# refuses the rest as InvalidParameter, echoing the text as sent). Over that domain a quotient by a
+# tick or lot has at most twice its digit limit, so this context divides exactly where the default
+# one (28 digits) raises DivisionImpossible, e.g. 9999999999999999 by a tick of 1e-18.
+_EXACT = Context(prec=2 * numbers.MAX_SIGNIFICANT_DIGITS + 2)
 
 
 def _is_multiple(value: Decimal, step: Decimal) -> bool:
-    return value % step == _ZERO
+    return _EXACT.remainder(value, step) == _ZERO
 
 
 def check_quantity(spec: SymbolSpec, quantity: Decimal) -> OrderStatus | None:
