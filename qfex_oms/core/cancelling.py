@@ -316,10 +316,35 @@ class CancelHandling(CoreState):
             self._refuse_cancel(request, reason)
 
     def cancel_lost(self, request: CancelRequest, reason: str) -> None:
+        """No answer, and none will come (a failed write, a timeout, a disconnect). The strategy's
+        intent outlives the request: every order it covers that the exchange has not answered for
+        owes its cancel (``cancel_owed``) until it ends, and the resync sends it again if the order
+        is still open (``resend_owed_cancel``). A held cancel (no ACK yet) is owed the same way."""
+        owed = not request.done
         for order in request.targets:
+            if owed and order.state.is_live and order not in request.refused:
+                order.cancel_owed = True
             if order.state is OrderState.PENDING_CANCEL or order.cancel_requested:
                 order.cancel_requested = False
                 self.order_lost(order, reason)
         if request.twap is not None and not request.twap.state.is_terminal:
+            request.twap.cancel_owed = owed or request.twap.cancel_owed
             self._twap_event(request.twap, TwapEvent.LOST, reason)
         self._finish_cancel(request, reason)
+
+    def resend_owed_cancel(self, target: Order | Twap) -> CancelRequest | None:
+        """The exchange shows an order (or TWAP) open whose cancel is owed: ask again, through the
+        normal machinery (a new request by its id, so the answer correlates). A cancel is
+        idempotent; an order is never resent. None when nothing was queued: not owed, ended, no id
+        to cancel by yet (the ACK or a snapshot binds it first), or a cancel already in flight."""
+        if not target.cancel_owed or target.state.is_terminal:
+            return None
+        if isinstance(target, Twap):
+            if target.twap_id is None and not target.client_twap_id:
+                return None
+            before = self.seq
+            request = self._cancel_twap(target, retry=False)
+            return request if request.seq > before else None
+        if target.order_id is None or self._open_cancel_for(target) is not None:
+            return None
+        return self._cancel_order(target, retry=False)

@@ -74,6 +74,7 @@ class CoreState:
             order.last_status = _STATUS_TEXT.get(status) or str(status)
         if target.is_terminal:
             order.needs_settlement = False
+            order.cancel_owed = False  # the exchange settled it: no cancel is owed any more
         if target is not previous:
             self.tracker.set_state(order, target)
         if target is not previous or event in _REPORTED_IN_PLACE:
@@ -91,6 +92,8 @@ class CoreState:
             return
         if status is not None:
             twap.last_status = str(status)
+        if target.is_terminal:
+            twap.cancel_owed = False
         if target is not previous:
             self.tracker.set_twap_state(twap, target)
             self._events.append(TwapUpdated(twap, previous, target, twap.last_status))

@@ -2,9 +2,11 @@
 
 They are mutable attrs classes with slots, owned by the core: strategies get them read-only by
 convention (the manager hands out the live objects so ``order.state`` is always current).
-Fill accounting never double counts: ``fill_total`` sums distinct ``fill_response`` trade ids, the
-leaves floor is the smallest ``quantity_remaining`` an ``order_response`` reported, and the filled
-quantity is the larger of the two views, not their sum.
+Fill accounting never double counts: ``fill_total`` sums distinct trade ids (``fill_response`` or
+a snapshot's trades), the leaves floor is the smallest ``quantity_remaining`` a reply reported, and
+the filled quantity is the larger of the two views, not their sum. An adopted order's quantity is
+what the exchange told us, a lower bound: it grows only when its distinct trades add up to more
+(``grow_to_trades``), never because the leaves view already counted a trade.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class Order:
     take_profit: Decimal | None = None
     stop_loss: Decimal | None = None
     cancel_requested: bool = False  # a cancel waits for the ACK (see CancelResolver)
+    # The strategy asked for a cancel the exchange never answered (write failed, answer lost, cut off
+    # by a disconnect): owed until the order ends; a resync that finds it open sends the cancel again.
+    cancel_owed: bool = False
     needs_settlement: bool = False  # NO_SUCH_ORDER or UNKNOWN: settle from fills and a snapshot
     adopted: bool = False  # learnt from the exchange, not placed by this manager
     seq: int = 0  # core sequence of the last local action, to fence snapshots taken before it
@@ -66,6 +71,14 @@ class Order:
     @property
     def remaining_quantity(self) -> Decimal:
         return max(ZERO, self.quantity - self.filled_quantity)
+
+    def grow_to_trades(self, quantity: Decimal) -> None:
+        """An adopted order about to count a new trade of ``quantity``: its size was learnt from a
+        reply (a FILLED report may carry the fill's size, not the order's) or from one trade, so it
+        is at least the sum of its distinct trades. Comparing against ``fill_total``, not the leaves
+        view, keeps a trade a FILLED report already counted from being counted twice."""
+        if self.adopted and self.fill_total + quantity > self.quantity:
+            self.quantity = self.fill_total + quantity
 
     @property
     def is_open(self) -> bool:
@@ -116,6 +129,7 @@ class Twap:
     average_fill_price: Decimal | None = None
     children: list[Order] = field(factory=list)
     cancel_requested: bool = False
+    cancel_owed: bool = False  # as Order.cancel_owed: a lost TWAP cancel is sent again if it runs
     adopted: bool = False
     seq: int = 0
 

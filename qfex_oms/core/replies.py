@@ -51,22 +51,42 @@ class ReplyHandling(CancelHandling):
         """The order a reply is about when its id is not (yet) in the book, or None if it is about
         no order: a TWAP's cancel answer, or a cancel's answer for an id the book lacks."""
         if by_id is not None:
-            self._answer_unknown_id(r)  # a cancel sent with the wrong symbol: not about this order
+            if r.status is S.NO_SUCH_ORDER or r.status not in NON_REJECTIONS:
+                self._answer_unknown_id(r)  # a cancel sent with the wrong symbol: not about this order
+            else:
+                self._wrong_symbol(r, by_id)
             return None
         twap = self.tracker.twap_by_id(r.order_id)
         if twap is not None:
-            self._twap_cancel_answer(twap, r.status)
+            if twap.symbol != r.symbol:
+                self._wrong_symbol(r, twap)
+            else:
+                self._twap_cancel_answer(twap, r.status)
             return None
         order = self._bind_pending(r)
         if order is not None:
             return order
         status = r.status
         if status in _ADOPTING:
+            if self.tracker.pending_elsewhere(r.symbol, r.client_order_id):
+                self._wrong_symbol(r, None)
+                return None
             order = self.adopt(order_from_response(r))
             log.info("adopted order", **order.describe(), status=str(status))
             return order
         self._answer_unknown_id(r)
         return None
+
+    def _wrong_symbol(self, reply: Any, tracked: Order | Twap | None) -> None:
+        """A reply naming an id the book holds on another symbol (the order_id of a tracked order,
+        or the client id of an order still waiting for its ACK) is malformed for that order: a
+        phantom adopted from it would take the id, and a snapshot row for the real order would then
+        be read as the phantom's. Logged and dropped; the tracked order is left as it was."""
+        self._events.append(Unmatched(reply, "names a tracked id on another symbol"))
+        log.warning("reply names a tracked id on another symbol; dropped", reply_type=type(reply).__name__,
+                    reply_symbol=getattr(reply, "symbol", None), order_id=getattr(reply, "order_id", None),
+                    client_order_id=getattr(reply, "client_order_id", None),
+                    tracked=tracked.describe() if tracked is not None else "a pending order")
 
     # One handler per status, found by a dict lookup (see _BY_STATUS): comparing against enum members
     # one by one costs ~80 ns per member access on Python 3.11, and this runs for every reply.
@@ -81,12 +101,16 @@ class ReplyHandling(CancelHandling):
             self._after_ack(order)
         else:
             order.cancel_requested = False
+            if order.cancel_owed:  # its cancel was lost (held for this ACK, say): ask now
+                self.resend_owed_cancel(order)
 
     def _on_filled_report(self, order: Order, r: m.OrderResponse) -> None:
         leaves = r.quantity_remaining
         if leaves is not None and (order.leaves_floor is None or leaves < order.leaves_floor):
             order.leaves_floor = leaves if leaves >= _ZERO else _ZERO
         self._order_event(order, self._fill_event(order, final_report=True), r.status)
+        if order.twap_id is not None:  # its fill_response may be lost: the report is the news
+            self._note_child_fill(order)
         if order.local_id in self._order_cancels:
             self._after_ack(order)
         else:
@@ -195,10 +219,16 @@ class ReplyHandling(CancelHandling):
     # ------------------------------------------------------------------ fills
 
     def _on_fill(self, f: m.FillResponse) -> None:
+        if not (f.quantity > _ZERO and f.price > _ZERO):
+            malformed_fill(f.trade_id, f.order_id, f.symbol, f.quantity, f.price)
+            return
         if f.trade_id in self.tracker.trade_ids:
-            log.debug("duplicate fill ignored", trade_id=f.trade_id, order_id=f.order_id)
+            self.duplicate_trade(f.trade_id, f.order_id, f.quantity, f.price)
             return
         order = self.tracker.by_order_id(f.order_id)
+        if order is not None and order.symbol != f.symbol:
+            self._wrong_symbol(f, order)
+            return
         if order is None:
             order = self._place_fill(f)
             if order is None:
@@ -217,6 +247,9 @@ class ReplyHandling(CancelHandling):
         exchange wrote the price differently) fit: hold it; the ACK that names the id releases it.
         """
         pending = self.tracker.pending(f.symbol, f.client_order_id)
+        if not pending and self.tracker.pending_elsewhere(f.symbol, f.client_order_id):
+            self._wrong_symbol(f, None)  # a real trade of it is learnt from the next snapshot's trades
+            return None
         if not pending:
             order = self.adopt(_order_from_fill(f))
             log.info("adopted order from a fill", **order.describe())
@@ -238,16 +271,43 @@ class ReplyHandling(CancelHandling):
         if fill.trade_id in self.tracker.trade_ids:
             return False
         self.tracker.trade_ids.add(fill.trade_id)
+        if order.adopted:
+            order.grow_to_trades(fill.quantity)
         if order.fills is None:
             order.fills = []
         order.fills.append(fill)
         order.fill_total += fill.quantity
         if order.twap_id is not None:
-            twap = self.tracker.twap_by_id(order.twap_id)
-            if twap is not None:
-                twap_rules.note_child_fill(twap)
+            self._note_child_fill(order)
         self._events.append(FillReceived(order, fill))
         return True
+
+    def _note_child_fill(self, order: Order) -> None:
+        """A TWAP's filled quantity follows its children's (each counted once, see Order)."""
+        twap = self.tracker.twap_by_id(order.twap_id)
+        if twap is not None:
+            twap_rules.note_child_fill(twap)
+
+    def duplicate_trade(self, trade_id: str, order_id: str, quantity: Decimal, price: Decimal) -> None:
+        """A trade id seen again: dropped. The same numbers are a replay (debug); other numbers mean
+        the exchange contradicts itself, which someone must look at (warning, naming both)."""
+        first = self._recorded_fill(trade_id, order_id)
+        if first is None or (first.quantity, first.price, first.order_id) == (quantity, price, order_id):
+            log.debug("duplicate fill ignored", trade_id=trade_id, order_id=order_id)
+            return
+        log.warning("duplicate trade_id with other numbers dropped", trade_id=trade_id,
+                    first={"order_id": first.order_id, "quantity": str(first.quantity),
+                           "price": str(first.price)},
+                    second={"order_id": order_id, "quantity": str(quantity), "price": str(price)})
+
+    def _recorded_fill(self, trade_id: str, order_id: str) -> Fill | None:
+        """The fill counted under ``trade_id`` (its order first; all orders on this rare path)."""
+        named = self.tracker.by_order_id(order_id)
+        for order in ([named] if named is not None else []) + list(self.tracker.orders()):
+            for fill in order.fills or ():
+                if fill.trade_id == trade_id:
+                    return fill
+        return None
 
     # ------------------------------------------------------------------ answers to modifies and cancels
 
@@ -325,6 +385,9 @@ class ReplyHandling(CancelHandling):
 
     def _on_twap_response(self, r: m.TwapResponse) -> None:
         twap = self.tracker.twap_by_id(r.twap_id)
+        if twap is not None and twap.symbol != r.symbol:
+            self._wrong_symbol(r, twap)
+            return
         if twap is None:
             twap = self.tracker.first_pending_twap(r.symbol, r.client_twap_id)
             if twap is not None:
@@ -349,18 +412,33 @@ class ReplyHandling(CancelHandling):
         twap_id = twap_rules.parent_twap_id(order.client_order_id)
         twap = self.tracker.twap_by_id(twap_id)
         if twap is not None:
-            self.tracker.link_child(twap, order)
+            if twap.symbol == order.symbol:  # a child on another symbol is not this TWAP's
+                self.tracker.link_child(twap, order)
         elif twap_id is not None:
             order.twap_id = twap_id
 
     # ------------------------------------------------------------------ errors
 
     def _on_err(self, e: m.Err) -> None:
+        """An ``err`` is matched to its request by the echo. The echo is the exchange's text of
+        what it got: a request type or an id that is not a string (a list, an object) names no
+        request of ours, so the ``err`` matches nothing; it is logged (capped) and the book is
+        left as it was."""
         incoming = e.incoming_message if isinstance(e.incoming_message, dict) else {}
         kind = incoming.get("type")
         params = incoming.get("params") if isinstance(incoming.get("params"), dict) else {}
         code = str(e.error_code)
-        matched = _ERR_MATCHERS.get(kind or "", _match_nothing)(self, params, code)
+        wrong = [name for name in _ECHOED_IDS if params.get(name) is not None
+                 and not isinstance(params[name], str)]
+        if not isinstance(kind, str) and kind is not None:
+            wrong.append("type")
+            kind = None
+        if wrong:
+            log.warning("err echoes fields of the wrong type; it matches no request", fields=wrong,
+                        error_code=code, incoming=_capped(incoming))
+            matched = False
+        else:
+            matched = _ERR_MATCHERS.get(kind or "", _match_nothing)(self, params, code)
         if not matched:
             self._events.append(RequestFailed(kind, code, e.message, e.incoming_message))
 
@@ -424,6 +502,24 @@ _BY_STATUS: dict[OrderStatus, Any] = {
     S.CANNOT_MODIFY_PARTIAL_FILL: ReplyHandling._on_modify_refused,
     S.CANNOT_MODIFY_NO_SUCH_ORDER: ReplyHandling._on_modify_refused,
 }
+
+
+# The echoed params a matcher reads: each must be a string (or absent) to name anything of ours.
+_ECHOED_IDS = ("symbol", "client_order_id", "order_id", "client_twap_id", "twap_id",
+               "cancel_order_id_type")
+_LOG_CAP = 512
+
+
+def _capped(value: object) -> str:
+    """A hostile echo can be any size: log its first bytes and mark the cut."""
+    text = repr(value)
+    return text if len(text) <= _LOG_CAP else f"{text[:_LOG_CAP]}...[cut {len(text) - _LOG_CAP} chars]"
+
+
+def malformed_fill(trade_id: str, order_id: str, symbol: str, quantity: Decimal, price: Decimal) -> None:
+    """A fill or trade of no size, a negative one, or at no price is no fill: logged and dropped."""
+    log.warning("malformed fill dropped: quantity and price must be positive", trade_id=trade_id,
+                order_id=order_id, symbol=symbol, quantity=str(quantity), price=str(price))
 
 
 def _match_nothing(core: ReplyHandling, params: dict[str, Any], code: str) -> bool:

@@ -10,6 +10,21 @@ concluded without a CANCELLED frame, because the order is provably no longer on 
 ``fence`` is the core sequence number when the snapshot was requested: an order touched after it
 (placed, cancelled, modified) is newer than the snapshot and is left alone.
 
+A paged or partial snapshot proves only what it shows (``complete=False``): with more than one
+page of ``get_user_orders``, an order leaving the open set between two pages shifts the next page,
+and a resting order may be on none. Then nothing is settled for being missing: the live orders it
+does not show stay as they are and are listed in ``unconfirmed``, for the shell to ask QFEX about
+each (``get_order``; ``settle_from_order_query``). TWAPs likewise: they travel in the same paged
+reply and whether QFEX pages them is not documented, so a TWAP missing from a partial snapshot is
+left as it is (``twaps_unconfirmed``) until a complete one. Trades still apply: they are history.
+
+A cancel owed by an order the snapshot shows open (``Order.cancel_owed``: the strategy's cancel was
+cut off) is sent again rather than the order being confirmed OPEN: the frames come out of
+``take_frames()`` and their requests are listed in ``cancels_resent``.
+
+Ids are matched with their symbol: a row or trade naming a tracked order's id on another symbol is
+malformed for that order; it is logged and neither confirms nor settles it (``unconfirmed``).
+
 An exchange order the book lacks (its ACK was lost) is bound to a pending order only when it is
 the one pending order it can describe (side, type, time in force, price, quantity) and no other
 unknown exchange order can describe that pending order too: client ids are not unique, and the first
@@ -27,12 +42,14 @@ import orjson
 from attrs import define, field
 
 from qfex_oms.core import twaps as twap_rules
+from qfex_oms.core.corestate import log
 from qfex_oms.core.engine import OmsCore
-from qfex_oms.core.model import Fill, Order, Twap
-from qfex_oms.core.replies import order_from_response
+from qfex_oms.core.model import CancelRequest, Fill, Order, Twap
+from qfex_oms.core.replies import malformed_fill, order_from_response
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent
 from qfex_oms.core.tracker import OrderTracker
 from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.enums import OrderStatus
 
 SETTLED_MISSING = "MISSING_FROM_SNAPSHOT"
 NOTE_KEY = "settled"
@@ -48,30 +65,41 @@ class SnapshotDiff:
     twaps_settled: list[Twap] = field(factory=list)
     unresolved: list[str] = field(factory=list)  # exchange order ids that fit several pending orders
     ended: list[Order] = field(factory=list)  # orders the book knew by id, live before, ended by it
+    # Live orders a partial snapshot (or a malformed row) did not prove open or gone: left as they
+    # were, for a targeted query (get_order, settle_from_order_query) or a later snapshot.
+    unconfirmed: list[Order] = field(factory=list)
+    twaps_unconfirmed: list[Twap] = field(factory=list)
+    cancels_resent: list[CancelRequest] = field(factory=list)  # owed cancels sent again
 
     @property
     def changed(self) -> bool:
         return bool(self.adopted or self.settled or self.fills_added or self.twaps_adopted
-                    or self.twaps_settled)
+                    or self.twaps_settled or self.cancels_resent)
 
 
 def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
-                   trades: Iterable[m.Trade] = ()) -> SnapshotDiff:
+                   trades: Iterable[m.Trade] = (), *, complete: bool = True) -> SnapshotDiff:
+    """Settle the book against the exchange's open orders and trades (see the module docstring).
+
+    ``complete`` says the snapshot holds every open order (one page): only then is a live order it
+    does not show settled as gone. Otherwise it is left as it was and listed in ``unconfirmed``.
+    """
     diff = SnapshotDiff()
     tracker = core.tracker
     known_live = [o for o in tracker.open_orders() if o.order_id is not None]
-    trades = list(trades)
-    seen = _identify(core, fence, snapshot.orders, trades, diff)
+    trades = _usable_trades(core, trades)
+    rows, left_alone = _usable_rows(core, snapshot.orders, diff)
+    seen = _identify(core, fence, rows, trades, diff) | left_alone
     unresolved = set(diff.unresolved)
     # Strangers the rows describe are adopted from their row before any trade applies: adopted
     # from a trade instead, one would take the trade's size for its own and end FILLED while open.
-    for row in snapshot.orders:
+    for row in rows:
         if row.order_id and row.order_id not in unresolved and tracker.by_order_id(row.order_id) is None:
             diff.adopted.append(core.adopt(order_from_response(row)))
     for trade in trades:
         if trade.order_id not in unresolved:
             _apply_trade(core, trade, diff)
-    for row in snapshot.orders:
+    for row in rows:
         if row.order_id in unresolved:
             continue
         order = tracker.by_order_id(row.order_id)
@@ -82,18 +110,73 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
         if order.seq > fence:
             continue
         core.note_leaves(order, row.quantity_remaining)
-        order.needs_settlement = False
-        if order.state is not OrderState.OPEN and order.state.is_live:
-            core.apply_order_event(order, OrderEvent.SETTLE_OPEN, str(row.status))
-            diff.confirmed_open.append(order)
+        _shown_open(core, order, str(row.status), diff)
     for order in tracker.open_orders():
         if order.local_id in seen or order.seq > fence:
             continue
-        _settle_gone(core, order)
-        diff.settled.append(order)
-    _settle_twaps(core, fence, snapshot.twaps, diff)
+        if complete:
+            _settle_gone(core, order)
+            diff.settled.append(order)
+        else:
+            diff.unconfirmed.append(order)
+    diff.unconfirmed.extend(o for o in tracker.open_orders()
+                            if o.local_id in left_alone and o.seq <= fence)
+    _settle_twaps(core, fence, snapshot.twaps, diff, complete)
     diff.ended = [o for o in known_live if not o.state.is_live]
     return diff
+
+
+def _shown_open(core: OmsCore, order: Order, status: str, diff: SnapshotDiff) -> None:
+    """The exchange shows this order open now: OPEN, unless a cancel is owed (then it goes again)."""
+    order.needs_settlement = False
+    if not order.state.is_live:
+        return
+    if order.cancel_owed:
+        request = core.resend_owed_cancel(order)
+        if request is not None:
+            diff.cancels_resent.append(request)
+        return  # never back to a quiet OPEN: sent now, or a cancel of it is already in flight
+    if order.state is not OrderState.OPEN:
+        core.apply_order_event(order, OrderEvent.SETTLE_OPEN, status)
+        diff.confirmed_open.append(order)
+
+
+def _usable_rows(core: OmsCore, rows: Sequence[m.OrderResponse],
+                 diff: SnapshotDiff) -> tuple[list[m.OrderResponse], set[int]]:
+    """The rows that can be trusted to name what they say, and the local ids to leave alone.
+
+    A row naming a tracked order's id on another symbol is malformed for that order: it neither
+    shows the order open nor (by its absence) gone, and the pending orders it could describe on its
+    own symbol are left undecided too (it may be one of them, misnamed).
+    """
+    usable: list[m.OrderResponse] = []
+    left_alone: set[int] = set()
+    for row in rows:
+        tracked = core.tracker.by_order_id(row.order_id)
+        if tracked is None or tracked.symbol == row.symbol:
+            usable.append(row)
+            continue
+        log.warning("snapshot row names a tracked order's id on another symbol; ignored",
+                    row_symbol=row.symbol, **tracked.describe())
+        left_alone.add(tracked.local_id)
+        left_alone.update(o.local_id for o in core.tracker.pending(row.symbol, row.client_order_id))
+    return usable, left_alone
+
+
+def _usable_trades(core: OmsCore, trades: Iterable[m.Trade]) -> list[m.Trade]:
+    """Trades that can be fills: a positive size and price, on the symbol of the order they name."""
+    usable = []
+    for trade in trades:
+        if not (trade.quantity > 0 and trade.price > 0):
+            malformed_fill(trade.trade_id, trade.order_id, trade.symbol, trade.quantity, trade.price)
+            continue
+        tracked = core.tracker.by_order_id(trade.order_id)
+        if tracked is not None and tracked.symbol != trade.symbol:
+            log.warning("trade names a tracked order's id on another symbol; dropped",
+                        trade_id=trade.trade_id, trade_symbol=trade.symbol, **tracked.describe())
+            continue
+        usable.append(trade)
+    return usable
 
 
 @define
@@ -173,7 +256,11 @@ def _bind_decidable(core: OmsCore, fence: int, unknown: dict[str, _Unknown]) -> 
 
 
 def _apply_trade(core: OmsCore, trade: m.Trade, diff: SnapshotDiff) -> None:
+    """Count a trade as a fill once. An adopted order's quantity grows only past its distinct trades
+    (``Order.grow_to_trades``): a trade its FILLED report already counted in the leaves is recorded
+    by id without growing it, so the fill is not counted twice."""
     if trade.trade_id in core.tracker.trade_ids:
+        core.duplicate_trade(trade.trade_id, trade.order_id, trade.quantity, trade.price)
         return
     order = core.tracker.by_order_id(trade.order_id)
     if order is None:
@@ -182,8 +269,6 @@ def _apply_trade(core: OmsCore, trade: m.Trade, diff: SnapshotDiff) -> None:
                                  trade.client_order_id or "", order_id=trade.order_id,
                                  state=OrderState.UNKNOWN))
         diff.adopted.append(order)
-    elif order.remaining_quantity < trade.quantity and order.adopted:
-        order.quantity += trade.quantity - order.remaining_quantity
     fill = Fill(trade.trade_id, trade.order_id, trade.symbol, trade.side, trade.price,
                 trade.quantity, trade.fee, trade.timestamp)
     if core.record_fill(order, fill):
@@ -246,11 +331,18 @@ def _settle_gone(core: OmsCore, order: Order) -> None:
     order.needs_settlement = False
 
 
-def _settle_twaps(core: OmsCore, fence: int, rows: Iterable[m.TwapResponse], diff: SnapshotDiff) -> None:
+def _settle_twaps(core: OmsCore, fence: int, rows: Iterable[m.TwapResponse], diff: SnapshotDiff,
+                  complete: bool) -> None:
     tracker = core.tracker
     seen: set[int] = set()
     for row in rows:
         twap = tracker.twap_by_id(row.twap_id)
+        if twap is not None and twap.symbol != row.symbol:
+            log.warning("snapshot row names a tracked TWAP's id on another symbol; ignored",
+                        row_symbol=row.symbol, **twap.describe())
+            seen.add(twap.local_id)
+            diff.twaps_unconfirmed.append(twap)
+            continue
         if twap is None:
             twap = tracker.first_pending_twap(row.symbol, row.client_twap_id)
             if twap is not None:
@@ -261,12 +353,75 @@ def _settle_twaps(core: OmsCore, fence: int, rows: Iterable[m.TwapResponse], dif
                 diff.twaps_adopted.append(twap)
         seen.add(twap.local_id)
         twap_rules.note_progress(twap, row)
-        if twap.seq <= fence:
+        if twap.seq > fence:
+            continue
+        if twap.cancel_owed:
+            request = core.resend_owed_cancel(twap)
+            if request is not None:
+                diff.cancels_resent.append(request)
+        else:
             core.apply_twap_event(twap, TwapEvent.ACCEPTED, row.status)
     for twap in tracker.twaps(open_only=True):
         if twap.local_id in seen or twap.seq > fence:
+            continue
+        if not complete:
+            diff.twaps_unconfirmed.append(twap)
             continue
         done = twap.filled_quantity >= twap.total_quantity > 0
         core.apply_twap_event(twap, TwapEvent.COMPLETED if done else TwapEvent.CANCELLED,
                               SETTLED_MISSING)
         diff.twaps_settled.append(twap)
+
+
+def settle_from_order_query(core: OmsCore, fence: int, order: Order,
+                            response: m.AllOrdersResponse | m.OrderResponse,
+                            trades: Iterable[m.Trade] = ()) -> SnapshotDiff:
+    """Settle one order from the answer to a targeted ``get_order`` (symbol and order_id).
+
+    QFEX answers with an ``all_orders_response`` holding only open orders: a row naming the order
+    (on its symbol) confirms it open with its leaves, and no such row proves it is no longer open,
+    so it is settled from its fills exactly as a complete snapshot settles a missing order. The
+    simulator, like QFEX's CLI, answers with one ``order_response`` instead: an open status (ACK,
+    MODIFIED, a partial FILLED) confirms it; anything else (NO_SUCH_ORDER, CANCELLED, a final
+    FILLED) says it is gone, with its leaves noted first. ``trades`` (optional) are applied first,
+    as in a snapshot. Fence rules as ``apply_snapshot``: an order touched after ``fence`` is left
+    alone. An owed cancel of an order found open is sent again. The diff feeds ``settlement_note``.
+    """
+    diff = SnapshotDiff()
+    for trade in _usable_trades(core, trades):
+        if trade.order_id == order.order_id:
+            _apply_trade(core, trade, diff)
+    was_live = order.state.is_live
+    if was_live and order.seq <= fence:
+        _settle_queried(core, order, response, diff)
+    diff.ended = [order] if was_live and order.order_id is not None and not order.state.is_live else []
+    return diff
+
+
+def _settle_queried(core: OmsCore, order: Order, response: m.AllOrdersResponse | m.OrderResponse,
+                    diff: SnapshotDiff) -> None:
+    if order.order_id is None:  # nothing to ask by: a snapshot row or its ACK binds it first
+        diff.unconfirmed.append(order)
+        return
+    single = isinstance(response, m.OrderResponse)
+    rows = (response,) if single else response.orders
+    named = [row for row in rows if row.order_id == order.order_id]
+    if any(row.symbol != order.symbol for row in named):
+        log.warning("order query names the order on another symbol; ignored", **order.describe())
+        diff.unconfirmed.append(order)
+        return
+    row = named[-1] if named else None
+    if row is not None and row.status is not OrderStatus.NO_SUCH_ORDER:
+        core.note_leaves(order, row.quantity_remaining)
+    if row is not None and (not single or _open_status(row)):
+        _shown_open(core, order, str(row.status), diff)
+        return
+    _settle_gone(core, order)
+    diff.settled.append(order)
+
+
+def _open_status(row: m.OrderResponse) -> bool:
+    """Whether one ``order_response`` about an order says it still rests."""
+    if row.status in (OrderStatus.ACK, OrderStatus.MODIFIED):
+        return True
+    return row.status is OrderStatus.FILLED and (row.quantity_remaining or 0) > 0

@@ -169,6 +169,14 @@ class OrderTracker:
         """The orders still waiting for an id under this client id, in submit order (do not mutate)."""
         return self._pending_new.get((symbol, client_order_id or ""), ())
 
+    def pending_elsewhere(self, symbol: str, client_order_id: str | None) -> bool:
+        """Whether an order waiting for its ACK under this client id is on another symbol (and none
+        on ``symbol``): a reply naming that client id on ``symbol`` is then suspect. A scan of the
+        pending keys, on the rare adoption path only."""
+        if not client_order_id or (symbol, client_order_id) in self._pending_new:
+            return False
+        return any(cid == client_order_id for _, cid in self._pending_new)
+
     def pending_new(self) -> Iterator[Order]:
         for queue in self._pending_new.values():
             yield from queue

@@ -164,7 +164,9 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
         self.version = 0
         self.next_id = 1
         self.fill_events = 0
-        self.finished: set[int] = set()  # id() of the requests whose CancelFinished was published
+        # The requests whose CancelFinished was published, by id(); kept alive so no id is reused
+        # (the core makes requests of its own: an owed cancel sent again after a resync).
+        self.finished: dict[int, CancelRequest] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -622,7 +624,7 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
             elif isinstance(event, CancelFinished):
                 assert event.request.done, event
                 assert id(event.request) not in self.finished, f"finished twice: {event.request!r}"
-                self.finished.add(id(event.request))
+                self.finished[id(event.request)] = event.request
         fills = 0
         for order in tracker.orders():
             own = order.fills or []
