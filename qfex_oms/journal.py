@@ -17,6 +17,9 @@ Guarantees (README "Journal"):
   go to a fresh file and the damaged file is moved aside (``<name>.corrupt-<time>``).
 * A journal written for another account or venue, or a file that is not a journal, is refused with
   ``JournalError``. One process at a time may write a journal (an advisory lock on ``<path>.lock``).
+* A commit that fails keeps its frames in memory, in order, and is retried with backoff. The journal
+  then reports itself unhealthy (``healthy``, ``on_health_change``) until a commit succeeds again, so
+  the manager can apply its ``JournalFailurePolicy`` (by default: no new orders while it cannot write).
 * ``compact()`` removes the records of orders that closed longer ago than a given age and never a
   record that an open order depends on (see ``plan_compaction``).
 """
@@ -24,6 +27,7 @@ Guarantees (README "Journal"):
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import shutil
 import sqlite3
@@ -63,6 +67,22 @@ Row = tuple[float, str, bytes | str]
 
 class JournalError(QfexOmsError):
     """The journal cannot be used: wrong account or venue, not a journal, damaged identity, in use."""
+
+
+class JournalFailurePolicy(enum.StrEnum):
+    """What trading does while the journal cannot write (a full disk, a read-only file).
+
+    Frames are kept in memory and retried either way; what is at stake is crash safety: a crash while
+    the journal cannot write loses what it promised to keep.
+    """
+
+    HALT_NEW_ORDERS = "halt_new_orders"  # refuse new orders and changes; cancels and the kill switch go on
+    CONTINUE = "continue"  # trade on without crash safety (logged loudly)
+
+    DEFAULT = HALT_NEW_ORDERS
+
+
+HealthListener = Callable[[bool, str | None], None]
 
 
 @frozen
@@ -201,6 +221,11 @@ class Journal:
     batches: int = 0  # transactions committed
     failures: int = 0  # failed commits (the batch is kept and retried)
     dropped: int = 0  # frames appended after close (not journaled)
+    healthy: bool = True  # False from a failed commit until a commit succeeds again
+    last_error: str | None = None  # why the last commit failed, while unhealthy
+    # Called in the trio thread on each change of ``healthy``, with the error when it turns False.
+    on_health_change: HealthListener | None = field(default=None, repr=False)
+    _failing: int = field(default=0, repr=False)  # consecutive failed commits (the retry backoff)
     _db: sqlite3.Connection | None = field(default=None, repr=False)
     _db_lock: threading.Lock = field(factory=threading.Lock, repr=False)
     _flush_lock: trio.Lock | None = field(default=None, repr=False)
@@ -512,11 +537,11 @@ class Journal:
         db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            db.execute("COMMIT")  # inside: a COMMIT that fails (disk full) may leave the transaction open
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
 
     # ------------------------------------------------------------------ single writer
 
@@ -629,16 +654,41 @@ class Journal:
             batch, self._buffer = self._buffer, []
             try:
                 await trio.to_thread.run_sync(self._write, batch)
-            except (sqlite3.Error, JournalError):
+            except (sqlite3.Error, JournalError) as exc:
                 self._buffer[:0] = batch  # keep them, in order, for the next attempt
                 self.failures += 1
+                self._failing += 1
+                self._set_health(False, str(exc))
                 raise
+            self._failing = 0
+            self._set_health(True, None)
+
+    def _set_health(self, healthy: bool, error: str | None) -> None:
+        """Record a commit's outcome; on a change, log it and tell the listener (in the trio thread:
+        ``flush`` calls this after the worker thread returned)."""
+        if healthy == self.healthy:
+            self.last_error = error
+            return
+        self.healthy, self.last_error = healthy, error
+        if healthy:
+            log.warning("journal writes again: crash safety restored", path=str(self.path),
+                        failures=self.failures)
+        else:
+            log.error("journal cannot write: frames kept in memory and retried; a crash now loses them",
+                      path=str(self.path), error=error, pending=len(self._buffer))
+        listener = self.on_health_change
+        if listener is not None:
+            try:
+                listener(healthy, error)
+            except Exception:  # the listener's bug must not stop the writer
+                log.exception("journal health listener failed", healthy=healthy)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer task: commit a batch ``flush_interval`` after its first frame, or when it is full.
 
-        Idle, it sleeps until the next append. A failed commit is logged and retried with backoff, the
-        frames kept in memory in order (the manager is never taken down by its journal).
+        Idle, it sleeps until the next append. A failed commit is logged and retried with backoff (at
+        most 1 s), the frames kept in memory in order (the manager is never taken down by its journal):
+        while unhealthy the buffer is never empty, so the retries are what notices the disk is back.
         """
         task_status.started()
         try:
@@ -653,9 +703,10 @@ class Journal:
                 try:
                     await self.flush()
                 except (sqlite3.Error, JournalError) as exc:
-                    log.error("journal write failed; will retry", path=str(self.path), error=str(exc),
+                    # The change of health was logged once, at error level; each retry is detail.
+                    log.debug("journal write failed; will retry", path=str(self.path), error=str(exc),
                               pending=len(self._buffer), failures=self.failures)
-                    await trio.sleep(min(1.0, 0.01 * 2 ** min(self.failures, 7)))
+                    await trio.sleep(min(1.0, 0.01 * 2 ** min(self._failing, 7)))
         finally:
             self._wakeup = None
 
