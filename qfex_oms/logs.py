@@ -3,6 +3,9 @@
 The redaction processor is the last line of defence: code never passes secrets to a logger, and
 anything under a key that looks like one (secret, signature, hmac, password, jwt, token) is replaced
 before rendering, including inside nested dicts such as an ``err`` frame's echoed request.
+
+Logging costs time linear in what is logged and writes a bounded line: a raw frame is logged through
+``cap_frame`` (its head, the cut marked), and the processor caps whatever a caller passes anyway.
 """
 
 from __future__ import annotations
