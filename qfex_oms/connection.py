@@ -60,7 +60,9 @@ class ConnectionSupervisor:
 
     async def wait_connected(self) -> None:
         """Return once a connection is authenticated and subscribed (wrap it in a trio timeout)."""
-        while not self._ready.is_set():
+        while not self._ready.is_set() or self._closing:
+            if self._closing:
+                raise NotConnected("the order manager is closed")
             await self._ready.wait()
 
     async def _supervise(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -161,7 +163,10 @@ class ConnectionSupervisor:
     def _connection_lost(self, reason: str) -> None:
         self._session = None
         self._followups = None
-        self._ready = trio.Event()
+        if self._ready.is_set():
+            # Only a connection that was up gets a new event: a failed attempt keeps the one that
+            # waiters are parked on, so the next success wakes them.
+            self._ready = trio.Event()
         self.core.connection_lost()
         self._fail_all_slots(reason)
         self._flush()
@@ -218,5 +223,11 @@ class ConnectionSupervisor:
     async def _close(self) -> None:
         self._closing = True
         await self._close_ws(1000, "closing")
+        # Calls still in flight get no answer now: wake them at once rather than at their deadline.
+        self._fail_all_slots("the order manager is closed")
+        for event in self._waiters.values():
+            event.set()
+        self._waiters.clear()
+        self._ready.set()  # wait_connected() sees _closing and raises
         for stream in list(self._streams):
             stream.close()

@@ -6,6 +6,8 @@ from attrs import frozen
 
 from qfex_oms.core.model import CancelRequest, Order, Twap
 
+LOST = frozenset({"TIMEOUT", "DISCONNECTED", "SEND_FAILED", "CLOSED"})  # no answer: nothing concluded
+
 
 @frozen
 class CancelResult:
@@ -19,15 +21,23 @@ class CancelResult:
     value: str
     symbol: str
     twap: Twap | None = None
+    targets: tuple[Order, ...] = ()  # every order the cancel covered, whatever became of it
 
     @property
     def ok(self) -> bool:
         return self.status == "CANCELLED"
 
+    @property
+    def owed(self) -> bool:
+        """The answer was lost (TIMEOUT, DISCONNECTED, SEND_FAILED) while an order it covers is still
+        live: the manager owes the cancel and sends it again after the resync if the order is still
+        open (never a quiet OPEN again). ``await oms.wait_ended(*result.targets)`` waits for the end."""
+        return self.status in LOST and any(o.state.is_live for o in self.targets)
+
     @classmethod
     def of(cls, request: CancelRequest) -> CancelResult:
         return cls(request.status or "PENDING", tuple(request.cancelled), str(request.mode),
-                   request.value, request.symbol, request.twap)
+                   request.value, request.symbol, request.twap, tuple(request.targets))
 
 
 @frozen

@@ -71,9 +71,23 @@ class InjectingProxy:
         self.ping_on_close = False
         self.pings_injected = 0
         self.url = ""
+        # A silent network failure: while set, bytes are swallowed in both directions, the sockets
+        # stay open, and neither side sees a close frame or a reset until ``sever()``.
+        self.blackhole = False
+        self._links: list[tuple[trio.SocketStream, trio.SocketStream]] = []
+
+    async def sever(self) -> None:
+        """Cut every connection through the proxy at the TCP level: no close frame, no handshake."""
+        links, self._links = self._links, []
+        for client, server in links:
+            for stream in (client, server):
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
 
     async def _handle(self, client: trio.SocketStream) -> None:
         server = await trio.open_tcp_stream(*self.target)
+        self.blackhole = False  # a new connection gets through: the outage was the old one's
+        self._links.append((client, server))
         to_client = trio.StrictFIFOLock()
 
         async def send_client(data: bytes) -> None:
@@ -88,7 +102,8 @@ class InjectingProxy:
                     for opcode, unit in splitter.feed(data):
                         if on_frame is not None:
                             await on_frame(opcode)  # type: ignore[misc]
-                        await sink(unit)  # type: ignore[misc]
+                        if not self.blackhole:
+                            await sink(unit)  # type: ignore[misc]
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
 
