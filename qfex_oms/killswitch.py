@@ -95,23 +95,21 @@ async def _wait_ended(oms: OrderManager) -> None:
     twaps = tracker.twaps(open_only=True)
     with trio.move_on_after(timeout) as scope:
         for order in orders:
-            while order.state.is_live:
+            while order.state.is_live and not oms.closing:
                 await oms._next_change(order)
                 scope.deadline = trio.current_time() + timeout
         for twap in twaps:
-            while not twap.state.is_terminal:
+            while not twap.state.is_terminal and not oms.closing:
                 await oms._next_change(twap)
                 scope.deadline = trio.current_time() + timeout
 
 
 async def _check(oms: OrderManager) -> tuple[bool, int]:
-    """Settle against the exchange; returns (checked, how many orders and TWAPs it still shows open)."""
-    fence = oms.core.seq
+    """Settle against the exchange; returns (checked, how many orders and TWAPs are still open)."""
     try:
-        snapshot = await oms.fetch_open_orders()
-        trades = await oms.fetch_trades()
+        await oms.reconcile()
     except (RequestTimeout, RequestFailed, NotConnected) as exc:
         log.warning("kill switch could not check a snapshot", error=str(exc))
         return False, -1
-    oms._settle(fence, snapshot, trades)
-    return True, len(snapshot.orders) + len(snapshot.twaps)
+    tracker = oms.core.tracker
+    return True, len(tracker.open_orders()) + len(tracker.twaps(open_only=True))

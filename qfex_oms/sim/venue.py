@@ -17,6 +17,8 @@ from functools import partial
 import trio
 from trio_websocket import serve_websocket
 
+from qfex_oms.protocol.enums import CancelIdType
+from qfex_oms.protocol.messages import CancelOrder
 from qfex_oms.sim.engine import AccountState
 from qfex_oms.sim.faults import Faults
 from qfex_oms.sim.records import SimOrder, SimTrade, SimTwap
@@ -72,6 +74,17 @@ class Venue:
         """Aggregated depth ``{"bids": [(price, qty)...], "asks": [...]}``, best first."""
         book = self._server.engine.books[symbol]
         return {"bids": book.bids.depth(), "asks": book.asks.depth()}
+
+    def cancel_unannounced(self, public_key: str, order_id: str) -> bool:
+        """Take a resting order off the book without telling any connection (as if its CANCELLED
+        report were lost): for tests of what a snapshot proves. True if it was resting."""
+        order = self._server.engine.orders_by_id.get(order_id)
+        if order is None or order.account != public_key or not order.is_open:
+            return False
+        request = CancelOrder(order_id=order_id, symbol=order.symbol,
+                              cancel_order_id_type=CancelIdType.ORDER_ID)
+        self._server.engine.cancel_order(public_key, request)  # its events are deliberately dropped
+        return True
 
     def connection_count(self, public_key: str | None = None) -> int:
         conns = self._server.connections
