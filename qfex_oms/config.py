@@ -92,6 +92,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, Any, bool]]] = {
         "kill_timeout": (_NUMBER, float, False),
         "journal": ("a file path", str, False),
         "journal_retention": ("a number of seconds", float, False),
+        "journal_failure": ("\"halt_new_orders\" or \"continue\"", str, False),
         "client_id_prefix": ("a string", str, False),
     },
     "guard": {
@@ -176,6 +177,10 @@ def _build(file: Path, v: dict[str, dict[str, Any]], strategy: dict[str, Any]) -
     if on_exit not in ("cancel_all", "leave_gtc"):
         raise ConfigError(f"{file}: runner.on_exit: expected {_SCHEMA['runner']['on_exit'][0]}, "
                           f"got {on_exit!r}")
+    failure = v.get("manager", {}).get("journal_failure", "halt_new_orders")
+    if failure not in ("halt_new_orders", "continue"):
+        raise ConfigError(f"{file}: manager.journal_failure: expected "
+                          f"{_SCHEMA['manager']['journal_failure'][0]}, got {failure!r}")
     level = logging.get("level", "info")
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"{file}: logging.level: expected {_SCHEMA['logging']['level'][0]}, got {level!r}")

@@ -32,6 +32,11 @@ class Halted(QfexOmsError):
     """The kill switch halted new orders; ``oms.resume()`` lifts it. Nothing was sent."""
 
 
+class JournalUnavailable(Halted):
+    """The journal cannot write, and the policy (``journal_failure``, default ``halt_new_orders``)
+    halts new orders and changes until it can again; it lifts itself. Nothing was sent."""
+
+
 class OrderRejected(QfexOmsError):
     """QFEX refused a new order; ``status`` is QFEX's status (or its ``err`` code)."""
 

@@ -40,11 +40,12 @@ from qfex_oms.core.events import (
 from qfex_oms.core.model import Order, Twap
 from qfex_oms.core.pacer import PacerSettings
 from qfex_oms.core.replay import replay
-from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot, settlement_note
+from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot, settle_from_order_query, settlement_note
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
 from qfex_oms.errors import (
     Halted,
     InvalidArgument,
+    JournalUnavailable,
     ModifyRejected,
     NotConnected,
     NotSent,
@@ -55,7 +56,8 @@ from qfex_oms.errors import (
 )
 from qfex_oms.errors import RequestFailed as RequestFailedError
 from qfex_oms.events import Event, EventStream, HaltChanged
-from qfex_oms.journal import Journal
+from qfex_oms.journal import Journal, JournalFailurePolicy
+from qfex_oms.logs import cap_frame
 from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.errors import ProtocolError
@@ -71,6 +73,17 @@ _GATED = (m.AddOrder, m.AddTwap, m.ModifyOrder)
 # Why _transmit did not send: these two mean the frame provably never reached the wire.
 HALTED = "HALTED"
 _NEVER_SENT = (HALTED, NOT_SENT)
+CLOSED = "CLOSED"  # an answer still awaited when the manager's block exited
+
+
+def _ended(subject: Order | Twap) -> bool:
+    return subject.state.is_terminal
+
+
+def _unique_rows(rows: list[m.OrderResponse]) -> list[m.OrderResponse]:
+    """A row seen on two pages (the open set shifted between them) counts once, the later one."""
+    by_id = {row.order_id: row for row in rows}
+    return list(by_id.values()) if len(by_id) < len(rows) else rows
 
 
 def _positive(instance: object, attribute: Any, value: float) -> None:
@@ -92,6 +105,8 @@ class ManagerSettings:
     trades_lookback: float = 60.0
     journal: str | None = None  # path of the SQLite journal; None keeps no journal
     journal_retention: float | None = None  # seconds: on start, compact orders closed longer ago
+    journal_failure: JournalFailurePolicy = field(default=JournalFailurePolicy.DEFAULT,
+                                                  converter=JournalFailurePolicy)
 
 
 @define(eq=False)
@@ -109,7 +124,10 @@ class OrderManager(ConnectionSupervisor):
         self.credentials = credentials
         self.settings = settings
         self.core = OmsCore()
-        self.halted = False
+        self.halted = False  # the kill switch's halt, lifted by resume()
+        self.journal_halted = False  # the journal cannot write (policy halt_new_orders); lifts itself
+        self._journal_error: str | None = None
+        self.journal: Journal | None = None  # the crash-safe journal, when ``journal=`` was given
         self._closing = False
         self._session: Session | None = None
         self._ready = trio.Event()
@@ -133,6 +151,11 @@ class OrderManager(ConnectionSupervisor):
     @property
     def connected(self) -> bool:
         return self._session is not None
+
+    @property
+    def closing(self) -> bool:
+        """True once the manager's block is exiting: no answer will come any more."""
+        return self._closing
 
     async def place_order(
         self,
@@ -168,8 +191,7 @@ class OrderManager(ConnectionSupervisor):
             "take_profit": None if take_profit is None else args.decimal_arg("take_profit", take_profit),
             "stop_loss": None if stop_loss is None else args.decimal_arg("stop_loss", stop_loss),
         }
-        if self.halted:
-            raise Halted("the kill switch halted new orders; call resume() first")
+        self._refuse_if_halted("new orders")
         session = self._usable_session()
         order = self.core.place_order(**fields)
         outcome = await self._transmit(session, self.core.take_frames())
@@ -179,7 +201,7 @@ class OrderManager(ConnectionSupervisor):
         if outcome is not None:
             self._lost(order, outcome)
         if not await self._wait_for(order, lambda: order.state is not OrderState.PENDING_NEW):
-            self._lost(order, "TIMEOUT")
+            self._lost(order, self._lapsed())
         if order.state is OrderState.REJECTED:
             log.info("order rejected", **order.describe(), status=order.last_status)
             raise OrderRejected(order, order.last_status)
@@ -196,8 +218,7 @@ class OrderManager(ConnectionSupervisor):
             raise InvalidArgument("this order is not tracked by this manager")
         new_price = None if price is None else args.decimal_arg("price", price)
         new_qty = None if quantity is None else args.decimal_arg("quantity", quantity)
-        if self.halted:
-            raise Halted("the kill switch halted order changes; call resume() first")
+        self._refuse_if_halted("order changes")
         session = self._usable_session()
         request = self.core.modify_order(order, new_price, new_qty)
         outcome = await self._transmit(session, self.core.take_frames())
@@ -209,7 +230,7 @@ class OrderManager(ConnectionSupervisor):
                 raise ModifyRejected(order, request.status)
             return order
         self._want_settle()
-        raise OrderStatusUnknown(order, outcome or "TIMEOUT")
+        raise OrderStatusUnknown(order, outcome or self._lapsed())
 
     async def cancel(
         self,
@@ -239,13 +260,12 @@ class OrderManager(ConnectionSupervisor):
                 if request.done:
                     break
                 outcome = None  # an earlier frame of this request is out: wait for its answer
+            if outcome is None and not await self._wait_for(request, lambda r=request: r.done):
+                outcome = self._lapsed()
             if outcome is not None:
+                # The intent is owed (design.md): the core sends it again after the resync if the
+                # order is still open. ``CancelResult.owed`` tells the caller; ``wait_ended`` waits.
                 self.core.cancel_lost(request, outcome)
-                self._flush()
-                self._want_settle()
-                break
-            if not await self._wait_for(request, lambda r=request: r.done):
-                self.core.cancel_lost(request, "TIMEOUT")
                 self._flush()
                 self._want_settle()
                 break
@@ -255,6 +275,15 @@ class OrderManager(ConnectionSupervisor):
             session = self._usable_session()
             request = self.core.cancel(intent, retry=True)
         return CancelResult.of(request)
+
+    async def wait_ended(self, *subjects: Order | Twap) -> bool:
+        """Wait until every order and TWAP given has ended (filled, cancelled, rejected); wrap it in a
+        trio timeout. Returns early, False, if the manager closes first. After a cancel whose answer
+        was lost (``CancelResult.owed``), this is how to learn how the owed cancel ended."""
+        for subject in subjects:
+            while not _ended(subject) and not self._closing:
+                await self._next_change(subject)
+        return all(_ended(s) for s in subjects)
 
     async def place_twap(self, symbol: str, side: str, *, total_quantity: args.Number, num_orders: int,
                          order_interval_secs: int, reduce_only: bool = False,
@@ -270,8 +299,7 @@ class OrderManager(ConnectionSupervisor):
             "client_twap_id": args.client_id_arg("client_twap_id", client_twap_id,
                                                  self.settings.client_id_prefix),
         }
-        if self.halted:
-            raise Halted("the kill switch halted new orders; call resume() first")
+        self._refuse_if_halted("new orders")
         session = self._usable_session()
         twap = self.core.place_twap(**fields)
         outcome = await self._transmit(session, self.core.take_frames())
@@ -282,7 +310,7 @@ class OrderManager(ConnectionSupervisor):
             if twap.state is TwapState.REJECTED:
                 raise TwapRejected(twap, twap.last_status)
             return twap
-        reason = outcome or "TIMEOUT"
+        reason = outcome or self._lapsed()
         self.core.apply_twap_event(twap, TwapEvent.LOST, reason)  # never REJECTED: it may be running
         self._flush()
         self._want_settle()
@@ -316,24 +344,63 @@ class OrderManager(ConnectionSupervisor):
         return stream
 
     async def reconcile(self) -> SnapshotDiff:
-        """Fetch open orders and recent trades and settle the book against them now."""
-        fence = self.core.seq
-        snapshot = await self.fetch_open_orders()
-        trades = await self.fetch_trades()
-        return self._settle(fence, snapshot, trades)
+        """Fetch open orders and recent trades and settle the book against them now.
 
-    def _settle(self, fence: int, snapshot: m.AllOrdersResponse, trades: list[m.Trade]) -> SnapshotDiff:
-        """Apply a full snapshot, and journal what it concluded: replay cannot re-derive that from the
+        A snapshot of several pages proves only what it shows (offset paging shifts when an order
+        leaves between pages): the orders it misses are asked about again, one symbol at a time,
+        and settled only from a symbol's answer that fits on one page (design.md)."""
+        fence = self.core.seq
+        snapshot, complete = await self._fetch_open_orders()
+        trades = await self.fetch_trades()
+        diff = self._settle(fence, snapshot, trades, complete)
+        if diff.unconfirmed:
+            await self._confirm_by_symbol(diff)
+        return diff
+
+    async def _confirm_by_symbol(self, diff: SnapshotDiff) -> None:
+        """Settle the orders a paged snapshot did not show from a one-page snapshot of their symbol;
+        a symbol with a page or more of open orders is left for a later snapshot (nothing guessed)."""
+        for symbol in sorted({o.symbol for o in diff.unconfirmed}):
+            fence = self.core.seq
+            page = await self._query(m.GetUserOrders(limit=PAGE, offset=0, symbol=symbol))
+            waiting = [o for o in diff.unconfirmed if o.symbol == symbol]
+            if len(page.orders) >= PAGE:
+                log.warning("orders missing from a paged snapshot stay unconfirmed: their symbol has "
+                            "a page or more of open orders", symbol=symbol, count=len(waiting))
+                continue
+            trades = await self.fetch_trades()
+            for order in waiting:
+                found = settle_from_order_query(self.core, fence, order, page, trades)
+                self._journal_settlement(found)
+                diff.unconfirmed.remove(order)
+                diff.settled += found.settled
+                diff.confirmed_open += found.confirmed_open
+                diff.ended += found.ended
+                diff.fills_added += found.fills_added
+                diff.unconfirmed += found.unconfirmed
+            self._flush()
+
+    def _settle(self, fence: int, snapshot: m.AllOrdersResponse, trades: list[m.Trade],
+                complete: bool = True) -> SnapshotDiff:
+        """Apply a snapshot, and journal what it concluded: replay cannot re-derive that from the
         frames (a snapshot's frames do not say whether it was a full one)."""
-        diff = apply_snapshot(self.core, fence, snapshot, trades)
+        diff = apply_snapshot(self.core, fence, snapshot, trades, complete=complete)
+        self._journal_settlement(diff)
+        self._flush()
+        return diff
+
+    def _journal_settlement(self, diff: SnapshotDiff) -> None:
         if self.on_settled is not None:
             note = settlement_note(diff)
             if note is not None:
                 self.on_settled(note)
-        self._flush()
-        return diff
 
     async def fetch_open_orders(self, symbol: str | None = None) -> m.AllOrdersResponse:
+        """Every open order and active TWAP, all pages merged (see ``reconcile`` on paging)."""
+        return (await self._fetch_open_orders(symbol))[0]
+
+    async def _fetch_open_orders(self, symbol: str | None = None) -> tuple[m.AllOrdersResponse, bool]:
+        """The merged pages, and whether it was one page (only then is it a complete picture)."""
         orders: list[m.OrderResponse] = []
         twaps: dict[str, m.TwapResponse] = {}
         offset = 0
@@ -342,7 +409,8 @@ class OrderManager(ConnectionSupervisor):
             orders.extend(page.orders)
             twaps.update((t.twap_id, t) for t in page.twaps)
             if len(page.orders) < PAGE:
-                return m.AllOrdersResponse(tuple(orders), tuple(twaps.values()))
+                merged = m.AllOrdersResponse(tuple(_unique_rows(orders)), tuple(twaps.values()))
+                return merged, offset == 0
             offset += PAGE
 
     async def fetch_trades(self) -> list[m.Trade]:
@@ -373,7 +441,7 @@ class OrderManager(ConnectionSupervisor):
         return self._session
 
     def _gate(self, request: m.Request) -> bool:
-        return self.halted and isinstance(request, _GATED)
+        return (self.halted or self.journal_halted) and isinstance(request, _GATED)
 
     async def _transmit(self, session: Session, frames: list[m.Request], *,
                         priority: bool = False) -> str | None:
@@ -419,9 +487,13 @@ class OrderManager(ConnectionSupervisor):
         if predicate():
             return True
         with trio.move_on_after(self.settings.request_timeout):
-            while not predicate():
+            while not predicate() and not self._closing:
                 await self._next_change(obj)
         return predicate()
+
+    def _lapsed(self) -> str:
+        """Why a wait ended without its answer: the manager closing, or the deadline."""
+        return CLOSED if self._closing else "TIMEOUT"
 
     async def _next_change(self, obj: object) -> None:
         """Until the reader next reports on ``obj`` (an order, TWAP or request). No deadline here."""
@@ -490,6 +562,29 @@ class OrderManager(ConnectionSupervisor):
             while queue:
                 self._resolve(key, error=NotConnected(f"connection lost ({reason})"))
 
+    def _refuse_if_halted(self, what: str) -> None:
+        if self.halted:
+            raise Halted(f"the kill switch halted {what}; call resume() first")
+        if self.journal_halted:
+            raise JournalUnavailable(f"the journal cannot write ({self._journal_error}): {what} are "
+                                     "halted until it can (cancels and the kill switch still work)")
+
+    def _journal_health(self, healthy: bool, error: str | None) -> None:
+        """The journal's health changed (journal.py calls this in the trio thread)."""
+        if healthy:
+            log.warning("journal writes again", halted=self.journal_halted)
+            if self.journal_halted:
+                self.journal_halted = False
+                self._publish(HaltChanged(False, "journal_writes_again"))
+            return
+        self._journal_error = error
+        if self.settings.journal_failure is JournalFailurePolicy.CONTINUE:
+            log.error("journal cannot write; trading goes on without crash safety", error=error)
+            return
+        log.error("journal cannot write; new orders halted", error=error)
+        self.journal_halted = True
+        self._publish(HaltChanged(True, f"journal_unavailable: {error}"))
+
     def _set_halted(self, halted: bool, reason: str) -> None:
         if self.halted != halted:
             self.halted = halted
@@ -509,7 +604,7 @@ class OrderManager(ConnectionSupervisor):
         try:
             reply = codec.decode_reply(raw)
         except ProtocolError as exc:
-            log.warning("malformed frame from the exchange", error=str(exc), raw=exc.raw)
+            log.warning("malformed frame from the exchange", error=str(exc), raw=cap_frame(exc.raw))
             return
         kind = type(reply)
         if kind is m.AllOrdersResponse or kind is m.UserTradesResponse:
@@ -638,6 +733,8 @@ async def _recover(oms: OrderManager, path: str) -> Journal:
     oms.on_frame_sent = journal.append_sent
     oms.on_frame_received = journal.append_received
     oms.on_settled = journal.append_note
+    journal.on_health_change = oms._journal_health
+    oms.journal = journal
     return journal
 
 

@@ -21,6 +21,7 @@ from attrs import define, field, frozen
 from qfex_oms import wsfix  # noqa: F401  (trio-websocket #184, see the module)
 from qfex_oms.core.pacer import PacerSettings, TokenBucket, buckets_for
 from qfex_oms.errors import AuthenticationError, Halted, InvalidArgument
+from qfex_oms.logs import cap_frame
 from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import Channel
@@ -150,7 +151,7 @@ class Session:
             try:
                 reply = codec.decode_reply(raw)
             except ProtocolError as exc:
-                log.warning("malformed frame", error=str(exc), raw=exc.raw)
+                log.warning("malformed frame", error=str(exc), raw=cap_frame(exc.raw))
                 continue
             if isinstance(reply, m.Authenticated) and not reply.authenticated:
                 raise AuthenticationError("the exchange refused the credentials "
