@@ -11,13 +11,14 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import trio
+from waiting import wait_until  # noqa: F401  (re-exported)
 
 from qfex_oms import Credentials, Order, OrderManager, open_order_manager
 from qfex_oms.core.engine import OmsCore
@@ -103,12 +104,6 @@ async def manager(venue: Venue, credentials: Credentials = CREDS,
     async with open_order_manager(venue.url, credentials, **{**OPTIONS, **options}) as oms:
         yield oms
 
-
-async def wait_until(predicate: Callable[[], bool], within: float = 3.0, what: str = "condition") -> None:
-    with trio.move_on_after(within):
-        while not predicate():  # noqa: ASYNC110 - the state is the manager's or the simulator's
-            await trio.sleep(0.002)
-    assert predicate(), f"timed out after {within} s waiting for {what}"
 
 
 # ---------------------------------------------------------------------- compaction

@@ -6,16 +6,15 @@ real time (``trio.fail_after``/``move_on_after``), never by an autojump clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import trio
 from simkit import CREDS, CREDS2, OPTIONS, PUB, PUB2, SECRET, SECRET2, manager  # noqa: F401  (re-exported)
+from waiting import drain, wait_until  # noqa: F401  (re-exported)
 
 from qfex_oms import Order, OrderManager, OrderState
-from qfex_oms.events import EventStream
 from qfex_oms.sim import Venue
 
 SYMBOLS = ("AAPL-USD", "TSLA-USD", "US500-USD")
@@ -43,13 +42,6 @@ class FrameLog:
         self.frames.clear()
 
 
-async def wait_until(predicate: Callable[[], bool], within: float = 3.0, what: str = "condition") -> None:
-    """Poll ``predicate`` (the reader applies frames in the background) until it holds."""
-    with trio.move_on_after(within):
-        while not predicate():  # noqa: ASYNC110 - the state is the manager's or the simulator's
-            await trio.sleep(0.002)
-    assert predicate(), f"timed out after {within} s waiting for {what}"
-
 
 async def wait_state(order: Order, *states: OrderState, within: float = 3.0) -> Order:
     await wait_until(lambda: order.state in states, within,
@@ -57,18 +49,6 @@ async def wait_state(order: Order, *states: OrderState, within: float = 3.0) -> 
                      f"(is {order.state})")
     return order
 
-
-async def drain(stream: EventStream, idle: float = 0.1) -> list[Any]:
-    """Everything buffered in ``stream`` plus whatever arrives until it has been quiet ``idle`` s."""
-    events: list[Any] = []
-    while True:
-        with trio.move_on_after(idle) as scope:
-            try:
-                events.append(await stream.__anext__())
-            except StopAsyncIteration:
-                return events
-        if scope.cancelled_caught:
-            return events
 
 
 def book_problems(oms: OrderManager, venue: Venue, public_key: str = PUB) -> list[str]:
