@@ -49,6 +49,7 @@ OPTIONS: dict[str, Any] = {"request_timeout": 0.3, "handshake_timeout": 2.0, "ki
 SETTLE_WITHIN = 5.0  # seconds for the book to match once faults stop
 REPLY_KINDS = ("order_response", "fill_response", "twap_response", "ack", "all_orders_response",
                "user_trades_response", None)
+_QUERIES = ("all_orders_response", "user_trades_response", "get_user_orders", "get_user_trades")
 _ENDED_BY_VENUE = {"ACK", "FILLED", "MODIFIED", "CANCELLED", "CANCELLED_STP"}
 
 
@@ -70,7 +71,9 @@ class Intents:
     sent: list[str] = attrs.field(factory=list)
 
     def frames_about(self, needle: str) -> list[str]:
-        return [f for f in self.sent + self.received if needle in f]
+        """Frames naming ``needle``, snapshots and trade lists left out (they name everything)."""
+        return [f for f in self.sent + self.received if needle in f
+                and not any(k in f for k in _QUERIES)]
 
 
 # ====================================================================== the workload
@@ -289,7 +292,7 @@ def compare(oms: OrderManager, venue: Venue, intents: Intents) -> list[str]:
         sim = venue.order(order.order_id) if order.order_id else None
         if sim is not None and sim.is_open:
             problems.append(f"LOST CANCEL: cancel asked ({how}) but the venue still rests "
-                            f"{sim.order_id}; the book says {order.state}")
+                            f"{sim.order_id} ({sim.client_order_id}); the book says {order.state}")
     problems += _compare_twaps(oms, venue, intents)
     return problems
 
@@ -333,10 +336,11 @@ def _compare_twaps(oms: OrderManager, venue: Venue, intents: Intents) -> list[st
                             f"filled {sim.filled_quantity}); the book has {same}")
             continue
         if twap.state.value != sim.status:
-            problems.append(f"TWAP STATE: {sim.twap_id}: book {twap.state}, venue {sim.status}")
+            problems.append(f"TWAP STATE: {sim.twap_id} ({sim.client_twap_id}): book {twap.state}, "
+                            f"venue {sim.status}")
         if twap.filled_quantity != sim.filled_quantity:
-            problems.append(f"TWAP FILLED: {sim.twap_id}: book {twap.filled_quantity}, "
-                            f"venue {sim.filled_quantity}")
+            problems.append(f"TWAP FILLED: {sim.twap_id} ({sim.client_twap_id}): "
+                            f"book {twap.filled_quantity}, venue {sim.filled_quantity}")
     for twap in oms.twaps():
         if twap.state in (TwapState.UNKNOWN, TwapState.PENDING_NEW, TwapState.PENDING_CANCEL):
             problems.append(f"unsettled TWAP: {twap.describe()}")
