@@ -15,12 +15,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m qfex_oms demo
 
-test: $(STAMP)
-	$(BIN)/ruff check qfex_oms tests bench strategies
+test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check qfex_oms tests bench strategies
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

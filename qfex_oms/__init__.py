@@ -1,5 +1,9 @@
 """qfex_oms: a trio order manager for the QFEX exchange, with a QFEX-compatible simulator."""
 
+from qfex_oms.client.connection import ReconnectPolicy
+from qfex_oms.client.manager import ManagerSettings, OrderManager, open_order_manager
+from qfex_oms.client.results import CancelResult, KillReport
+from qfex_oms.client.session import Credentials
 from qfex_oms.core.model import Fill, Order, Twap
 from qfex_oms.core.pacer import PacerSettings
 from qfex_oms.core.snapshot import SnapshotDiff
@@ -19,9 +23,6 @@ from qfex_oms.errors import (
     RequestTimeout,
     TwapRejected,
 )
-from qfex_oms.manager import ManagerSettings, OrderManager, ReconnectPolicy, open_order_manager
-from qfex_oms.results import CancelResult, KillReport
-from qfex_oms.session import Credentials
 
 __all__ = [
     "AuthenticationError",

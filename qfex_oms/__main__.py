@@ -1,3 +1,3 @@
-from qfex_oms.cli import main
+from qfex_oms.app.cli import main
 
 main()

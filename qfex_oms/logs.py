@@ -151,7 +151,7 @@ class _JsonLinesTee:
                             default=str).decode()
         self.file.write(line + "\n")
         self.file.flush()
-        return self.console(logger, name, event_dict)
+        return str(self.console(logger, name, event_dict))
 
 
 def configure_logging(level: str = "info", json_file: str | None = None, *,
@@ -159,7 +159,7 @@ def configure_logging(level: str = "info", json_file: str | None = None, *,
     stream = stream or sys.stderr
     console: Any = (structlog.dev.ConsoleRenderer(colors=stream.isatty()) if stream.isatty()
                     else structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]))
-    renderer = _JsonLinesTee(console, open(json_file, "a")) if json_file else console  # noqa: SIM115
+    renderer: Any = _JsonLinesTee(console, open(json_file, "a")) if json_file else console  # noqa: SIM115
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

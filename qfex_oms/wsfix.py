@@ -35,7 +35,7 @@ def _install() -> bool:
         await original(self, event)
 
     handle_ping.qfex_fixed = True  # type: ignore[attr-defined]
-    WebSocketConnection._handle_ping_event = handle_ping  # type: ignore[method-assign]
+    WebSocketConnection._handle_ping_event = handle_ping  # type: ignore[method-assign]  # noqa: SLF001
     return True
 
 

@@ -25,7 +25,7 @@ from clikit import (
 )
 
 from qfex_oms import OrderState, open_order_manager
-from qfex_oms.cli import main
+from qfex_oms.app.cli import main
 from qfex_oms.sim import open_simulator
 
 SYMBOL = "AAPL-USD"

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from clikit import REPO, arun_all, explain, json_out
 
-from qfex_oms.cli import _parse_params, main
-from qfex_oms.config import DEMO_KEYS, Config, ConfigError, GuardLimits, load_config
+from qfex_oms.app.cli import _parse_params, main
+from qfex_oms.app.config import DEMO_KEYS, Config, ConfigError, GuardLimits, load_config
 from qfex_oms.errors import InvalidArgument
 
 GOOD = """\

@@ -18,7 +18,7 @@ from pathlib import Path
 from journalkit import CREDS2, PUB, book_problems, child, manager, run_recovery, wait_until
 
 from qfex_oms.journal import Journal
-from qfex_oms.journal_view import recovered_book
+from qfex_oms.journal.view import recovered_book
 from qfex_oms.sim import Venue, open_simulator
 
 

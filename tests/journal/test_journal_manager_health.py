@@ -13,7 +13,7 @@ from test_journal_health import set_max_pages
 from waiting import drain, wait_until
 
 from qfex_oms import Halted, JournalUnavailable, OrderState, open_order_manager
-from qfex_oms.events import HaltChanged
+from qfex_oms.client.events import HaltChanged
 from qfex_oms.sim import Venue
 
 S = "AAPL-USD"

@@ -15,7 +15,7 @@ from journalkit import CREDS2, manager, open_journal, order_view, replayed
 
 from qfex_oms import OrderState
 from qfex_oms.core.snapshot import SETTLED_MISSING
-from qfex_oms.journal_view import format_table, recovered_book
+from qfex_oms.journal.view import format_table, recovered_book
 from qfex_oms.sim import open_simulator
 
 ACCOUNT = "qfex_pub_demo"

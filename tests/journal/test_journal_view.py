@@ -9,7 +9,7 @@ import pytest
 from journalkit import Script, open_journal, sql
 
 from qfex_oms.journal import JournalError
-from qfex_oms.journal_view import BookRow, format_table, recovered_book
+from qfex_oms.journal.view import BookRow, format_table, recovered_book
 
 
 def sample(path: Path) -> None:

@@ -17,7 +17,7 @@ import trio
 from managerkit import wait_until
 
 from qfex_oms import Credentials, OrderManager, ReconnectPolicy
-from qfex_oms.events import EventStream, Reconnected
+from qfex_oms.client.events import EventStream, Reconnected
 from qfex_oms.sim import Venue
 
 E = TypeVar("E")

@@ -21,7 +21,7 @@ from simkit import CREDS, OPTIONS
 from trio_websocket import WebSocketConnection
 
 from qfex_oms import NotConnected, RequestTimeout, open_order_manager, wsfix
-from qfex_oms.events import Reconnected
+from qfex_oms.client.events import Reconnected
 from qfex_oms.sim import Venue
 
 S = "AAPL-USD"

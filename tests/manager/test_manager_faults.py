@@ -25,9 +25,9 @@ from managerkit import (
 )
 
 from qfex_oms import NotConnected, OrderManager, OrderState, OrderStatusUnknown, RequestTimeout
+from qfex_oms.client.events import Reconnected
 from qfex_oms.core.events import CancelFinished, FillReceived, OrderUpdated
 from qfex_oms.core.states import TwapState
-from qfex_oms.events import Reconnected
 from qfex_oms.sim import Venue
 
 S, T = "AAPL-USD", "TSLA-USD"

@@ -10,8 +10,8 @@ from managerkit import PUB, PUB2, assert_book_matches, drain, wait_state, wait_u
 from structlog.testing import capture_logs
 
 from qfex_oms import OrderManager, OrderState
+from qfex_oms.client.events import HaltChanged
 from qfex_oms.core.events import CancelFinished, FillReceived, OrderUpdated
-from qfex_oms.events import HaltChanged
 from qfex_oms.sim import Venue
 
 S = "AAPL-USD"

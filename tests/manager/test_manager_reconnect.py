@@ -24,8 +24,8 @@ from qfex_oms import (
     RequestTimeout,
     TwapState,
 )
+from qfex_oms.client.events import Connected, Disconnected, Reconnected
 from qfex_oms.core.events import FillReceived, OrderUpdated
-from qfex_oms.events import Connected, Disconnected, Reconnected
 from qfex_oms.sim import Venue
 
 S, T, U = "AAPL-USD", "TSLA-USD", "US500-USD"

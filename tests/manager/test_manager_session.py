@@ -16,7 +16,7 @@ from qfex_oms import (
     OrderState,
     ReconnectPolicy,
 )
-from qfex_oms.events import Connected, Disconnected, Reconnected
+from qfex_oms.client.events import Connected, Disconnected, Reconnected
 from qfex_oms.sim import Venue
 
 S = "AAPL-USD"

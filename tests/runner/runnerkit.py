@@ -15,8 +15,8 @@ import trio
 from simkit import CREDS, CREDS2, OPTIONS, manager  # noqa: F401  (re-exported)
 
 from qfex_oms import OrderManager
-from qfex_oms.config import Config, GuardLimits
-from qfex_oms.guard import KillSwitchGuard
+from qfex_oms.app.config import Config, GuardLimits
+from qfex_oms.app.guard import KillSwitchGuard
 from qfex_oms.sim import Venue
 
 HERE = Path(__file__).resolve().parent

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from qfex_oms.config import GuardLimits
-from qfex_oms.guard import GuardState
+from qfex_oms.app.config import GuardLimits
+from qfex_oms.app.guard import GuardState
 from qfex_oms.protocol.enums import Side
 
 D = Decimal

@@ -11,7 +11,7 @@ import trio
 from runnerkit import PUB, guarded, manager, tripped, until
 
 from qfex_oms import Halted, OrderManager, OrderRejected, ReconnectPolicy
-from qfex_oms.guard import GuardTripped
+from qfex_oms.app.guard import GuardTripped
 from qfex_oms.sim import Venue
 
 SYMBOL = "AAPL-USD"

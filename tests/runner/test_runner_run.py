@@ -10,8 +10,8 @@ from runnerkit import PUB, REPO, RESTING, config_for, until
 from structlog.testing import capture_logs
 
 from qfex_oms import OrderManager, OrderState
-from qfex_oms import runner as runner_module
-from qfex_oms.runner import StrategyError, load_strategy, run_file, run_strategy
+from qfex_oms.app import runner as runner_module
+from qfex_oms.app.runner import StrategyError, load_strategy, run_file, run_strategy
 from qfex_oms.sim import Venue
 
 SYMBOL = "AAPL-USD"
@@ -117,7 +117,7 @@ async def test_every_order_event_is_logged_with_its_identity(venue: Venue, oms: 
 
 
 async def test_run_file_with_an_embedded_config(tmp_path: Path) -> None:
-    from qfex_oms.config import load_config
+    from qfex_oms.app.config import load_config
 
     config = load_config(REPO / "config" / "sim.toml")
     config.strategy.update(orders=1, hold=0.01)
@@ -131,7 +131,7 @@ async def test_run_file_with_an_embedded_config(tmp_path: Path) -> None:
 async def test_shutdown_of_leave_gtc_survives_a_lost_connection(venue: Venue) -> None:
     from runnerkit import manager
 
-    from qfex_oms.runner import shutdown
+    from qfex_oms.app.runner import shutdown
 
     config = config_for(venue, on_exit="leave_gtc")
     async with manager(venue, reconnect=None) as oms:

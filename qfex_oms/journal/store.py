@@ -201,7 +201,7 @@ class _Damaged(Exception):
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     """A damaged file (salvage it), not a busy, read-only or full disk (refuse, change nothing)."""
-    name = getattr(exc, "sqlite_errorname", None)
+    name: str | None = getattr(exc, "sqlite_errorname", None)
     if name is not None:
         return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_IOERR_SHORT_READ"))
     return type(exc) is sqlite3.DatabaseError
@@ -779,7 +779,7 @@ class Journal:
                 if isinstance(item, tuple):
                     break
                 records.append(item)
-            from qfex_oms.journal_compaction import plan_compaction  # it replays through the core
+            from qfex_oms.journal.compaction import plan_compaction  # it replays through the core
 
             plan = plan_compaction(records, cutoff)
             if plan.delete:

@@ -1,0 +1,215 @@
+"""The algo runner: loads a strategy file, connects, runs it beside the guard, shuts down cleanly.
+
+A strategy is a Python file exposing ``async def run(oms, ctx)``; ``ctx.params`` holds the config's
+[strategy] table and ``ctx.halted`` / ``ctx.guard.tripped`` tell it the kill switch fired. SIGINT
+and SIGTERM cancel the strategy; then the exit policy runs shielded and bounded by
+``runner.shutdown_timeout``: ``cancel_all`` pulls the kill switch, ``leave_gtc`` leaves resting
+orders on the book (and only cancels TWAPs, which would otherwise keep trading with nobody
+watching). ``cancel_all()`` shields itself, so the kill switch is bounded by
+``manager.kill_timeout`` rather than by shutdown_timeout. The exit policy also runs when the
+strategy returns or raises. When the guard trips, the strategy is told (``ctx.halted``) and
+cancelled if it is still running ``GUARD_GRACE_SECONDS`` later. Every order, fill, TWAP and cancel
+answer is logged with its identity (symbol, order_id, client_order_id / twap ids).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+from attrs import define, field
+
+from qfex_oms.app.config import Config
+from qfex_oms.app.guard import KillSwitchGuard
+from qfex_oms.client.manager import OrderManager, open_order_manager
+from qfex_oms.client.results import KillReport
+from qfex_oms.core.events import CancelFinished, FillReceived, OrderUpdated, TwapUpdated
+from qfex_oms.errors import QfexOmsError
+
+log = structlog.get_logger("qfex_oms.app.runner")
+order_log = structlog.get_logger("qfex_oms.orders")
+
+Strategy = Callable[[OrderManager, "StrategyContext"], Awaitable[Any]]
+
+
+class StrategyError(QfexOmsError):
+    pass
+
+
+@define(eq=False)
+class StrategyContext:
+    params: dict[str, Any]
+    guard: KillSwitchGuard
+    log: Any = field(factory=lambda: structlog.get_logger("strategy"))
+
+    @property
+    def halted(self) -> bool:
+        """The guard fired (its kill switch may still be running): stop trading."""
+        return self.guard.fired
+
+
+@define
+class RunResult:
+    stopped_by: str  # "finished", "SIGINT", "SIGTERM", "guard", "error"
+    guard_reason: str | None = None
+    exit_report: KillReport | None = None
+    strategy_result: Any = None
+    error: str | None = None  # what the strategy raised, when stopped_by == "error"
+    exit_clean: bool = True  # the exit policy completed (cancel_all: the snapshot showed nothing open)
+
+
+def load_strategy(path: str | Path) -> Strategy:
+    file = Path(path)
+    if not file.is_file():
+        raise StrategyError(f"no strategy file at {file}")
+    spec = importlib.util.spec_from_file_location(f"qfex_strategy_{file.stem}", file)
+    if spec is None or spec.loader is None:
+        raise StrategyError(f"cannot load {file} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise StrategyError(f"cannot import {file}: {type(exc).__name__}: {exc}") from exc
+    entry = getattr(module, "run", None)
+    if entry is None or not callable(entry):
+        raise StrategyError(f"{file} has no `async def run(oms, ctx)` entry point")
+    return entry  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def connect(config: Config) -> AsyncIterator[OrderManager]:
+    """A manager for the config's venue; for "embedded", a simulator is started in-process first."""
+    if config.embedded:
+        from qfex_oms.sim import open_simulator
+
+        async with open_simulator(port=0, time_scale=config.sim_time_scale) as venue, \
+                open_order_manager(venue.url, config.credentials(), **config.manager) as oms:
+            yield oms
+    else:
+        async with open_order_manager(config.url, config.credentials(), **config.manager) as oms:
+            yield oms
+
+
+# After the guard trips, a strategy that does not stop by itself is cancelled after this long.
+GUARD_GRACE_SECONDS = 2.0
+
+
+async def run_strategy(strategy: Strategy, config: Config, oms: OrderManager) -> RunResult:
+    result = RunResult("finished")
+    async with trio.open_nursery() as nursery:
+        guard = KillSwitchGuard(oms, config.guard)
+        await nursery.start(log_order_events, oms)
+        await nursery.start(guard.run)
+        strategy_scope = trio.CancelScope()
+
+        async def watch_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            # Installed before the strategy starts: no window where SIGTERM kills the process outright.
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
+                async for signum in signals:
+                    if result.stopped_by not in ("SIGINT", "SIGTERM"):
+                        result.stopped_by = signal.Signals(signum).name
+                    log.warning("signal received; stopping the strategy", signal=signal.Signals(signum).name)
+                    strategy_scope.cancel()
+
+        async def watch_guard() -> None:
+            await guard.tripped.wait()
+            result.guard_reason = guard.reason
+            # The strategy was told (ctx.halted, a GuardTripped event); give it a moment to stop.
+            await trio.sleep(GUARD_GRACE_SECONDS)
+            if not strategy_scope.cancel_called:
+                log.warning("strategy still running after the guard tripped; cancelling it",
+                            grace=GUARD_GRACE_SECONDS)
+                strategy_scope.cancel()
+
+        await nursery.start(watch_signals)
+        nursery.start_soon(watch_guard)
+        ctx = StrategyContext(dict(config.strategy), guard)
+        with strategy_scope:
+            try:
+                result.strategy_result = await strategy(oms, ctx)
+            except Exception as exc:
+                # Any failure, not only ours: the exit policy below must still run.
+                result.stopped_by = "error"
+                result.error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, QfexOmsError):
+                    log.error("strategy failed", error=str(exc), kind=type(exc).__name__)
+                else:
+                    log.exception("strategy crashed", error=str(exc), kind=type(exc).__name__)
+        if guard.fired:
+            await guard.tripped.wait()  # its kill switch is bounded by manager.kill_timeout
+            if result.stopped_by in ("finished", "error"):
+                # A strategy that hits Halted after the guard fired stopped because of the guard.
+                result.stopped_by = "guard"
+            result.guard_reason = guard.reason
+        result.exit_report = await shutdown(oms, config)
+        if config.on_exit == "cancel_all":
+            result.exit_clean = result.exit_report is not None and result.exit_report.clean
+        else:
+            result.exit_clean = not oms.twaps(open_only=True)
+        nursery.cancel_scope.cancel()
+    return result
+
+
+async def log_order_events(oms: OrderManager,
+                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """One log line per order, fill and TWAP change, each carrying the order's identity."""
+    with oms.events() as stream:
+        task_status.started()
+        async for event in stream:
+            if isinstance(event, OrderUpdated):
+                order_log.info("order updated", **event.order.describe(), previous=str(event.previous),
+                               status=event.status)
+            elif isinstance(event, FillReceived):
+                f = event.fill
+                order_log.info("order filled", **event.order.describe(), trade_id=f.trade_id,
+                               side=str(f.side), price=str(f.price), quantity=str(f.quantity),
+                               filled=str(event.order.filled_quantity))
+            elif isinstance(event, TwapUpdated):
+                order_log.info("twap updated", **event.twap.describe(), previous=str(event.previous),
+                               status=event.status, filled=str(event.twap.filled_quantity))
+            elif isinstance(event, CancelFinished):
+                r = event.request
+                order_log.info("cancel answered", symbol=r.symbol, cancel_mode=str(r.mode),
+                               cancel_value=r.value, status=r.status, cancelled=len(r.cancelled))
+
+
+async def shutdown(oms: OrderManager, config: Config) -> KillReport | None:
+    """The exit policy, shielded from the cancellation that brought us here and bounded in time."""
+    report: KillReport | None = None
+    with trio.CancelScope(shield=True), trio.move_on_after(config.shutdown_timeout) as scope:
+        if config.on_exit == "cancel_all":
+            report = await oms.cancel_all()
+            log.info("exit policy: cancelled everything", cancelled=len(report.cancelled_orders),
+                     clean=report.clean)
+        else:
+            for twap in oms.twaps(open_only=True):
+                try:
+                    result = await oms.cancel(twap)
+                except QfexOmsError as exc:
+                    log.error("exit policy: could not cancel a TWAP", **twap.describe(), error=str(exc))
+                    continue
+                if not result.ok:
+                    log.error("exit policy: TWAP cancel refused", **twap.describe(), status=result.status)
+            log.info("exit policy: GTC orders left resting", open_orders=len(oms.orders()),
+                     open_twaps=len(oms.twaps(open_only=True)))
+    if scope.cancelled_caught:
+        log.error("exit policy did not finish in time", policy=config.on_exit,
+                  shutdown_timeout=config.shutdown_timeout)
+    return report
+
+
+async def run_file(path: str | Path, config: Config) -> RunResult:
+    strategy = load_strategy(path)
+    async with connect(config) as oms:
+        return await run_strategy(strategy, config, oms)
+
+
+__all__ = ["GUARD_GRACE_SECONDS", "RunResult", "StrategyContext", "StrategyError", "connect",
+           "load_strategy", "log_order_events", "run_file", "run_strategy", "shutdown"]

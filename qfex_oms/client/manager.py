@@ -1,0 +1,791 @@
+"""OrderManager: the public API on top of one QFEX connection, the pure core and a resync loop.
+
+Structure (design.md "Connection, reconnect, journal"): ``open_order_manager`` owns a nursery; in it
+a ``Connection`` (``connection.py``) keeps one session alive and reports to the manager through the
+four methods of ``ConnectionOwner``; per connection the manager runs a follow-up sender and a
+``Settler``. Callers wait through ``Waiters`` and ``ReplySlots`` (``waits.py``). The reader
+decodes a frame, applies it to the core synchronously and hands events to per-subscriber buffers:
+it never awaits application work. Strategy calls run in the strategies' own tasks: they
+queue frames through the core, send them (paced), and wait on the order's state with a deadline. A
+lost answer never becomes REJECTED: the order goes UNKNOWN and the settler reconciles it from a
+``get_user_orders`` + ``get_user_trades`` snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn
+
+import structlog
+import trio
+import trio_websocket
+from attrs import define, field
+from wsproto.utilities import LocalProtocolError
+
+from qfex_oms.client import killswitch
+from qfex_oms.client.connection import (
+    Connection,
+    ConnectionSettings,
+    ReconnectPolicy,
+    sole_exception,
+)
+from qfex_oms.client.events import Connected, Disconnected, Event, EventStream, HaltChanged, Reconnected
+from qfex_oms.client.outcomes import SendOutcome
+from qfex_oms.client.results import CancelResult, KillReport
+from qfex_oms.client.session import Credentials, Session
+from qfex_oms.client.settler import Settler
+from qfex_oms.client.waits import ReplySlots, Slot, Waiters
+from qfex_oms.core import args
+from qfex_oms.core.cancel import CancelIntent
+from qfex_oms.core.engine import OmsCore
+from qfex_oms.core.events import (
+    CancelFinished,
+    FillReceived,
+    ModifyFinished,
+    OrderUpdated,
+    RequestFailed,
+    TwapUpdated,
+)
+from qfex_oms.core.model import CancelRequest, Order, Twap
+from qfex_oms.core.pacer import PacerSettings
+from qfex_oms.core.replay import replay
+from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot, settle_from_order_query, settlement_note
+from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
+from qfex_oms.errors import (
+    Halted,
+    InvalidArgument,
+    JournalUnavailable,
+    ModifyRejected,
+    NotConnected,
+    NotSent,
+    OrderRejected,
+    OrderStatusUnknown,
+    RequestTimeout,
+    TwapRejected,
+)
+from qfex_oms.errors import RequestFailed as RequestFailedError
+from qfex_oms.journal import Journal, JournalFailurePolicy
+from qfex_oms.logs import cap_frame
+from qfex_oms.protocol import codec
+from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.enums import OrderType, Side
+from qfex_oms.protocol.errors import ProtocolError
+
+log = structlog.get_logger("qfex_oms.client.manager")
+
+PAGE = 1000
+_REPLY_OF = {"get_user_orders": "all_orders_response", "get_user_trades": "user_trades_response",
+             "cancel_all_orders": "ack:cancel_all_orders"}
+_GATED = (m.AddOrder, m.AddTwap, m.ModifyOrder)
+
+
+def _done(request: CancelRequest) -> Callable[[], bool]:
+    return lambda: request.done
+
+
+def _ended(subject: Order | Twap) -> bool:
+    return subject.state.is_terminal
+
+
+def _unique_rows(rows: list[m.OrderResponse]) -> list[m.OrderResponse]:
+    """A row seen on two pages (the open set shifted between them) counts once, the later one."""
+    by_id = {row.order_id: row for row in rows}
+    return list(by_id.values()) if len(by_id) < len(rows) else rows
+
+
+def _positive(instance: object, attribute: Any, value: float) -> None:
+    if not value > 0:
+        raise InvalidArgument(f"{attribute.name} must be a positive number of seconds, got {value!r}")
+
+
+@define
+class ManagerSettings:
+    request_timeout: float = field(default=10.0, validator=_positive)
+    handshake_timeout: float = field(default=20.0, validator=_positive)  # inside QFEX's 60 s auth deadline
+    cancel_on_disconnect: bool = False
+    pacer: PacerSettings | None = field(factory=PacerSettings)
+    reconnect: ReconnectPolicy | None = field(factory=ReconnectPolicy)
+    kill_timeout: float = field(default=10.0, validator=_positive)
+    cancel_retries: int = 3
+    event_high_water: int = 10_000
+    client_id_prefix: str = ""
+    trades_lookback: float = 60.0
+    journal: str | None = None  # path of the SQLite journal; None keeps no journal
+    journal_retention: float | None = None  # seconds: on start, compact orders closed longer ago
+    journal_failure: JournalFailurePolicy = field(default=JournalFailurePolicy.DEFAULT,
+                                                  converter=JournalFailurePolicy)
+
+
+class OrderManager:
+    """The public API (design.md "Public API"); ``open_order_manager`` makes and runs one."""
+
+    def __init__(self, url: str, credentials: Credentials, settings: ManagerSettings) -> None:
+        self.url = url
+        self.settings = settings
+        self.connection = Connection(url, credentials, ConnectionSettings(
+            settings.handshake_timeout, settings.cancel_on_disconnect, settings.pacer, settings.reconnect),
+            owner=self)
+        self.core = OmsCore()
+        self.halted = False  # the kill switch's halt, lifted by resume()
+        self.journal_halted = False  # the journal cannot write (policy halt_new_orders); lifts itself
+        self._journal_error: str | None = None
+        self.journal: Journal | None = None  # the crash-safe journal, when ``journal=`` was given
+        self.waiters = Waiters()
+        self.replies = ReplySlots()
+        self.settler = Settler()
+        self._streams: list[EventStream] = []
+        self._followups: trio.MemorySendChannel[list[m.Request]] | None = None
+        self.trades_since = int(time.time() - settings.trades_lookback)
+        self.on_frame_received: Callable[[bytes | str], None] | None = None
+        self.on_frame_sent: Callable[[bytes], None] | None = None
+        self.on_settled: Callable[[bytes], None] | None = None  # a snapshot's conclusions (journal)
+        self.resync_on_connect = False
+
+    # ================================================================== public API
+
+    @property
+    def credentials(self) -> Credentials:
+        return self.connection.credentials
+
+    @credentials.setter
+    def credentials(self, value: Credentials) -> None:
+        self.connection.credentials = value  # used from the next connection attempt on
+
+    @property
+    def connected(self) -> bool:
+        return self.connection.session is not None
+
+    @property
+    def closing(self) -> bool:
+        """True once the manager's block is exiting: no answer will come any more."""
+        return self.connection.closing
+
+    @property
+    def _session(self) -> Session | None:
+        return self.connection.session
+
+    async def wait_connected(self) -> None:
+        """Return once a connection is authenticated and subscribed (wrap it in a trio timeout)."""
+        await self.connection.wait_connected()
+
+    async def place_order(
+        self,
+        symbol: str,
+        side: str,
+        quantity: args.Number,
+        price: args.Number | None = None,
+        *,
+        order_type: str = "LIMIT",
+        time_in_force: str | None = None,
+        client_order_id: str | None = None,
+        reduce_only: bool | None = None,
+        take_profit: args.Number | None = None,
+        stop_loss: args.Number | None = None,
+    ) -> Order:
+        """Place an order; return it once QFEX has ACKed it (or already filled/ended it).
+
+        Raises ``OrderRejected`` with QFEX's status, ``OrderStatusUnknown`` when the answer was lost
+        (the order stays tracked as UNKNOWN), ``InvalidArgument``/``Halted``/``NotConnected`` before
+        anything is sent.
+        """
+        kind, tif = args.order_type_and_tif(order_type, time_in_force)
+        fields = {
+            "symbol": args.symbol_arg(symbol),
+            "side": args.enum_arg("side", side, Side),
+            "order_type": kind,
+            "time_in_force": tif,
+            "quantity": args.decimal_arg("quantity", quantity),
+            "price": self._price_arg(kind, price),
+            "client_order_id": args.client_id_arg("client_order_id", client_order_id,
+                                                  self.settings.client_id_prefix),
+            "reduce_only": None if reduce_only is None else bool(reduce_only),
+            "take_profit": None if take_profit is None else args.decimal_arg("take_profit", take_profit),
+            "stop_loss": None if stop_loss is None else args.decimal_arg("stop_loss", stop_loss),
+        }
+        self._refuse_if_halted("new orders")
+        session = self._usable_session()
+        order = self.core.place_order(**fields)
+        outcome = await self._transmit(session, self.core.take_frames())
+        if outcome is not None and outcome.never_sent:
+            self.core.apply_order_event(order, OrderEvent.REJECT, outcome)
+            self._never_sent(outcome, f"order {order.client_order_id} on {order.symbol}", order)
+        if outcome is not None:
+            self._lost(order, outcome)
+        if not await self._wait_for(order, lambda: order.state is not OrderState.PENDING_NEW):
+            self._lost(order, self._lapsed())
+        if order.state is OrderState.REJECTED:
+            log.info("order rejected", **order.describe(), status=order.last_status)
+            raise OrderRejected(order, order.last_status)
+        if order.state is OrderState.UNKNOWN:
+            raise OrderStatusUnknown(order, order.last_status or "UNKNOWN")
+        return order
+
+    async def modify_order(self, order: Order, *, price: args.Number | None = None,
+                           quantity: args.Number | None = None) -> Order:
+        """Change price and/or quantity; raises ``ModifyRejected`` with CANNOT_MODIFY_* otherwise."""
+        if price is None and quantity is None:
+            raise InvalidArgument("modify_order needs a new price, a new quantity, or both")
+        if self.core.tracker.by_local_id(order.local_id) is not order:
+            raise InvalidArgument("this order is not tracked by this manager")
+        new_price = None if price is None else args.decimal_arg("price", price)
+        new_qty = None if quantity is None else args.decimal_arg("quantity", quantity)
+        self._refuse_if_halted("order changes")
+        session = self._usable_session()
+        request = self.core.modify_order(order, new_price, new_qty)
+        outcome = await self._transmit(session, self.core.take_frames())
+        if outcome is not None and outcome.never_sent:
+            self.core.withdraw_modify(request, outcome)
+            self._never_sent(outcome, f"modify of {order.order_id}", request)
+        if outcome is None and await self._wait_for(request, lambda: request.done):
+            if request.status != "MODIFIED":
+                raise ModifyRejected(order, request.status)
+            return order
+        self.settler.want()
+        raise OrderStatusUnknown(order, outcome or self._lapsed())
+
+    async def cancel(
+        self,
+        target: Order | Twap | None = None,
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+        twap_id: str | None = None,
+        client_twap_id: str | None = None,
+        symbol: str | None = None,
+    ) -> CancelResult:
+        """Cancel by exactly one selector; return once QFEX answered for every order it covers.
+
+        A cancel of an order not yet ACKed is held and sent on the ACK when another live order
+        shares its client id. Concurrent cancels of one order send one frame. ``RateLimited``
+        answers are retried with backoff (a cancel is idempotent).
+        """
+        intent = CancelIntent(target, order_id, client_order_id, twap_id, client_twap_id, symbol)
+        intent.selector()
+        session = self._usable_session()
+        request = self.core.cancel(intent)
+        for attempt in range(self.settings.cancel_retries + 1):
+            outcome = await self._transmit(session, self.core.take_frames())
+            if outcome is SendOutcome.NOT_SENT:
+                self.core.withdraw_cancel(request, outcome)  # back to OPEN if nothing was asked
+                self.flush()
+                if request.done:
+                    break
+                outcome = None  # an earlier frame of this request is out: wait for its answer
+            if outcome is None and not await self._wait_for(request, _done(request)):
+                outcome = self._lapsed()
+            if outcome is not None:
+                # The intent is owed (design.md): the core sends it again after the resync if the
+                # order is still open. ``CancelResult.owed`` tells the caller; ``wait_ended`` waits.
+                self.core.cancel_lost(request, outcome)
+                self.flush()
+                self.settler.want()
+                break
+            if request.status != "RateLimited" or attempt == self.settings.cancel_retries:
+                break
+            await trio.sleep(0.2 * 2 ** attempt)
+            session = self._usable_session()
+            request = self.core.cancel(intent, retry=True)
+        return CancelResult.of(request)
+
+    async def wait_ended(self, *subjects: Order | Twap) -> bool:
+        """Wait until every order and TWAP given has ended (filled, cancelled, rejected); wrap it in a
+        trio timeout. Returns early, False, if the manager closes first. After a cancel whose answer
+        was lost (``CancelResult.owed``), this is how to learn how the owed cancel ended."""
+        for subject in subjects:
+            while not _ended(subject) and not self.closing:
+                await self.waiters.next_change(subject)
+        return all(_ended(s) for s in subjects)
+
+    async def place_twap(self, symbol: str, side: str, *, total_quantity: args.Number, num_orders: int,
+                         order_interval_secs: int, reduce_only: bool = False,
+                         client_twap_id: str | None = None) -> Twap:
+        """Start a TWAP; return it once QFEX answered with its ``twap_response``."""
+        checked = (args.symbol_arg(symbol), args.enum_arg("side", side, Side),
+                   args.decimal_arg("total_quantity", total_quantity),
+                   args.int_arg("num_orders", num_orders, 2),
+                   args.int_arg("order_interval_secs", order_interval_secs, 30), bool(reduce_only),
+                   args.client_id_arg("client_twap_id", client_twap_id, self.settings.client_id_prefix))
+        self._refuse_if_halted("new orders")
+        session = self._usable_session()
+        twap = self.core.place_twap(*checked)
+        outcome = await self._transmit(session, self.core.take_frames())
+        if outcome is not None and outcome.never_sent:
+            self.core.apply_twap_event(twap, TwapEvent.REJECT, outcome)
+            self._never_sent(outcome, f"TWAP {twap.client_twap_id} on {twap.symbol}", twap)
+        if outcome is None and await self._wait_for(twap, lambda: twap.state is not TwapState.PENDING_NEW):
+            if twap.state is TwapState.REJECTED:
+                raise TwapRejected(twap, twap.last_status)
+            return twap
+        reason = outcome or self._lapsed()
+        self.core.apply_twap_event(twap, TwapEvent.LOST, reason)  # never REJECTED: it may be running
+        self.flush()
+        self.settler.want()
+        raise OrderStatusUnknown(twap, reason)
+
+    async def cancel_all(self) -> KillReport:
+        """The kill switch: halt, cancel everything, verify with a snapshot. Shielded and bounded."""
+        self._set_halted(True, "cancel_all")
+        with trio.CancelScope(shield=True):
+            report = await killswitch.run(self)
+        return report
+
+    def resume(self) -> None:
+        """Lift the halt set by ``cancel_all()``."""
+        self._set_halted(False, "resume")
+
+    def orders(self, symbol: str | None = None, open_only: bool = True) -> list[Order]:
+        if open_only:
+            return self.core.tracker.open_orders(symbol)
+        return [o for o in self.core.tracker.orders() if symbol is None or o.symbol == symbol]
+
+    def order(self, order_id: str) -> Order | None:
+        return self.core.tracker.by_order_id(order_id)
+
+    def twaps(self, open_only: bool = False) -> list[Twap]:
+        return self.core.tracker.twaps(open_only=open_only)
+
+    def events(self, high_water: int | None = None) -> EventStream:
+        """A new subscription: every event from now on, in order, none dropped."""
+        stream = EventStream(high_water or self.settings.event_high_water, owner=self._streams)
+        self._streams.append(stream)
+        return stream
+
+    async def reconcile(self) -> SnapshotDiff:
+        """Fetch open orders and recent trades and settle the book against them now.
+
+        A snapshot of several pages proves only what it shows (offset paging shifts when an order
+        leaves between pages): the orders it misses are asked about again, one symbol at a time,
+        and settled only from a symbol's answer that fits on one page (design.md)."""
+        fence = self.core.seq
+        snapshot, complete = await self._fetch_open_orders()
+        trades = await self.fetch_trades()
+        diff = self._settle(fence, snapshot, trades, complete)
+        if diff.unconfirmed:
+            await self._confirm_by_symbol(diff)
+        return diff
+
+    async def _confirm_by_symbol(self, diff: SnapshotDiff) -> None:
+        """Settle the orders a paged snapshot did not show from a one-page snapshot of their symbol;
+        a symbol with a page or more of open orders is left for a later snapshot (nothing guessed)."""
+        for symbol in sorted({o.symbol for o in diff.unconfirmed}):
+            fence = self.core.seq
+            page = await self._query(m.GetUserOrders(limit=PAGE, offset=0, symbol=symbol))
+            waiting = [o for o in diff.unconfirmed if o.symbol == symbol]
+            if len(page.orders) >= PAGE:
+                log.warning("orders missing from a paged snapshot stay unconfirmed: their symbol has "
+                            "a page or more of open orders", symbol=symbol, count=len(waiting))
+                continue
+            trades = await self.fetch_trades()
+            for order in waiting:
+                found = settle_from_order_query(self.core, fence, order, page, trades)
+                self._journal_settlement(found)
+                diff.unconfirmed.remove(order)
+                diff.settled += found.settled
+                diff.confirmed_open += found.confirmed_open
+                diff.ended += found.ended
+                diff.fills_added += found.fills_added
+                diff.unconfirmed += found.unconfirmed
+            self.flush()
+
+    def _settle(self, fence: int, snapshot: m.AllOrdersResponse, trades: list[m.Trade],
+                complete: bool = True) -> SnapshotDiff:
+        """Apply a snapshot, and journal what it concluded: replay cannot re-derive that from the
+        frames (a snapshot's frames do not say whether it was a full one)."""
+        diff = apply_snapshot(self.core, fence, snapshot, trades, complete=complete)
+        self._journal_settlement(diff)
+        self.flush()
+        return diff
+
+    def _journal_settlement(self, diff: SnapshotDiff) -> None:
+        if self.on_settled is not None:
+            note = settlement_note(diff)
+            if note is not None:
+                self.on_settled(note)
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> m.AllOrdersResponse:
+        """Every open order and active TWAP, all pages merged (see ``reconcile`` on paging)."""
+        return (await self._fetch_open_orders(symbol))[0]
+
+    async def _fetch_open_orders(self, symbol: str | None = None) -> tuple[m.AllOrdersResponse, bool]:
+        """The merged pages, and whether it was one page (only then is it a complete picture)."""
+        orders: list[m.OrderResponse] = []
+        twaps: dict[str, m.TwapResponse] = {}
+        offset = 0
+        while True:
+            page = await self._query(m.GetUserOrders(limit=PAGE, offset=offset, symbol=symbol))
+            orders.extend(page.orders)
+            twaps.update((t.twap_id, t) for t in page.twaps)
+            if len(page.orders) < PAGE:
+                merged = m.AllOrdersResponse(tuple(_unique_rows(orders)), tuple(twaps.values()))
+                return merged, offset == 0
+            offset += PAGE
+
+    async def fetch_trades(self) -> list[m.Trade]:
+        trades: list[m.Trade] = []
+        offset = 0
+        while True:
+            page = await self._query(m.GetUserTrades(limit=PAGE, offset=offset,
+                                                     start_ts=self.trades_since))
+            trades.extend(page.trades)
+            if len(page.trades) < PAGE:
+                return trades
+            offset += PAGE
+
+    # ================================================================== sending and waiting
+
+    def _price_arg(self, kind: OrderType, price: args.Number | None) -> Any:
+        if kind is OrderType.MARKET:
+            if price is not None:
+                raise InvalidArgument("MARKET orders take no price")
+            return None
+        if price is None:
+            raise InvalidArgument(f"{kind} orders need a price")
+        return args.decimal_arg("price", price)
+
+    def _usable_session(self) -> Session:
+        if self._session is None:
+            raise NotConnected("not connected to the exchange (reconnecting or closed); nothing was sent")
+        return self._session
+
+    def _gate(self, request: m.Request) -> bool:
+        return (self.halted or self.journal_halted) and isinstance(request, _GATED)
+
+    async def _transmit(self, session: Session, frames: list[m.Request], *,
+                        priority: bool = False) -> SendOutcome | None:
+        """Send frames, shielded so a cancelled caller never leaves half the work undone.
+
+        Returns None when sent, else why not: HALTED (stopped before the wire by the kill switch),
+        NOT_SENT (the deadline passed while the first frame still waited for the pacer: the exchange
+        saw nothing), TIMEOUT (it passed later: a frame may have gone out) or SEND_FAILED.
+        """
+        timeout = self.settings.request_timeout
+        deadline = trio.current_time() + timeout
+        paced = session.pacer is not None and not priority
+        written, writing = 0, False
+        # One scope (entering one costs microseconds on the cancel path): shielded from the caller,
+        # its deadline bounds the wait for the pacer, then each write gets a fresh bound of its own,
+        # so a deadline lapsing as a frame's turn comes cannot leave that frame half-decided.
+        with trio.CancelScope(shield=True, deadline=deadline) as scope:
+            for frame in frames:
+                try:
+                    await session.wait_turn(frame, priority=priority, blocked=self._gate)
+                    if scope.cancel_called:
+                        break  # the deadline lapsed just as its turn came: it is not written
+                    if paced:
+                        scope.deadline = trio.current_time() + timeout
+                    writing = True
+                    await session.write(frame)
+                    writing, written = False, written + 1
+                    if paced:
+                        scope.deadline = deadline
+                except Halted:
+                    return SendOutcome.HALTED
+                except (trio_websocket.ConnectionClosed, trio.BrokenResourceError,
+                        trio.ClosedResourceError, LocalProtocolError):
+                    # LocalProtocolError: wsproto refusing a frame on a connection trio-websocket
+                    # is already closing (its issue #184); like ConnectionClosed, the send failed.
+                    return SendOutcome.SEND_FAILED
+        if written == len(frames):
+            return None
+        return SendOutcome.NOT_SENT if written == 0 and not writing else SendOutcome.TIMEOUT
+
+    async def _wait_for(self, obj: object, predicate: Callable[[], bool]) -> bool:
+        """Wait (up to ``request_timeout``) until ``predicate`` holds; the reader wakes us per event."""
+        if predicate():
+            return True
+        with trio.move_on_after(self.settings.request_timeout):
+            while not predicate() and not self.closing:
+                await self.waiters.next_change(obj)
+        return predicate()
+
+    def _lapsed(self) -> SendOutcome:
+        """Why a wait ended without its answer: the manager closing, or the deadline."""
+        return SendOutcome.CLOSED if self.closing else SendOutcome.TIMEOUT
+
+    def _never_sent(self, outcome: SendOutcome, what: str, subject: object) -> NoReturn:
+        """Raise for a request that provably never reached the wire (the core has already closed it
+        locally: exact, not a guess)."""
+        self.flush()
+        if outcome is SendOutcome.HALTED:
+            raise Halted(f"the kill switch halted trading before this {what} was sent")
+        raise NotSent(what, subject)
+
+    def _lost(self, order: Order, reason: str) -> NoReturn:
+        self.core.order_lost(order, reason)
+        self.flush()
+        self.settler.want()
+        raise OrderStatusUnknown(order, reason)
+
+    async def _query(self, request: m.Request, *, priority: bool = False) -> Any:
+        session = self._usable_session()
+        key = _REPLY_OF[type(request).TYPE]
+        slot = self.replies.expect(key)
+        outcome = await self._transmit(session, [request], priority=priority)
+        if outcome is SendOutcome.NOT_SENT:
+            self.replies.withdraw(key, slot)
+            raise NotSent(type(request).TYPE)
+        if outcome is not None:
+            raise NotConnected(f"{type(request).TYPE} could not be sent: {outcome}")
+        with trio.move_on_after(self.settings.request_timeout):
+            await slot.event.wait()
+        if not slot.event.is_set():
+            # Replies carry no request id, so after a lost answer this kind's replies can no longer be
+            # matched to callers: a stale snapshot given to a newer caller could settle live orders as
+            # gone. Start a fresh connection instead (its resync rebuilds the picture); every waiting
+            # slot fails with NotConnected when the old one goes.
+            await self.connection.restart(f"no answer to {type(request).TYPE}")
+            raise RequestTimeout(f"no answer to {type(request).TYPE} within "
+                                 f"{self.settings.request_timeout} s; reconnecting to resynchronise")
+        if slot.error is not None:
+            raise slot.error
+        return slot.value
+
+    async def send_now(self, frames: list[m.Request], *, expect_ack: str | None = None
+                       ) -> tuple[SendOutcome | None, Slot | None]:
+        """Send what the core queued ahead of strategy traffic, skipping the pacer (the kill
+        switch's path; design.md "never queued behind ordinary traffic"). With ``expect_ack``, a
+        slot for that request type's ``ack`` is registered before the frame leaves."""
+        session = self._usable_session()
+        self.flush()
+        slot = None if expect_ack is None else self.replies.expect(f"ack:{expect_ack}")
+        return await self._transmit(session, frames, priority=True), slot
+
+    def _refuse_if_halted(self, what: str) -> None:
+        if self.halted:
+            raise Halted(f"the kill switch halted {what}; call resume() first")
+        if self.journal_halted:
+            raise JournalUnavailable(f"the journal cannot write ({self._journal_error}): {what} are "
+                                     "halted until it can (cancels and the kill switch still work)")
+
+    def journal_health_changed(self, healthy: bool, error: str | None) -> None:
+        """The journal's health changed (the journal calls this in the trio thread)."""
+        if healthy:
+            log.warning("journal writes again", halted=self.journal_halted)
+            if self.journal_halted:
+                self.journal_halted = False
+                self.publish(HaltChanged(False, "journal_writes_again"))
+            return
+        self._journal_error = error
+        if self.settings.journal_failure is JournalFailurePolicy.CONTINUE:
+            log.error("journal cannot write; trading goes on without crash safety", error=error)
+            return
+        log.error("journal cannot write; new orders halted", error=error)
+        self.journal_halted = True
+        self.publish(HaltChanged(True, f"journal_unavailable: {error}"))
+
+    def _set_halted(self, halted: bool, reason: str) -> None:
+        if self.halted != halted:
+            self.halted = halted
+            log.warning("trading halted" if halted else "trading resumed", reason=reason)
+            self.publish(HaltChanged(halted, reason))
+
+    # ================================================================== reader side (never awaits)
+
+    def frame_received(self, raw: bytes | str) -> None:
+        """``ConnectionOwner``: one frame from the exchange, applied at once; never awaits."""
+        if self.on_frame_received is not None:
+            self.on_frame_received(raw)
+        try:
+            reply = codec.decode_reply(raw)
+        except ProtocolError as exc:
+            log.warning("malformed frame from the exchange", error=str(exc), raw=cap_frame(exc.raw))
+            return
+        kind = type(reply)
+        if kind is m.AllOrdersResponse or kind is m.UserTradesResponse:
+            if not self.replies.resolve(kind.KEY, reply):
+                log.warning("unexpected reply with no request waiting", kind=kind.KEY)
+            return
+        if kind is m.Ack:
+            incoming = reply.incoming_message or {}  # type: ignore[union-attr]
+            self.replies.resolve(f"ack:{incoming.get('type')}", reply)
+            return
+        if kind is m.Err:
+            log.warning("exchange error", error_code=str(reply.error_code),  # type: ignore[union-attr]
+                        message=reply.message, incoming=reply.incoming_message)  # type: ignore[union-attr]
+        self.core.on_reply(reply)
+        self.flush()
+
+    def frame_written(self, data: bytes) -> None:
+        """``ConnectionOwner``: one frame written."""
+        # Looked up per frame, so a hook set after the connection opened still sees every frame.
+        if self.on_frame_sent is not None:
+            self.on_frame_sent(data)
+
+    def flush(self) -> None:
+        """Deliver what the core produced: follow-up frames to the sender, events to their routes."""
+        frames = self.core.take_frames()
+        if frames:
+            if self._followups is not None:
+                self._followups.send_nowait(frames)
+            else:
+                log.warning("follow-up frames dropped: not connected", count=len(frames))
+        for event in self.core.take_events():
+            self._route(event)
+
+    def _route(self, event: Any) -> None:
+        if isinstance(event, OrderUpdated | FillReceived):
+            self.waiters.wake(event.order)
+            if isinstance(event, OrderUpdated):
+                order = event.order
+                if order.needs_settlement:
+                    self.settler.want()
+                elif order.fill_total < order.filled_quantity:
+                    self.settler.fill_gap(order)
+        elif isinstance(event, CancelFinished | ModifyFinished):
+            self.waiters.wake(event.request)
+        elif isinstance(event, TwapUpdated):
+            self.waiters.wake(event.twap)
+        elif isinstance(event, RequestFailed) and event.request_type in _REPLY_OF:
+            self.replies.resolve(_REPLY_OF[event.request_type],
+                          error=RequestFailedError(event.request_type, event.error_code, event.message))
+        self.publish(event)
+
+    def publish(self, event: Event) -> None:
+        """Hand an event to every subscriber of ``events()`` (the guard publishes its trips here)."""
+        for stream in self._streams:
+            stream.push(event)
+
+    # ================================================================== connection lifecycle
+
+    async def connection_up(self, session: Session, nursery: trio.Nursery, first: bool) -> None:
+        """``ConnectionOwner``: start this connection's follow-up sender and settler, and resync."""
+        send, recv = trio.open_memory_channel[list[m.Request]](float("inf"))
+        self._followups = send
+        nursery.start_soon(self._follow_up_sender, session, recv)
+        self.publish(Connected(self.url))
+        if not first or self.resync_on_connect:
+            self.resync_on_connect = False
+            await self._resync_after_connect()
+        nursery.start_soon(self.settler.run, self._settle_now)
+
+    def connection_down(self, reason: str) -> None:
+        """``ConnectionOwner``: everything in flight is now ambiguous."""
+        self._followups = None
+        self.core.connection_lost()
+        self.replies.fail_all(reason)
+        self.flush()
+        self.publish(Disconnected(reason))
+
+    async def _resync_after_connect(self) -> None:
+        """Reconcile on a new connection. A failure here must not end the manager: the connection
+        drops again (the supervisor reconnects) or the settler retries the snapshot later."""
+        try:
+            with trio.move_on_after(self.settings.request_timeout * 3) as scope:
+                diff = await self.reconcile()
+                self.publish(Reconnected(diff))
+                log.info("resynced after reconnect", adopted=len(diff.adopted),
+                         settled=len(diff.settled), fills=len(diff.fills_added))
+            if scope.cancelled_caught:
+                self.settler.want()
+        except (RequestTimeout, RequestFailedError, NotConnected) as exc:
+            log.warning("resync failed; it will be retried", error=str(exc))
+            self.settler.want()
+
+    async def _settle_now(self) -> None:
+        diff = await self.reconcile()
+        log.info("settled from snapshot", settled=len(diff.settled), adopted=len(diff.adopted))
+
+    async def _follow_up_sender(self, session: Session,
+                                recv: trio.MemoryReceiveChannel[list[m.Request]]) -> None:
+        """Sends what the reader's replies triggered (a cancel held until its order's ACK)."""
+        async for frames in recv:
+            for frame in frames:  # one at a time, so a failure knows exactly what went out
+                while (outcome := await self._transmit(session, [frame])) == SendOutcome.NOT_SENT:
+                    # Not sent, so it must still go; but let a dropped connection end this task.
+                    await trio.lowlevel.checkpoint()
+                    if self._session is not session:
+                        return
+                if outcome is not None:
+                    return
+
+    async def aclose(self) -> None:
+        """Close for good (``open_order_manager`` does it on exit): calls still in flight get no
+        answer now, so they are woken at once rather than at their deadline."""
+        await self.connection.close()
+        self.replies.fail_all("the order manager is closed")
+        self.waiters.wake_all()
+        for stream in list(self._streams):
+            stream.close()
+
+
+@asynccontextmanager
+async def open_order_manager(
+    url: str, credentials: Credentials, **options: Any
+) -> AsyncIterator[OrderManager]:
+    """Connect, authenticate and subscribe; yield the manager; stop every task on exit.
+
+    Options are the fields of ``ManagerSettings`` (``request_timeout``, ``cancel_on_disconnect``,
+    ``pacer``, ``reconnect``, ``kill_timeout``, ...). An authentication failure raises
+    ``AuthenticationError`` naming the cause.
+    """
+    try:
+        settings = ManagerSettings(**options)
+    except TypeError as exc:
+        raise InvalidArgument(f"unknown order manager option: {exc}") from None
+    oms = OrderManager(url, credentials, settings)
+    try:
+        async with trio.open_nursery() as nursery:
+            journal = None
+            if settings.journal is not None:
+                journal = await _recover(oms, settings.journal)
+                await nursery.start(journal.run)
+            try:
+                await nursery.start(oms.connection.supervise)
+                yield oms
+            finally:
+                await oms.aclose()
+                if journal is not None:
+                    with trio.CancelScope(shield=True):
+                        await journal.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # A strict nursery wraps the one error (an AuthenticationError, or the caller's own
+        # exception from the block) in a group: raise it as itself, as trio-websocket does.
+        _raise_unwrapped(group)
+
+
+def _raise_unwrapped(group: BaseExceptionGroup[BaseException]) -> NoReturn:
+    """Raise the one error a strict nursery wrapped as itself, keeping its own context."""
+    exc = sole_exception(group)
+    if exc is group:
+        raise group
+    context = exc.__context__
+    try:
+        raise exc  # the group was only a wrapper
+    finally:
+        exc.__context__ = context
+        del exc, context
+
+
+async def _recover(oms: OrderManager, path: str) -> Journal:
+    """Open the journal, rebuild the book from it, and hook it to every frame sent and received."""
+    journal = await trio.to_thread.run_sync(
+        lambda: Journal.open(path, account=_journal_identity(oms.credentials), venue=oms.url))
+    if oms.settings.journal_retention is not None:
+        compaction = await journal.compact_async(oms.settings.journal_retention)
+        log.info("journal compacted", **compaction.describe())
+    if journal.report.damaged:
+        log.warning("journal tail was damaged; recovered up to the last good record",
+                    **journal.report.describe())
+    records = await trio.to_thread.run_sync(journal.records)
+    if records:
+        stats = replay(oms.core, ((r.direction, r.raw) for r in records))
+        oms.resync_on_connect = True
+        oms.trades_since = min(oms.trades_since, int(records[0].ts - oms.settings.trades_lookback))
+        log.info("book rebuilt from journal", path=path, commands=stats.commands, replies=stats.replies,
+                 skipped=stats.skipped, orders=len(oms.core.tracker))
+    oms.on_frame_sent = journal.append_sent
+    oms.on_frame_received = journal.append_received
+    oms.on_settled = journal.append_note
+    journal.on_health_change = oms.journal_health_changed
+    oms.journal = journal
+    return journal
+
+
+def _journal_identity(credentials: Credentials) -> str:
+    """A sub-account keeps a book of its own: its journal is not the primary account's."""
+    if credentials.account_id is None:
+        return credentials.public_key
+    return f"{credentials.public_key}/{credentials.account_id}"

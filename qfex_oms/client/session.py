@@ -1,0 +1,184 @@
+"""One websocket connection to QFEX: connect, authenticate, subscribe, and paced sending.
+
+The handshake reads frames itself, in order, before the manager's reader starts, so nothing the
+exchange sends during it is lost: frames that are not handshake replies go to ``on_frame`` like any
+other. Sending is paced by QFEX's weights in two buckets (general and cancel), so a burst of
+strategy traffic waits here instead of being answered with ``RateLimited``; the kill switch skips
+the pacer (``priority=True``). trio-websocket serialises concurrent sends with a FIFO lock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import structlog
+import trio
+import trio_websocket
+from attrs import define, field, frozen
+
+from qfex_oms import wsfix  # noqa: F401  (trio-websocket #184, see the module)
+from qfex_oms.core.pacer import PacerSettings, TokenBucket, buckets_for
+from qfex_oms.errors import AuthenticationError, Halted, InvalidArgument
+from qfex_oms.logs import cap_frame
+from qfex_oms.protocol import codec
+from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.enums import Channel
+from qfex_oms.protocol.errors import ProtocolError
+from qfex_oms.protocol.limits import Bucket, weight_of
+from qfex_oms.protocol.signing import make_auth
+
+log = structlog.get_logger("qfex_oms.client.session")
+
+FrameSink = Callable[[bytes | str], None]
+
+
+def close_reason(exc: trio_websocket.ConnectionClosed) -> str:
+    """``code N reason`` of a closed connection, as logs and errors show it."""
+    reason = exc.reason
+    if reason is None:
+        return "no close reason"
+    return f"code {reason.code} {reason.reason or ''}".rstrip()
+SUBSCRIPTIONS = (Channel.ORDER_RESPONSES, Channel.FILLS)
+
+
+@frozen
+class Credentials:
+    """An API key pair. The secret is kept out of ``repr`` and every log line."""
+
+    public_key: str
+    secret_key: str = field(repr=False)
+    account_id: str | None = None
+
+    @classmethod
+    def from_env(cls, public_var: str = "QFEX_PUBLIC_KEY", secret_var: str = "QFEX_SECRET_KEY",
+                 account_var: str = "QFEX_ACCOUNT_ID") -> Credentials:
+        public, secret = os.environ.get(public_var), os.environ.get(secret_var)
+        missing = [name for name, value in ((public_var, public), (secret_var, secret)) if not value]
+        if missing:
+            raise InvalidArgument(f"missing environment variable(s): {', '.join(missing)}")
+        assert public is not None and secret is not None
+        return cls(public, secret, os.environ.get(account_var) or None)
+
+
+def url_with_key(url: str, public_key: str) -> str:
+    """QFEX wants the public key as ``?api_key=`` (qfex-api.md §2.1); keep any other query."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss"):
+        raise InvalidArgument(f"the exchange URL must start with ws:// or wss://, got {url!r}")
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "api_key"] + [("api_key", public_key)]
+    return urlunsplit(parts._replace(path=parts.path or "/", query=urlencode(query)))
+
+
+@define(eq=False)
+class Session:
+    ws: trio_websocket.WebSocketConnection
+    pacer: PacerSettings | None
+    on_sent: Callable[[bytes], None] | None = None  # every frame written but auth
+    _buckets: dict[Bucket, TokenBucket] = field(init=False)
+    _locks: dict[Bucket, trio.Lock] = field(init=False)
+    sent: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        self._buckets = buckets_for(self.pacer, trio.current_time()) if self.pacer else {}
+        self._locks = {b: trio.Lock() for b in Bucket}
+
+    async def send(self, request: m.Request, *, priority: bool = False,
+                   blocked: Callable[[m.Request], bool] | None = None) -> None:
+        """Pace (unless ``priority``), then send. Raises trio_websocket.ConnectionClosed if it dropped."""
+        await self.wait_turn(request, priority=priority, blocked=blocked)
+        await self.write(request)
+
+    async def wait_turn(self, request: m.Request, *, priority: bool = False,
+                        blocked: Callable[[m.Request], bool] | None = None) -> None:
+        """Wait until the pacer lets ``request`` go. Nothing reaches the wire here, so a caller cut
+        off by its deadline in this call knows the exchange never saw the request.
+
+        ``blocked`` is asked on reaching the head of the pacer's queue and again after the pacing
+        wait, so a kill switch pulled while an order waited for its turn stops that order here,
+        before it reaches the wire (raises ``Halted``), without spending tokens or holding back
+        the requests queued behind it (the kill switch's own snapshot query among them).
+        """
+        if self.pacer is not None and not priority:
+            bucket, weight = weight_of(type(request).TYPE)
+            async with self._locks[bucket]:
+                if blocked is not None and blocked(request):
+                    raise Halted("trading is halted")
+                tokens = self._buckets[bucket]
+                delay = tokens.delay(trio.current_time(), weight)
+                if delay > 0:
+                    await trio.sleep(delay)
+                if blocked is not None and blocked(request):
+                    raise Halted("trading is halted")
+                tokens.take(trio.current_time(), weight)
+        if blocked is not None and blocked(request):
+            raise Halted("trading is halted")
+
+    async def write(self, request: m.Request) -> None:
+        """Put ``request`` on the wire (journaled first through ``on_sent``)."""
+        data = codec.encode(request)
+        if self.on_sent is not None and not isinstance(request, m.Auth):
+            self.on_sent(data)  # auth frames carry a signature: they are never journaled
+        await self.ws.send_message(data.decode())
+        self.sent += 1
+
+    async def handshake(self, credentials: Credentials, *, cancel_on_disconnect: bool,
+                        on_frame: FrameSink) -> None:
+        """Authenticate, subscribe and opt in to cancel-on-disconnect; raise AuthenticationError."""
+        auth = make_auth(credentials.public_key, credentials.secret_key,
+                         account_id=credentials.account_id)
+        await self.send(auth, priority=True)
+        await self._expect(lambda r: isinstance(r, m.Authenticated), on_frame, "authenticating")
+        for channel in SUBSCRIPTIONS:
+            await self.send(m.Subscribe((channel,)), priority=True)
+        if cancel_on_disconnect:
+            await self.send(m.CancelOnDisconnect(True), priority=True)
+        wanted = {str(c) for c in SUBSCRIPTIONS}
+        acked = not cancel_on_disconnect
+
+        def done(reply: m.Reply) -> bool:
+            nonlocal acked
+            if isinstance(reply, m.Subscribed):
+                wanted.discard(reply.channel)
+            elif isinstance(reply, m.Ack) and (reply.incoming_message or {}).get("type") == \
+                    m.CancelOnDisconnect.TYPE:
+                acked = True
+            return not wanted and acked
+
+        await self._expect(done, on_frame, "subscribing")
+
+    async def _expect(self, done: Callable[[m.Reply], bool], on_frame: FrameSink, stage: str) -> None:
+        while True:
+            try:
+                raw = await self.ws.get_message()
+            except trio_websocket.ConnectionClosed as exc:
+                raise AuthenticationError(f"the exchange closed the connection while {stage}: "
+                                          f"{close_reason(exc)}") from None
+            try:
+                reply = codec.decode_reply(raw)
+            except ProtocolError as exc:
+                log.warning("malformed frame", error=str(exc), raw=cap_frame(exc.raw))
+                continue
+            if isinstance(reply, m.Authenticated) and not reply.authenticated:
+                raise AuthenticationError("the exchange refused the credentials "
+                                          "({\"authenticated\": false})")
+            if isinstance(reply, m.Err) and stage == "authenticating":
+                raise AuthenticationError(f"the exchange refused authentication: {reply.error_code} "
+                                          f"{reply.message or ''}".rstrip())
+            if done(reply):
+                return
+            if not isinstance(reply, m.Subscribed | m.Ack | m.Authenticated):
+                on_frame(raw)
+
+
+async def connect(
+    nursery: trio.Nursery, url: str, credentials: Credentials
+) -> trio_websocket.WebSocketConnection:
+    """Open the websocket; a refused upgrade becomes AuthenticationError naming the HTTP status."""
+    try:
+        return await trio_websocket.connect_websocket_url(
+            nursery, url_with_key(url, credentials.public_key), message_queue_size=4096,
+            max_message_size=64 * 1024 * 1024)
+    except trio_websocket.ConnectionRejected as exc:
+        raise AuthenticationError(f"the exchange refused the connection: HTTP {exc.status_code}") from None
