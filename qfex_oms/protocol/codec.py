@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, get_args, get_origin
+from typing import Any, cast, get_args, get_origin
 
 import cattrs
 import orjson
@@ -115,9 +115,9 @@ _FAST = make_structurers(_structure_decimal)
 
 converter = _build_converter()
 
-_REPLY_BY_KEY: dict[str, type] = {cls.KEY: cls for cls in m.REPLY_TYPES}
-_REQUEST_BY_TYPE: dict[str, type] = {cls.TYPE: cls for cls in m.REQUEST_TYPES}
-_FAST_BY_KEY = {kind.KEY: hook for kind, hook in _FAST.items()}
+_REPLY_BY_KEY: dict[str, type[Any]] = {cls.KEY: cls for cls in m.REPLY_TYPES}
+_REQUEST_BY_TYPE: dict[str, type[Any]] = {cls.TYPE: cls for cls in m.REQUEST_TYPES}
+_FAST_BY_KEY: dict[str, Callable[[Any], m.Reply]] = {kind.KEY: hook for kind, hook in _FAST.items()}
 # Older docs spell these two replies differently (qfex-api.md §10.6, §10.7).
 _REPLY_ALIASES = {"user_trades": "user_trades_response", "user_orders": "all_orders_response"}
 
@@ -154,14 +154,14 @@ _FAST_ENCODERS: dict[type, Any] = {m.CancelOrder: _encode_cancel, m.AddOrder: _e
 
 def encode(message: m.Request | m.Reply) -> bytes:
     """Encode a request (``{"type", "params"}``) or a reply (``{KEY: payload}``) to JSON bytes."""
-    kind = type(message)
+    kind: type[Any] = type(message)
     fast = _FAST_ENCODERS.get(kind)
     if fast is not None:
         return fast(message)  # type: ignore[no-any-return]
     request_type = getattr(kind, "TYPE", None)
     if request_type is not None:
-        return orjson.dumps({"type": request_type, "params": request_params(message)})
-    return orjson.dumps({kind.KEY: _reply_payload(message)})
+        return orjson.dumps({"type": request_type, "params": request_params(cast(m.Request, message))})
+    return orjson.dumps({kind.KEY: _reply_payload(cast(m.Reply, message))})
 
 
 def _reply_payload(reply: m.Reply) -> Any:
@@ -235,7 +235,7 @@ def _structure_reply(key: str, payload: Any) -> m.Reply:
     if key in ("subscribed", "unsubscribed"):
         if not isinstance(payload, str):
             raise TypeError(f"{key} must name a channel")
-        return _REPLY_BY_KEY[key](payload)
+        return m.Subscribed(payload) if key == "subscribed" else m.Unsubscribed(payload)
     if key == "user_trades_response":
         trades = payload.get("user_trades", payload.get("trades")) if isinstance(payload, dict) else payload
         return m.UserTradesResponse(converter.structure(trades or [], tuple[m.Trade, ...]))
@@ -246,7 +246,8 @@ def _structure_reply(key: str, payload: Any) -> m.Reply:
         return fast(payload)
     if not isinstance(payload, dict):
         raise TypeError(f"{key} must be an object")
-    return converter.structure(payload, _REPLY_BY_KEY[key])
+    reply: m.Reply = converter.structure(payload, _REPLY_BY_KEY[key])
+    return reply
 
 
 def decode_request(raw: bytes | str) -> m.Request:
@@ -266,7 +267,7 @@ def decode_request(raw: bytes | str) -> m.Request:
     if not isinstance(params, dict):
         raise RequestError(ErrorCode.INVALID_JSON_FORMAT, "'params' must be an object", obj)
     try:
-        request = converter.structure(params, cls)
+        request: m.Request = converter.structure(params, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise RequestError(ErrorCode.INVALID_PARAMETER, _describe(exc), obj) from None
     if isinstance(request, m.Auth) and (request.hmac is None) == (request.jwt is None):

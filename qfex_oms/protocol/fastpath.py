@@ -14,7 +14,7 @@ generic converter.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import OpenStrEnum, OrderStatus, OrderType, Side, TimeInForce
@@ -40,7 +40,8 @@ def _number(value: Any, structure: Any) -> Decimal:
                 table.clear()
             table[value] = cached
         return cached
-    return structure(value, Decimal)  # strings, and the converter's errors
+    result: Decimal = structure(value, Decimal)  # strings, and the converter's errors
+    return result
 
 
 def intern_decimal(value: Decimal | None) -> Decimal | None:
@@ -69,13 +70,17 @@ def _opt_text(value: Any, name: str) -> str | None:
 def _opt_float(value: Any, name: str) -> float | None:
     kind = type(value)
     if value is None or kind is float:
-        return value
+        same: float | None = value
+        return same
     if kind is int:
         return float(value)
     raise TypeError(f"{name}: expected a number, got {kind.__name__}")
 
 
-def _member_table(kind: type[OpenStrEnum]) -> dict[str, OpenStrEnum]:
+E = TypeVar("E", bound=OpenStrEnum)
+
+
+def _member_table(kind: type[E]) -> dict[str, E]:
     return {member.value: member for member in kind}
 
 
@@ -99,7 +104,7 @@ def _opt_member(value: Any, table: dict[str, Any], kind: type[OpenStrEnum], name
     return member if member is not None else _member(value, table, kind, name)
 
 
-def make_structurers(structure_decimal: Any) -> dict[type, Any]:
+def make_structurers(structure_decimal: Any) -> dict[type[Any], Any]:
     def dec(value: Any) -> Decimal:
         return _number(value, structure_decimal)
 

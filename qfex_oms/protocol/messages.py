@@ -154,7 +154,7 @@ Request = (
     | Unsubscribe
     | CancelOnDisconnect
 )
-REQUEST_TYPES: tuple[type, ...] = (
+REQUEST_TYPES: tuple[type[Any], ...] = (
     Auth,
     AddOrder,
     CancelOrder,
@@ -367,7 +367,7 @@ Reply = (
     | BalanceResponse
     | Envelope
 )
-REPLY_TYPES: tuple[type, ...] = (
+REPLY_TYPES: tuple[type[Any], ...] = (
     Authenticated,
     OrderResponse,
     FillResponse,
