@@ -6,8 +6,9 @@ from functools import partial
 
 import pytest
 import trio
-from managerkit import CREDS, PUB, manager, wait_until
+from simkit import CREDS, PUB, manager
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
+from waiting import wait_until
 
 from qfex_oms import AuthenticationError, Credentials, open_order_manager
 from qfex_oms.sim import Venue, open_simulator

@@ -7,7 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from managerkit import FrameLog, assert_book_matches, manager
+from managerkit import FrameLog, assert_book_matches
+from simkit import manager
 
 from qfex_oms import InvalidArgument, OrderManager, QfexOmsError
 from qfex_oms.sim import Venue

@@ -7,7 +7,9 @@ from functools import partial
 
 import pytest
 import trio
-from managerkit import CREDS, PUB, FrameLog, assert_book_matches, manager, wait_state, wait_until
+from managerkit import FrameLog, assert_book_matches, wait_state
+from simkit import CREDS, PUB, manager
+from waiting import wait_until
 
 from qfex_oms import CancelResult, InvalidArgument, OrderManager, OrderState, TwapRejected, TwapState
 from qfex_oms.sim import Venue

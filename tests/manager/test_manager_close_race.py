@@ -15,9 +15,9 @@ from __future__ import annotations
 import pytest
 import trio
 from faultkit import FAST, SHORT, next_event
-from managerkit import PUB, assert_book_matches
+from managerkit import assert_book_matches
 from proxykit import injecting_proxy
-from simkit import CREDS, OPTIONS
+from simkit import CREDS, OPTIONS, PUB
 from trio_websocket import WebSocketConnection
 
 from qfex_oms import NotConnected, RequestTimeout, open_order_manager, wsfix

@@ -13,16 +13,9 @@ from functools import partial
 import pytest
 import trio
 from faultkit import FAST, SHORT, ReceivedLog, next_event
-from managerkit import (
-    PUB,
-    PUB2,
-    FrameLog,
-    assert_book_matches,
-    drain,
-    manager,
-    wait_state,
-    wait_until,
-)
+from managerkit import FrameLog, assert_book_matches, wait_state
+from simkit import PUB, PUB2, manager
+from waiting import drain, wait_until
 
 from qfex_oms import NotConnected, OrderManager, OrderState, OrderStatusUnknown, RequestTimeout
 from qfex_oms.client.events import Reconnected

@@ -6,8 +6,10 @@ from collections import Counter
 from decimal import Decimal
 
 import trio
-from managerkit import PUB, PUB2, assert_book_matches, drain, wait_state, wait_until
+from managerkit import assert_book_matches, wait_state
+from simkit import PUB, PUB2
 from structlog.testing import capture_logs
+from waiting import drain, wait_until
 
 from qfex_oms import OrderManager, OrderState
 from qfex_oms.client.events import HaltChanged

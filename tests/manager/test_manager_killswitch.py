@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import trio
-from managerkit import PUB, PUB2, SYMBOLS, FrameLog, assert_book_matches, manager, wait_until
+from managerkit import SYMBOLS, FrameLog, assert_book_matches
+from simkit import PUB, PUB2, manager
+from waiting import wait_until
 
 from qfex_oms import Halted, KillReport, OrderManager, OrderState, PacerSettings, TwapState
 from qfex_oms.sim import Venue

@@ -14,7 +14,8 @@ from decimal import Decimal
 
 import pytest
 import trio
-from managerkit import PUB, FrameLog, assert_book_matches, manager
+from managerkit import FrameLog, assert_book_matches
+from simkit import PUB, manager
 from wsproto.utilities import LocalProtocolError
 
 from qfex_oms import (

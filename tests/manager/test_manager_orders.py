@@ -6,7 +6,9 @@ from decimal import Decimal
 
 import pytest
 import trio
-from managerkit import PUB, PUB2, FrameLog, assert_book_matches, drain, manager, wait_state
+from managerkit import FrameLog, assert_book_matches, wait_state
+from simkit import PUB, PUB2, manager
+from waiting import drain
 
 from qfex_oms import InvalidArgument, ModifyRejected, Order, OrderManager, OrderRejected, OrderState
 from qfex_oms.core.events import FillReceived, OrderUpdated

@@ -15,9 +15,10 @@ from __future__ import annotations
 import pytest
 import trio
 from faultkit import FAST
-from managerkit import PUB, wait_state, wait_until
+from managerkit import wait_state
 from proxykit import injecting_proxy
-from simkit import CREDS, OPTIONS
+from simkit import CREDS, OPTIONS, PUB
+from waiting import wait_until
 
 from qfex_oms import Credentials, OrderState, open_order_manager
 from qfex_oms.sim import Venue

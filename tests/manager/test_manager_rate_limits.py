@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
-from managerkit import PUB, FrameLog, assert_book_matches, manager, wait_until
+from managerkit import FrameLog, assert_book_matches
+from simkit import PUB, manager
+from waiting import wait_until
 
 from qfex_oms import OrderManager, OrderRejected
 from qfex_oms.sim import RateLimitSettings, Venue, open_simulator

@@ -12,8 +12,10 @@ from decimal import Decimal
 
 import trio
 from faultkit import FAST, SHORT, kept_away, next_event
-from managerkit import PUB, assert_book_matches, drain, manager, wait_until
+from managerkit import assert_book_matches
+from simkit import PUB, manager
 from structlog.testing import capture_logs
+from waiting import drain, wait_until
 
 from qfex_oms import (
     NotConnected,

@@ -6,7 +6,9 @@ from decimal import Decimal
 
 import pytest
 import trio
-from managerkit import PUB, assert_book_matches, drain, manager, wait_state, wait_until
+from managerkit import assert_book_matches, wait_state
+from simkit import PUB, manager
+from waiting import drain, wait_until
 
 from qfex_oms import (
     Credentials,

@@ -2,7 +2,7 @@
 
 On pytest's ``pythonpath`` (pyproject), so every test folder imports it by name. The state polled is
 the manager's or the simulator's, changed by their own tasks; the bound is a hang guard, not a
-measurement.
+measurement. Tests that only need time to pass in a pure trio program use ``autojump_clock`` instead.
 """
 
 from __future__ import annotations
@@ -13,12 +13,18 @@ from typing import Any
 import trio
 
 
-async def wait_until(predicate: Callable[[], bool], within: float = 3.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until it holds; fail naming ``what`` if it does not within ``within`` s."""
+async def wait_until(predicate: Callable[[], object], within: float = 3.0,
+                     what: str | Callable[[], str] = "condition") -> None:
+    """Poll ``predicate`` until it holds; fail naming ``what`` if it does not within ``within`` s.
+
+    ``what`` may be a callable, evaluated only on failure, so the message can show the state at the
+    deadline (the problems still left, the state an order is stuck in) rather than at the call.
+    """
     with trio.move_on_after(within):
         while not predicate():  # noqa: ASYNC110 - the state is the manager's or the simulator's
             await trio.sleep(0.002)
-    assert predicate(), f"timed out after {within} s waiting for {what}"
+    if not predicate():
+        raise AssertionError(f"timed out after {within} s waiting for {what() if callable(what) else what}")
 
 
 async def drain(stream: AsyncIterator[Any], idle: float = 0.1) -> list[Any]:

@@ -1,7 +1,8 @@
-"""Helpers for the order manager's integration tests (imported by name: tests have no packages).
+"""What tests of a live manager share: the frames it sent, waiting for an order, its book vs the simulator.
 
+Used by the manager, journal and runner folders (on pytest's ``pythonpath``, imported by name).
 Everything here runs against a real simulator over loopback websockets, so waits are bounded by
-real time (``trio.fail_after``/``move_on_after``), never by an autojump clock.
+real time (``wait_until``), never by an autojump clock.
 """
 
 from __future__ import annotations
@@ -10,17 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-import trio
-from simkit import CREDS, CREDS2, OPTIONS, PUB, PUB2, SECRET, SECRET2, manager  # noqa: F401  (re-exported)
-from waiting import drain, wait_until  # noqa: F401  (re-exported)
+from simkit import PUB
+from waiting import wait_until
 
 from qfex_oms import Order, OrderManager, OrderState
 from qfex_oms.sim import Venue
 
 SYMBOLS = ("AAPL-USD", "TSLA-USD", "US500-USD")
-# Manager options for tests: short deadlines so a lost answer fails a test fast instead of hanging.
-
-
 
 
 class FrameLog:
@@ -42,13 +39,12 @@ class FrameLog:
         self.frames.clear()
 
 
-
 async def wait_state(order: Order, *states: OrderState, within: float = 3.0) -> Order:
+    """Wait for ``order`` to reach one of ``states``; the failure names the state it is stuck in."""
     await wait_until(lambda: order.state in states, within,
-                     f"order {order.client_order_id} to reach {[str(s) for s in states]} "
-                     f"(is {order.state})")
+                     lambda: f"order {order.client_order_id} to reach {[str(s) for s in states]} "
+                             f"(is {order.state})")
     return order
-
 
 
 def book_problems(oms: OrderManager, venue: Venue, public_key: str = PUB) -> list[str]:
@@ -90,11 +86,10 @@ def book_problems(oms: OrderManager, venue: Venue, public_key: str = PUB) -> lis
 async def assert_book_matches(oms: OrderManager, venue: Venue, public_key: str = PUB,
                               within: float = 3.0) -> None:
     """Wait for the book to settle, then require it to equal the simulator and a fresh snapshot."""
-    problems: list[str] = []
-    with trio.move_on_after(within):
-        while problems := book_problems(oms, venue, public_key):  # noqa: ASYNC110 - polling two sides
-            await trio.sleep(0.005)
-    assert not problems, "\n".join(problems)
+    def problems() -> str:
+        return "the book to match the simulator:\n" + "\n".join(book_problems(oms, venue, public_key))
+
+    await wait_until(lambda: not book_problems(oms, venue, public_key), within, problems)
     snapshot = await oms.fetch_open_orders()
     mine = {o.order_id for o in oms.orders(open_only=True)}
     assert {row.order_id for row in snapshot.orders} == mine

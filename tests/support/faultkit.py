@@ -1,4 +1,4 @@
-"""Helpers for the fault-injection and reconnect tests (imported by name, like ``managerkit``).
+"""Helpers for fault-injection and reconnect tests (on pytest's ``pythonpath``, imported by name).
 
 Nothing here reaches into the simulator beyond its public ``Venue`` API; the one liberty taken with
 the manager is ``oms.credentials``, swapped for a wrong secret to keep it away for a while (the same
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import orjson
 import trio
-from managerkit import wait_until
+from waiting import wait_until
 
 from qfex_oms import Credentials, OrderManager, ReconnectPolicy
 from qfex_oms.client.events import EventStream, Reconnected
