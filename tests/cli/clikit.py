@@ -2,7 +2,8 @@
 
 The CLI runs as real subprocesses (``sys.executable -m qfex_oms ...``) against a simulator that is
 itself a process (``qfex-oms sim --port 0``, URL read from its first stdout line). Orders are placed
-and the venue inspected through an order manager inside the test process, on the same account.
+and the venue inspected through an order manager inside the test process, on the same account
+(``simkit.manager_at``); waits are ``waiting.wait_until``.
 """
 
 from __future__ import annotations
@@ -12,22 +13,18 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 import trio
+from simkit import CREDS, manager_at
 
-from qfex_oms import Credentials, OrderManager, open_order_manager
+from qfex_oms import Credentials
 
 REPO = Path(__file__).resolve().parents[2]
-PUB, SECRET = "qfex_pub_demo", "qfex_secret_demo"
-CREDS = Credentials(PUB, SECRET)
-CREDS2 = Credentials("qfex_pub_demo2", "qfex_secret_demo2")
-OPTIONS: dict[str, Any] = {"request_timeout": 5.0, "handshake_timeout": 5.0, "kill_timeout": 5.0}
 TIMEOUT = 30.0  # per CLI call; a hang fails the test instead of the suite
 
 
@@ -142,37 +139,11 @@ def write_config(path: Path, url: str, **sections: dict[str, Any]) -> Path:
     return path
 
 
-@asynccontextmanager
-async def client(url: str, credentials: Credentials = CREDS) -> AsyncIterator[OrderManager]:
-    """An order manager in the test process, on the simulator process."""
-    async with open_order_manager(url, credentials, **OPTIONS) as oms:
-        yield oms
-
-
 async def venue_open(url: str, credentials: Credentials = CREDS) -> tuple[list[Any], list[Any]]:
     """What the exchange shows open for the account right now: (orders, TWAPs), from a snapshot."""
-    async with client(url, credentials) as oms:
+    async with manager_at(url, credentials) as oms:
         snapshot = await oms.fetch_open_orders()
     return list(snapshot.orders), list(snapshot.twaps)
-
-
-async def wait_for(check: Callable[[], Any], within: float = 10.0, what: str = "condition") -> Any:
-    """Poll an async ``check`` until it returns something truthy."""
-    with trio.move_on_after(within):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await trio.sleep(0.05)
-    raise AssertionError(f"timed out after {within} s waiting for {what}")
-
-
-async def until(predicate: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
-    """Wait for a synchronous condition (a manager's book, updated by its reader in the background)."""
-    with trio.move_on_after(within):
-        while not predicate():  # noqa: ASYNC110 - the state is the manager's, not an event of ours
-            await trio.sleep(0.01)
-    assert predicate(), f"timed out after {within} s waiting for {what}"
 
 
 def secrets_in(texts: Sequence[str]) -> list[str]:

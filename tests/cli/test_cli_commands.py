@@ -10,19 +10,18 @@ from pathlib import Path
 import trio
 from click.testing import CliRunner
 from clikit import (
-    CREDS2,
     arun_all,
     arun_cli,
     cli_env,
-    client,
     explain,
     free_port,
     json_out,
     run_cli,
-    until,
     venue_open,
     write_config,
 )
+from simkit import CREDS2, manager_at
+from waiting import wait_until
 
 from qfex_oms import OrderState, open_order_manager
 from qfex_oms.app.cli import main
@@ -46,7 +45,7 @@ def test_help_documents_every_command_and_the_exit_codes() -> None:
 
 
 async def test_orders_lists_open_orders_and_twaps_as_a_table_and_as_json(sim_url: str) -> None:
-    async with client(sim_url) as oms:
+    async with manager_at(sim_url) as oms:
         bid = await oms.place_order(SYMBOL, "BUY", "2", "150.5", client_order_id="cli-bid")
         ask = await oms.place_order("TSLA-USD", "SELL", "1", "300", client_order_id="cli-ask")
         twap = await oms.place_twap(SYMBOL, "BUY", total_quantity="4", num_orders=4,
@@ -72,7 +71,7 @@ async def test_orders_lists_open_orders_and_twaps_as_a_table_and_as_json(sim_url
 
         # --all adds closed orders the snapshot revealed: the TWAP's first child filled nothing and
         # ended; a recent fill shows up as a FILLED order.
-        async with client(sim_url, CREDS2) as counter:
+        async with manager_at(sim_url, CREDS2) as counter:
             await counter.place_order("TSLA-USD", "BUY", "1", "300", time_in_force="IOC")
         proc = await arun_cli("orders", "--url", sim_url, "--json", "--all")
         assert proc.returncode == 0, explain(proc)
@@ -82,7 +81,7 @@ async def test_orders_lists_open_orders_and_twaps_as_a_table_and_as_json(sim_url
 
 
 async def test_cancel_in_each_of_the_four_modes(sim_url: str) -> None:
-    async with client(sim_url) as oms:
+    async with manager_at(sim_url) as oms:
         one = await oms.place_order(SYMBOL, "BUY", "1", "150", client_order_id="by-id")
         group = [await oms.place_order(SYMBOL, "BUY", "1", p, client_order_id="group") for p in (149, 148)]
         twap_a = await oms.place_twap(SYMBOL, "BUY", total_quantity="4", num_orders=4,
@@ -116,8 +115,8 @@ async def test_cancel_in_each_of_the_four_modes(sim_url: str) -> None:
         assert "CANCELLED" in table.stdout and "twap-b" in table.stdout
 
         # The test's own manager saw every one of them end.
-        await until(lambda: all(o.state is OrderState.CANCELLED for o in (one, *group)),
-                    what="the test's manager to see every cancel")
+        await wait_until(lambda: all(o.state is OrderState.CANCELLED for o in (one, *group)),
+                         within=5, what="the test's manager to see every cancel")
         assert await venue_open(sim_url) == ([], [])
 
 
@@ -136,7 +135,7 @@ async def test_cancel_of_nothing_exits_5(sim_url: str) -> None:
 
 
 async def test_kill_with_yes_cancels_everything_and_reports_json(sim_url: str) -> None:
-    async with client(sim_url) as oms:
+    async with manager_at(sim_url) as oms:
         placed = [await oms.place_order(sym, "BUY", "1", price)
                   for sym, price in (("AAPL-USD", 150), ("AAPL-USD", 149), ("TSLA-USD", 100),
                                      ("US500-USD", 4000))]
@@ -168,7 +167,7 @@ def _kill_on_a_terminal(url: str, answer: str) -> subprocess.CompletedProcess[st
 
 
 async def test_kill_confirms_on_a_terminal_and_refuses_without_one(sim_url: str) -> None:
-    async with client(sim_url) as oms:
+    async with manager_at(sim_url) as oms:
         order = await oms.place_order(SYMBOL, "BUY", "1", "150")
         proc = await arun_cli("kill", "--url", sim_url)  # stdin is /dev/null, no --yes
         assert proc.returncode == 2, explain(proc)
@@ -178,13 +177,16 @@ async def test_kill_confirms_on_a_terminal_and_refuses_without_one(sim_url: str)
         assert proc.returncode == 2, explain(proc)
         assert "Cancel EVERY order" in proc.stderr and "qfex_pub_demo" in proc.stderr
         assert "nothing was sent" in proc.stderr
-        await trio.sleep(0.1)
+        # The CLI has exited. A round trip on our own connection is the barrier: a cancel the venue
+        # had made would have reached us before this answer, on the same ordered stream.
+        await oms.fetch_open_orders()
         assert order.state is OrderState.OPEN
         assert len((await venue_open(sim_url))[0]) == 1
 
         proc = await trio.to_thread.run_sync(_kill_on_a_terminal, sim_url, "y\n")
         assert proc.returncode == 0, explain(proc)
-        await until(lambda: order.state is OrderState.CANCELLED, what="the kill to reach our manager")
+        await wait_until(lambda: order.state is OrderState.CANCELLED, within=5,
+                         what="the kill to reach our manager")
         assert await venue_open(sim_url) == ([], [])
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 import structlog
-from clikit import CREDS2, REPO, arun_cli, cli_env, client, explain, secrets_in, write_config
+from clikit import REPO, arun_cli, cli_env, explain, secrets_in, write_config
+from simkit import CREDS2, manager_at
 
 from qfex_oms.logs import FRAME_LOG_LIMIT, REDACTED, VALUE_LOG_LIMIT, cap_frame, configure_logging
 
@@ -37,7 +38,7 @@ async def test_a_run_writes_json_lines_with_order_identity_and_no_secret(
                           strategy={"orders": 3, "hold": 0.2, "twap": True})
     # The keys come from the environment, as they would for UAT; the secret must never be printed.
     env = cli_env(QFEX_PUBLIC_KEY="qfex_pub_demo", QFEX_SECRET_KEY="qfex_secret_demo")
-    async with client(sim_url, CREDS2) as counter:
+    async with manager_at(sim_url, CREDS2) as counter:
         await counter.place_order("AAPL-USD", "SELL", "1", "150")  # rest-0 (a BUY at 150) fills
         proc = await arun_cli("run", str(REPO / "tests/runner/resting_strategy.py"), "--config", str(config),
                               env=env)

@@ -11,19 +11,19 @@ from typing import Any
 import pytest
 import trio
 from clikit import (
-    CREDS2,
     REPO,
     arun_cli,
     cli_env,
-    client,
     explain,
     json_out,
     start_cli,
-    until,
     venue_open,
-    wait_for,
     write_config,
 )
+from simkit import CREDS2, manager_at
+from waiting import wait_until
+
+from qfex_oms import OrderManager
 
 RESTING = str(REPO / "tests" / "runner" / "resting_strategy.py")
 DEMO2_ENV = cli_env(QFEX_PUBLIC_KEY="qfex_pub_demo2", QFEX_SECRET_KEY="qfex_secret_demo2")
@@ -96,13 +96,20 @@ async def _run_until_resting(sim_url: str, config: Path, tmp_path: Path,
                              *params: str) -> subprocess.Popen[str]:
     """Start `qfex-oms run` on the resting strategy; return once its orders and TWAP rest on the venue."""
     proc = start_cli("run", RESTING, "--config", str(config), *params, log_dir=tmp_path)
+    seen: list[tuple[int, int]] = []
 
-    async def resting() -> bool:
-        assert proc.poll() is None, (tmp_path / "cli.stderr").read_text()
-        orders, twaps = await venue_open(sim_url)
-        return len(orders) == 3 and len(twaps) == 1
+    async def watch(oms: OrderManager) -> None:
+        """Keep the latest snapshot's (orders, TWAPs) counts: the venue changes without telling us."""
+        while True:
+            snapshot = await oms.fetch_open_orders()
+            seen.append((len(snapshot.orders), len(snapshot.twaps)))
 
-    await wait_for(resting, within=15, what="the strategy's orders to rest")
+    async with manager_at(sim_url) as oms, trio.open_nursery() as nursery:
+        nursery.start_soon(watch, oms)
+        await wait_until(lambda: proc.poll() is not None or (seen and seen[-1] == (3, 1)), within=15,
+                         what="the strategy's orders to rest")
+        nursery.cancel_scope.cancel()
+    assert proc.poll() is None, (tmp_path / "cli.stderr").read_text()
     return proc
 
 
@@ -140,8 +147,8 @@ async def test_sigterm_with_on_exit_leave_gtc_leaves_the_gtc_orders_resting(
     assert twaps == []  # a TWAP is never left trading unattended
 
     # The resting orders are real: the counterparty can still trade against them.
-    async with client(sim_url, CREDS2) as counter:
+    async with manager_at(sim_url, CREDS2) as counter:
         taker = await counter.place_order("AAPL-USD", "SELL", "1", "150", time_in_force="IOC")
-        await until(lambda: taker.filled_quantity == 1, what="the taker's fill")
+        await wait_until(lambda: taker.filled_quantity == 1, within=5, what="the taker's fill")
     proc2 = await arun_cli("kill", "--url", sim_url, "--yes")
     assert proc2.returncode == 0, explain(proc2)

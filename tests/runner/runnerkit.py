@@ -1,18 +1,18 @@
 """Helpers of the runner and guard tests (imported by name: tests have no packages; never conftest).
 
 They run against an in-process simulator over loopback websockets, so waits are bounded by real
-time, never by an autojump clock.
+time (``waiting.wait_until``), never by an autojump clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import trio
-from simkit import CREDS, CREDS2, OPTIONS, manager  # noqa: F401  (re-exported)
+from simkit import OPTIONS
 
 from qfex_oms import OrderManager
 from qfex_oms.app.config import Config, GuardLimits
@@ -22,9 +22,6 @@ from qfex_oms.sim import Venue
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RESTING = HERE / "resting_strategy.py"
-PUB = "qfex_pub_demo"
-
-
 
 
 @asynccontextmanager
@@ -43,13 +40,6 @@ async def tripped(guard: KillSwitchGuard, within: float = 5.0) -> str:
         await guard.tripped.wait()
     assert guard.reason is not None
     return guard.reason
-
-
-async def until(predicate: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
-    with trio.move_on_after(within):
-        while not predicate():  # noqa: ASYNC110 - the state is the manager's or the simulator's
-            await trio.sleep(0.005)
-    assert predicate(), f"timed out after {within} s waiting for {what}"
 
 
 def config_for(venue: Venue, **fields: Any) -> Config:

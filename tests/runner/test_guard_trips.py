@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 import trio
-from runnerkit import PUB, guarded, manager, tripped, until
+from runnerkit import guarded, tripped
+from simkit import PUB, manager
+from waiting import wait_until
 
 from qfex_oms import Halted, OrderManager, OrderRejected, ReconnectPolicy
 from qfex_oms.app.guard import GuardTripped
@@ -56,8 +58,9 @@ async def test_max_position(venue: Venue, oms: OrderManager, oms2: OrderManager)
     async with guarded(oms, max_position=1) as guard:
         await oms.place_order(SYMBOL, "BUY", "1", "190")  # resting: must be cancelled by the kill
         await oms.place_order(SYMBOL, "BUY", "1", "200", time_in_force="IOC")  # position 1: at the limit
-        await trio.sleep(0.05)
-        assert not guard.tripped.is_set()
+        # The guard has counted the fill (and would have tripped in the same step): not a breach.
+        await wait_until(lambda: guard.state.positions.get(SYMBOL) == 1, what="the guard to count the fill")
+        assert not guard.fired and not guard.tripped.is_set()
         await oms.place_order(SYMBOL, "BUY", "1", "200", time_in_force="IOC")  # position 2
         reason = await tripped(guard)
     assert reason == "position 2 on AAPL-USD exceeds max_position 1"
@@ -70,8 +73,10 @@ async def test_max_notional(venue: Venue, oms: OrderManager, oms2: OrderManager)
     async with guarded(oms, max_notional=500, max_position=100) as guard:
         await oms.place_order(SYMBOL, "BUY", "1", "150")
         await oms.place_order("TSLA-USD", "SELL", "1", "300", time_in_force="IOC")  # 300
-        await trio.sleep(0.05)
-        assert not guard.tripped.is_set()
+        # The guard has counted the fill (and would have tripped in the same step): not a breach.
+        await wait_until(lambda: guard.state.positions.get("TSLA-USD") == -1,
+                         what="the guard to count the fill")
+        assert not guard.fired and not guard.tripped.is_set()
         await oms.place_order("TSLA-USD", "SELL", "1", "300", time_in_force="IOC")  # 600
         reason = await tripped(guard)
     assert reason == "notional 600 exceeds max_notional 500"
@@ -100,7 +105,8 @@ async def test_max_disconnect_seconds_then_kill_once_reconnected(venue: Venue) -
             await oms.place_order(SYMBOL, "BUY", "1", price)
         started = trio.current_time()
         assert await venue.drop_connections(PUB) == 1
-        await until(lambda: guard.reason is not None, what="the guard to notice the disconnect")
+        await wait_until(lambda: guard.reason is not None, within=5,
+                         what="the guard to notice the disconnect")
         noticed = trio.current_time() - started
         assert 0.3 < noticed < 0.9 and not oms.connected
         # The kill switch waits for the connection, then cancels what the exchange still holds.

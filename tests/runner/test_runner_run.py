@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 import trio
-from runnerkit import PUB, REPO, RESTING, config_for, until
+from runnerkit import REPO, RESTING, config_for
+from simkit import PUB, manager
 from structlog.testing import capture_logs
+from waiting import wait_until
 
 from qfex_oms import OrderManager, OrderState
 from qfex_oms.app import runner as runner_module
@@ -129,8 +131,6 @@ async def test_run_file_with_an_embedded_config(tmp_path: Path) -> None:
 
 
 async def test_shutdown_of_leave_gtc_survives_a_lost_connection(venue: Venue) -> None:
-    from runnerkit import manager
-
     from qfex_oms.app.runner import shutdown
 
     config = config_for(venue, on_exit="leave_gtc")
@@ -138,6 +138,6 @@ async def test_shutdown_of_leave_gtc_survives_a_lost_connection(venue: Venue) ->
         twap = await oms.place_twap(SYMBOL, "BUY", total_quantity="4", num_orders=4,
                                     order_interval_secs=3600)
         await venue.drop_connections(PUB)
-        await until(lambda: not oms.connected, what="the drop")
+        await wait_until(lambda: not oms.connected, within=5, what="the drop")
         assert await shutdown(oms, config) is None  # logged, not raised
         assert twap.is_open

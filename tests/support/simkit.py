@@ -23,8 +23,18 @@ TIME_SCALE = 1000.0
 
 
 @asynccontextmanager
+async def manager_at(
+    url: str, credentials: Credentials = CREDS, **options: Any
+) -> AsyncIterator[OrderManager]:
+    """A manager with the tests' short deadlines on the venue at ``url`` (a simulator process, say)."""
+    async with open_order_manager(url, credentials, **{**OPTIONS, **options}) as oms:
+        yield oms
+
+
+@asynccontextmanager
 async def manager(
     venue: Venue, credentials: Credentials = CREDS, **options: Any
 ) -> AsyncIterator[OrderManager]:
-    async with open_order_manager(venue.url, credentials, **{**OPTIONS, **options}) as oms:
+    """A manager with the tests' short deadlines on an in-process simulator."""
+    async with manager_at(venue.url, credentials, **options) as oms:
         yield oms
