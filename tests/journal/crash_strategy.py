@@ -23,14 +23,14 @@ from typing import Any
 
 import structlog
 import trio
+from simkit import CREDS, manager_at  # tests/support: journalkit.child puts it on PYTHONPATH
+from waiting import wait_until
 
-from qfex_oms import Credentials, OrderManager, OrderState, open_order_manager
+from qfex_oms import OrderManager, OrderState
 from qfex_oms.journal import Journal
 
 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 
-CREDS = Credentials("qfex_pub_demo", "qfex_secret_demo")
-OPTIONS: dict[str, Any] = {"request_timeout": 5.0, "handshake_timeout": 5.0, "kill_timeout": 5.0}
 SYMBOL = "AAPL-USD"
 
 _HANG_ON: list[bytes] = []
@@ -56,14 +56,9 @@ def say(marker: str, payload: object = "") -> None:
 
 
 async def wait_for_line(expected: str) -> None:
+    """Block on the test's next stdin line: a handshake with the test, not a poll, so not wait_until."""
     line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
     assert line.strip() == expected, f"expected {expected!r} on stdin, got {line!r}"
-
-
-async def until(predicate: Any, within: float = 5.0) -> None:
-    with trio.fail_after(within):
-        while not predicate():  # noqa: ASYNC110 - polling the manager's book
-            await trio.sleep(0.002)
 
 
 async def place_quietly(oms: OrderManager, *args: Any, **kwargs: Any) -> None:
@@ -81,8 +76,15 @@ async def cancel_quietly(oms: OrderManager, order: Any) -> None:
 
 
 async def journaled(oms: OrderManager) -> None:
-    """Give the journal's writer (5 ms batches) time to commit what was just sent or received."""
-    await trio.sleep(0.15)
+    """Commit what was just sent or received before telling the test (no sleeping on the writer).
+
+    Once ``hang_journal_on`` has caught a batch the writer is stuck for good and batches commit in
+    order, so nothing appended later can reach the file: there is nothing left to wait for.
+    """
+    if _HANG_ON:
+        return
+    assert oms.journal is not None
+    await oms.journal.flush()
 
 
 # ---------------------------------------------------------------------- scenarios
@@ -98,7 +100,7 @@ async def scenario_ack(oms: OrderManager, nursery: trio.Nursery, *, journal_it: 
     if not journal_it:
         hang_journal_on(b'"inflight"')
     nursery.start_soon(partial(place_quietly, oms, SYMBOL, "BUY", "2", "150", client_order_id="inflight"))
-    await until(lambda: any(o.client_order_id == "inflight" for o in oms.orders()))
+    await wait_until(lambda: any(o.client_order_id == "inflight" for o in oms.orders()), within=5)
     await journaled(oms)
     assert all(o.state is OrderState.PENDING_NEW for o in oms.orders() if o.client_order_id == "inflight")
     say("sent")
@@ -111,7 +113,7 @@ async def scenario_fill(oms: OrderManager, nursery: trio.Nursery) -> None:
     await journaled(oms)
     hang_journal_on(b"fill_response", b'"FILLED"')
     say("ready")  # the test's second account now sells 2 at 100
-    await until(lambda: rest.filled_quantity == Decimal(2) and rest.fill_total == Decimal(2))
+    await wait_until(lambda: rest.filled_quantity == Decimal(2) and rest.fill_total == Decimal(2), within=5)
     say("filled", json.dumps({"order_id": rest.order_id}))
 
 
@@ -123,8 +125,8 @@ async def scenario_cancel_all(oms: OrderManager, nursery: trio.Nursery) -> None:
     say("ready")  # the test partially fills the best bid, then sets a long latency
     await wait_for_line("go")
     nursery.start_soon(oms.cancel_all)
-    await until(lambda: all(o.state is OrderState.PENDING_CANCEL for o in orders
-                            if o.state is not OrderState.FILLED))
+    await wait_until(lambda: all(o.state is OrderState.PENDING_CANCEL for o in orders
+                            if o.state is not OrderState.FILLED), within=5)
     await journaled(oms)
     say("cancelling")
 
@@ -142,7 +144,7 @@ async def scenario_cancel_loop(oms: OrderManager, nursery: trio.Nursery) -> None
     await wait_for_line("go")  # the test has set a long latency
     for order in orders[6:]:
         nursery.start_soon(cancel_quietly, oms, order)
-    await until(lambda: all(o.state is OrderState.PENDING_CANCEL for o in orders[6:]))
+    await wait_until(lambda: all(o.state is OrderState.PENDING_CANCEL for o in orders[6:]), within=5)
     await journaled(oms)
     say("inflight")
 
@@ -157,7 +159,7 @@ SCENARIOS = {
 
 
 async def trade(scenario: str, url: str, journal: str) -> None:
-    async with open_order_manager(url, CREDS, journal=journal, **OPTIONS) as oms, \
+    async with manager_at(url, CREDS, journal=journal) as oms, \
             trio.open_nursery() as nursery:
         await SCENARIOS[scenario](oms, nursery)
         await trio.sleep_forever()  # until SIGKILL
@@ -167,7 +169,7 @@ async def trade(scenario: str, url: str, journal: str) -> None:
 
 
 async def recover(url: str, journal: str) -> None:
-    async with open_order_manager(url, CREDS, journal=journal, **OPTIONS) as oms:
+    async with manager_at(url, CREDS, journal=journal) as oms:
         # The resync ran before open_order_manager yielded; give the settler a moment for anything
         # it marked (it must not be needed, but it must not be raced either).
         with trio.move_on_after(2):

@@ -1,7 +1,8 @@
 """Helpers of the journal tests (imported by name: the tests folder has no packages).
 
 Real SQLite files in ``tmp_path``, a real simulator on loopback, and real subprocesses for the kill
-tests. Waits are bounded by real time, never by an autojump clock.
+tests (which import ``simkit`` and ``waiting`` from tests/support, like the tests). Waits are
+bounded by real time (``wait_until``), never by an autojump clock.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from waiting import wait_until  # noqa: F401  (re-exported)
+from simkit import PUB
 
-from qfex_oms import Credentials, Order, OrderManager, open_order_manager
+from qfex_oms import Order, OrderManager
 from qfex_oms.core.engine import OmsCore
 from qfex_oms.core.replay import replay
 from qfex_oms.journal import Journal, Record
@@ -28,11 +29,7 @@ from qfex_oms.sim import Venue
 
 HERE = Path(__file__).resolve().parent
 STRATEGY = HERE / "crash_strategy.py"
-PUB, SECRET = "qfex_pub_demo", "qfex_secret_demo"
-PUB2, SECRET2 = "qfex_pub_demo2", "qfex_secret_demo2"
-CREDS = Credentials(PUB, SECRET)
-CREDS2 = Credentials(PUB2, SECRET2)
-OPTIONS: dict[str, Any] = {"request_timeout": 5.0, "handshake_timeout": 5.0, "kill_timeout": 5.0}
+SUPPORT = HERE.parent / "support"
 
 
 def open_journal(path: Path, account: str = "acct", venue: str = "ws://venue:1", **kw: Any) -> Journal:
@@ -96,14 +93,6 @@ def order_view(order: Order) -> tuple[Any, ...]:
     return (order.order_id, order.symbol, order.client_order_id, str(order.state), order.quantity,
             order.price, order.filled_quantity, order.remaining_quantity, order.fill_total,
             tuple(sorted(f.trade_id for f in order.fills or ())), order.twap_id)
-
-
-@asynccontextmanager
-async def manager(venue: Venue, credentials: Credentials = CREDS,
-                  **options: Any) -> AsyncIterator[OrderManager]:
-    async with open_order_manager(venue.url, credentials, **{**OPTIONS, **options}) as oms:
-        yield oms
-
 
 
 # ---------------------------------------------------------------------- compaction
@@ -252,7 +241,9 @@ class Child:
 
 @asynccontextmanager
 async def child(*args: str) -> AsyncIterator[Child]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The child imports simkit and waiting, as the tests do.
+    pythonpath = os.pathsep.join(filter(None, [str(SUPPORT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath}
     process = await trio.lowlevel.open_process(
         [sys.executable, str(STRATEGY), *args], stdin=-1, stdout=-1, stderr=None, env=env)
     try:

@@ -12,17 +12,9 @@ from pathlib import Path
 
 import pytest
 import trio
-from journalkit import (
-    CREDS2,
-    PUB,
-    Script,
-    compact_and_compare,
-    manager,
-    open_journal,
-    replayed,
-    sql,
-    wait_until,
-)
+from journalkit import Script, compact_and_compare, open_journal, replayed, sql
+from simkit import CREDS2, PUB, manager
+from waiting import wait_until
 
 from qfex_oms import OrderRejected, OrderState, TwapState
 from qfex_oms.journal import Journal

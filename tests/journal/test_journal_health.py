@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import trio
 from journalkit import open_journal, order_frame
+from waiting import wait_until
 
 from qfex_oms.journal import Journal, JournalFailurePolicy
 
@@ -31,12 +32,6 @@ def set_max_pages(journal: Journal, pages: int | None) -> None:
         db.execute(f"PRAGMA max_page_count={int(pages)}")
 
 
-async def wait_for(condition: object) -> None:
-    with trio.fail_after(10):
-        while not condition():  # type: ignore[operator]  # noqa: ASYNC110 - the writer retries with backoff
-            await trio.sleep(0.01)
-
-
 async def test_a_full_journal_is_unhealthy_once_and_healthy_when_a_write_succeeds(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     journal = open_journal(path)
@@ -50,19 +45,20 @@ async def test_a_full_journal_is_unhealthy_once_and_healthy_when_a_write_succeed
     async with trio.open_nursery() as nursery:
         await nursery.start(journal.run)
         journal.append_sent(order_frame(0))
-        await wait_for(lambda: journal.written == 1)
+        await wait_until(lambda: journal.written == 1, within=10, what="the first commit")
         assert journal.healthy and changes == []
 
         set_max_pages(journal, None)  # the disk is full
         journal.append_sent(BIG)
         journal.append_received(order_frame(1))
-        await wait_for(lambda: journal.failures >= 3)  # retried, and reported once
+        # retried, and reported once
+        await wait_until(lambda: journal.failures >= 3, within=10, what="three failed commits")
         assert not journal.healthy and journal.last_error == "database or disk is full"
         assert changes == [(False, "database or disk is full")]
         assert journal.pending == 2 and journal.written == 1  # kept in memory, in order
 
         set_max_pages(journal, 1_000_000)  # space again: the next retry succeeds
-        await wait_for(lambda: journal.healthy)
+        await wait_until(lambda: journal.healthy, within=10, what="the journal to recover")
         assert changes == [(False, "database or disk is full"), (True, None)]
         assert journal.last_error is None and journal.pending == 0
         await journal.aclose()
@@ -81,9 +77,9 @@ async def test_a_failing_health_callback_does_not_stop_the_writer(tmp_path: Path
         await nursery.start(journal.run)
         set_max_pages(journal, None)
         journal.append_sent(BIG)
-        await wait_for(lambda: not journal.healthy)
+        await wait_until(lambda: not journal.healthy, within=10, what="the journal to fail")
         set_max_pages(journal, 1_000_000)
-        await wait_for(lambda: journal.healthy)
+        await wait_until(lambda: journal.healthy, within=10, what="the journal to recover")
         await journal.aclose()
     assert journal.written == 1
 

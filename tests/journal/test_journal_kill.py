@@ -15,7 +15,9 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from journalkit import CREDS2, PUB, book_problems, child, manager, run_recovery, wait_until
+from journalkit import book_problems, child, run_recovery
+from simkit import CREDS2, PUB, manager
+from waiting import wait_until
 
 from qfex_oms.journal import Journal
 from qfex_oms.journal.view import recovered_book

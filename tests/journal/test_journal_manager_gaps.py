@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from journalkit import PUB, manager
+from simkit import PUB, manager
 
 from qfex_oms.sim import open_simulator
 

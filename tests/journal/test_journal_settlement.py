@@ -11,7 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from journalkit import CREDS2, manager, open_journal, order_view, replayed
+from journalkit import open_journal, order_view, replayed
+from simkit import CREDS2, manager
 
 from qfex_oms import OrderState
 from qfex_oms.core.snapshot import SETTLED_MISSING
