@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 import trio
+from simkit import PUB, PUB2, SECRET, SECRET2
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from qfex_oms.protocol import encode, make_auth
 from qfex_oms.sim import Venue
 
-PUB, SECRET = "qfex_pub_demo", "qfex_secret_demo"
-PUB2, SECRET2 = "qfex_pub_demo2", "qfex_secret_demo2"
 SECRETS = {PUB: SECRET, PUB2: SECRET2}
 BOTH = ("order_responses", "fills")
 
@@ -94,12 +93,3 @@ async def rest(client: Client, side: str, price: str, quantity: str, **extra: An
     ack = await client.order(side=side, price=float(price), quantity=float(quantity), **extra)
     assert ack["status"] == "ACK", ack
     return ack
-
-
-async def eventually(predicate: Callable[[], bool], seconds: float = 2.0) -> None:
-    """Poll venue state that changes without a frame the test can wait for."""
-    for _ in range(int(seconds / 0.01)):
-        if predicate():
-            return
-        await trio.sleep(0.01)
-    raise AssertionError("condition not met in time")

@@ -7,7 +7,8 @@ import time
 import orjson
 import pytest
 import trio
-from sim_helpers import PUB, PUB2, SECRET, connect
+from sim_helpers import connect
+from simkit import PUB, PUB2, SECRET
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from qfex_oms.protocol import encode, make_auth, sign
@@ -119,6 +120,7 @@ async def test_auth_deadline_with_a_short_real_setting():
 
 async def test_pings_are_answered_and_keep_the_connection(venue):
     async with open_simulator(ping_interval=0.02, pong_timeout=1.0) as v, connect(v) as c:
+        # Deliberate: ten ping periods pass to prove the connection is NOT closed meanwhile (bounded).
         await trio.sleep(0.2)
         await c.send("get_user_orders")
         assert await c.recv_key("all_orders_response")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from sim_helpers import PUB, PUB2, connect, eventually, rest
+from sim_helpers import connect, rest
+from simkit import PUB, PUB2
+from waiting import wait_until
 
 
 async def test_cancel_by_order_id(venue):
@@ -148,7 +150,7 @@ async def test_venue_drop_connections_triggers_cancel_on_disconnect(venue):
         await c.recv_key("ack")
         await rest(c, "BUY", "200", "1")
         assert await venue.drop_connections(PUB) == 1
-        await eventually(lambda: not venue.open_orders(PUB))  # cancel_on_disconnect fired
+        await wait_until(lambda: not venue.open_orders(PUB), 2.0, "cancel_on_disconnect to fire")
         await other.expect_silence(0.05)
 
 

@@ -6,8 +6,10 @@ from decimal import Decimal
 
 import pytest
 import trio
-from sim_helpers import PUB, PUB2, connect, eventually, rest
+from sim_helpers import connect, rest
+from simkit import PUB, PUB2
 from trio_websocket import ConnectionClosed
+from waiting import wait_until
 
 
 async def test_latency_delays_only_the_targeted_account(venue):
@@ -92,7 +94,7 @@ async def test_disconnect_after_n_frames(venue):
         with pytest.raises(ConnectionClosed) as info:
             await c.recv()
         assert info.value.reason.code == 1011
-    await eventually(lambda: not venue.open_orders(PUB))  # cancel_on_disconnect fired
+    await wait_until(lambda: not venue.open_orders(PUB), 2.0, "cancel_on_disconnect to fire")
 
 
 async def test_fill_races_cancel(venue):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 import trio
-from sim_helpers import PUB, PUB2, connect, rest
+from sim_helpers import connect, rest
+from simkit import PUB, PUB2
 from trio_websocket import ConnectionClosed
 
 from qfex_oms.sim import RateLimitSettings, open_simulator
@@ -37,6 +38,7 @@ async def test_rate_limit_general_bucket_is_per_account_across_connections(limit
                       cancel_order_id_type="client_order_id")
         assert (await a1.recv_key("order_response"))["status"] == "NO_SUCH_ORDER"
         await a2.recv_key("order_response")
+        # Deliberate: waiting out the advertised retry_after is what is under test (<= 0.15 s).
         await trio.sleep(err["retry_after_secs"] + 0.05)
         await rest(a1, "BUY", "200", "1")
 

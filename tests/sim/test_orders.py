@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sim_helpers import PUB, PUB2, connect, rest
+from sim_helpers import connect, rest
+from simkit import PUB, PUB2
 
 
 @pytest.mark.parametrize(

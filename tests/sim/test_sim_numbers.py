@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
-from sim_helpers import PUB, PUB2, Client, connect, rest
+from sim_helpers import Client, connect, rest
+from simkit import PUB, PUB2
 
 from qfex_oms.protocol import OrderStatus, numbers
 from qfex_oms.sim.settings import SymbolSpec

@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 import trio
-from sim_helpers import PUB, PUB2, connect, rest
+from sim_helpers import connect, rest
+from simkit import PUB, PUB2
 
 from qfex_oms.sim import open_simulator
 
