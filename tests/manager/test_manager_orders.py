@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 import trio
-from managerkit import FrameLog, assert_book_matches, wait_state
+from managerkit import FrameLog, assert_book_matches, round_trip, wait_state
 from simkit import PUB, PUB2, manager
 from waiting import drain
 
@@ -97,7 +97,7 @@ async def test_limit_gtc_partial_fill_stays_open(oms: OrderManager, oms2: OrderM
     taker = await oms2.place_order(S, "SELL", "2", "100", time_in_force="IOC")
     await wait_state(taker, FILLED)
     await wait_state(resting, OPEN)
-    await trio.sleep(0.02)
+    await round_trip(oms)
     assert resting.state is OPEN
     assert resting.filled_quantity == Decimal(2) and resting.remaining_quantity == Decimal(3)
     assert [f.quantity for f in resting.fills or ()] == [Decimal(2)]
@@ -113,7 +113,7 @@ async def test_limit_ioc_fills_what_it_can_and_the_rest_ends(
     await oms2.place_order(S, "SELL", "1", "102")
     ioc = await oms.place_order(S, "BUY", "5", "102", time_in_force="IOC")
     await wait_state(ioc, CANCELLED, FILLED)
-    await trio.sleep(0.05)
+    await round_trip(oms)
     assert ioc.state is CANCELLED
     assert ioc.filled_quantity == Decimal(2) and len(ioc.fills or ()) == 2
     assert ioc.average_price == Decimal("101.5")
@@ -161,7 +161,7 @@ async def test_market_order_fills_against_the_book(
     await wait_state(market, FILLED)
     assert market.filled_quantity == Decimal(2) and market.fills and market.fills[0].price == Decimal(250)
     await wait_state(ask, OPEN)
-    await trio.sleep(0.02)
+    await round_trip(oms2)
     assert ask.filled_quantity == Decimal(2) and ask.remaining_quantity == Decimal(1)
     # Market with no liquidity left on the other side ends without a fill.
     empty = await oms.place_order("TSLA-USD", "SELL", "1", order_type="MARKET", time_in_force="IOC")
@@ -175,7 +175,7 @@ async def test_alo_rests_when_it_does_not_cross(oms: OrderManager, oms2: OrderMa
     await oms2.place_order(S, "SELL", "1", "105")
     alo = await oms.place_order(S, "BUY", "1", "104.99", order_type="ALO")
     assert alo.time_in_force == "GTC"
-    await trio.sleep(0.02)
+    await round_trip(oms)
     assert alo.state is OPEN
     assert venue.order(alo.order_id or "").is_open  # type: ignore[union-attr]
     await assert_book_matches(oms, venue)
@@ -233,7 +233,7 @@ async def test_modify_after_partial_fill_is_rejected(
     order = await oms.place_order(S, "SELL", "4", "300")
     taker = await oms2.place_order(S, "BUY", "1", "300")
     await wait_state(taker, FILLED)
-    await trio.sleep(0.02)
+    await round_trip(oms)
     with pytest.raises(ModifyRejected) as info:
         await oms.modify_order(order, price="301")
     assert info.value.status == "CANNOT_MODIFY_PARTIAL_FILL"

@@ -47,6 +47,16 @@ async def wait_state(order: Order, *states: OrderState, within: float = 3.0) -> 
     return order
 
 
+async def round_trip(oms: OrderManager) -> None:
+    """A request answered on the manager's own connection: the barrier for "nothing more is coming".
+
+    The venue answers in order on one connection, so every push it made before this answer (a fill,
+    a cancel, a state change caused by the other account) has been applied when this returns. Use it
+    where a test would otherwise sleep before asserting that a state stays as it is.
+    """
+    await oms.fetch_open_orders()
+
+
 def book_problems(oms: OrderManager, venue: Venue, public_key: str = PUB) -> list[str]:
     """How the manager's book differs from the simulator's state for the account (empty = equal)."""
     problems = list(oms.core.tracker.check_invariants())
