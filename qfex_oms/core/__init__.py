@@ -16,7 +16,7 @@ from qfex_oms.core.events import (
     Unmatched,
 )
 from qfex_oms.core.model import CancelRequest, Fill, ModifyRequest, Order, Twap
-from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot
+from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot, settle_from_order_query
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
 from qfex_oms.core.tracker import OrderTracker
 
@@ -44,4 +44,5 @@ __all__ = [
     "TwapUpdated",
     "Unmatched",
     "apply_snapshot",
+    "settle_from_order_query",
 ]

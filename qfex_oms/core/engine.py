@@ -106,6 +106,6 @@ class OmsCore(ReplyHandling):
                 self._twap_event(twap, TwapEvent.LOST, "DISCONNECTED")
 
     # Public hooks for the snapshot diff (same table, same events).
-    apply_order_event = CoreState._order_event
-    note_leaves = ReplyHandling._note_leaves
-    apply_twap_event = CoreState._twap_event
+    apply_order_event = CoreState._order_event  # noqa: SLF001
+    note_leaves = ReplyHandling._note_leaves  # noqa: SLF001
+    apply_twap_event = CoreState._twap_event  # noqa: SLF001

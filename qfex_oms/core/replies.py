@@ -158,7 +158,11 @@ class ReplyHandling(CancelHandling):
             self._id_learnt(order)
 
     def adopt(self, order: Order) -> Order:
-        """Take an order learnt from the exchange into the book (placed elsewhere, a TWAP child)."""
+        """Take an order learnt from the exchange into the book (placed elsewhere, a TWAP child).
+
+        Learning it is a local action (``seq``): a snapshot requested before may predate the order
+        (its fill overtook the snapshot's answer) and must not settle it as missing."""
+        order.seq = self._next_seq()
         self.tracker.adopt(order)
         self._link_twap_child(order)
         self._id_learnt(order)
@@ -395,6 +399,7 @@ class ReplyHandling(CancelHandling):
             else:
                 twap = self.tracker.new_twap(twap_rules.twap_from_response(r))
                 twap.adopted = True
+                twap.seq = self._next_seq()  # learnt now: an older snapshot must not settle it
         twap_rules.note_progress(twap, r)
         event = twap_rules.event_for_status(r.status)
         self._twap_event(twap, event, r.status)
@@ -492,15 +497,16 @@ _EV_ACK = OrderEvent.ACK
 _EV_FULL_FILL, _EV_PARTIAL_FILL, _EV_EXPIRE = OrderEvent.FULL_FILL, OrderEvent.PARTIAL_FILL, OrderEvent.EXPIRE
 _ORDER_RESPONSE = m.OrderResponse
 _ADOPTING = frozenset({S.ACK, S.FILLED, S.CANCELLED, S.CANCELLED_STP, S.MODIFIED})
+# The dispatch tables name the class's own private methods (SLF001 noqa: not another's privates).
 _BY_STATUS: dict[OrderStatus, Any] = {
-    S.ACK: ReplyHandling._on_ack,
-    S.FILLED: ReplyHandling._on_filled_report,
-    S.CANCELLED: ReplyHandling._on_cancelled,
-    S.CANCELLED_STP: ReplyHandling._on_cancelled,
-    S.MODIFIED: ReplyHandling._on_modified,
-    S.NO_SUCH_ORDER: ReplyHandling._on_no_such_order,
-    S.CANNOT_MODIFY_PARTIAL_FILL: ReplyHandling._on_modify_refused,
-    S.CANNOT_MODIFY_NO_SUCH_ORDER: ReplyHandling._on_modify_refused,
+    S.ACK: ReplyHandling._on_ack,  # noqa: SLF001
+    S.FILLED: ReplyHandling._on_filled_report,  # noqa: SLF001
+    S.CANCELLED: ReplyHandling._on_cancelled,  # noqa: SLF001
+    S.CANCELLED_STP: ReplyHandling._on_cancelled,  # noqa: SLF001
+    S.MODIFIED: ReplyHandling._on_modified,  # noqa: SLF001
+    S.NO_SUCH_ORDER: ReplyHandling._on_no_such_order,  # noqa: SLF001
+    S.CANNOT_MODIFY_PARTIAL_FILL: ReplyHandling._on_modify_refused,  # noqa: SLF001
+    S.CANNOT_MODIFY_NO_SUCH_ORDER: ReplyHandling._on_modify_refused,  # noqa: SLF001
 }
 
 
@@ -527,16 +533,16 @@ def _match_nothing(core: ReplyHandling, params: dict[str, Any], code: str) -> bo
 
 
 _ERR_MATCHERS = {
-    "add_order": ReplyHandling._err_add_order,
-    "cancel_order": ReplyHandling._err_cancel,
-    "modify_order": ReplyHandling._err_modify,
-    "add_twap": ReplyHandling._err_add_twap,
+    "add_order": ReplyHandling._err_add_order,  # noqa: SLF001
+    "cancel_order": ReplyHandling._err_cancel,  # noqa: SLF001
+    "modify_order": ReplyHandling._err_modify,  # noqa: SLF001
+    "add_twap": ReplyHandling._err_add_twap,  # noqa: SLF001
 }
 
 _HANDLERS: dict[type, Any] = {
-    m.FillResponse: ReplyHandling._on_fill,
-    m.TwapResponse: ReplyHandling._on_twap_response,
-    m.Err: ReplyHandling._on_err,
+    m.FillResponse: ReplyHandling._on_fill,  # noqa: SLF001
+    m.TwapResponse: ReplyHandling._on_twap_response,  # noqa: SLF001
+    m.Err: ReplyHandling._on_err,  # noqa: SLF001
 }
 
 

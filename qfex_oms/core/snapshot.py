@@ -95,24 +95,26 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
     # from a trade instead, one would take the trade's size for its own and end FILLED while open.
     for row in rows:
         if row.order_id and row.order_id not in unresolved and tracker.by_order_id(row.order_id) is None:
-            diff.adopted.append(core.adopt(order_from_response(row)))
+            diff.adopted.append(_adopt(core, fence, order_from_response(row)))
     for trade in trades:
         if trade.order_id not in unresolved:
-            _apply_trade(core, trade, diff)
+            _apply_trade(core, fence, trade, diff, complete)
+    learnt = {o.local_id for o in diff.adopted}
     for row in rows:
         if row.order_id in unresolved:
             continue
         order = tracker.by_order_id(row.order_id)
         if order is None:
-            order = core.adopt(order_from_response(row))
+            order = _adopt(core, fence, order_from_response(row))
             diff.adopted.append(order)
+            learnt.add(order.local_id)
         seen.add(order.local_id)
-        if order.seq > fence:
+        if not _in_scope(order, fence, learnt):
             continue
-        core.note_leaves(order, row.quantity_remaining)
+        _note_row(core, order, row)
         _shown_open(core, order, str(row.status), diff)
     for order in tracker.open_orders():
-        if order.local_id in seen or order.seq > fence:
+        if order.local_id in seen or not _in_scope(order, fence, learnt):
             continue
         if complete:
             _settle_gone(core, order)
@@ -124,6 +126,26 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
     _settle_twaps(core, fence, snapshot.twaps, diff, complete)
     diff.ended = [o for o in known_live if not o.state.is_live]
     return diff
+
+
+def _adopt(core: OmsCore, fence: int, order: Order) -> Order:
+    """Adopting stamps the order newer than every fence so far (an older snapshot, answered later,
+    must not settle it); this snapshot settles it all the same (``_in_scope``)."""
+    return core.adopt(order)
+
+
+def _in_scope(order: Order, fence: int, fresh: set[int]) -> bool:
+    """Whether this snapshot may settle the order: not touched after it was requested, or learnt
+    from this very snapshot (``fresh``: local ids it adopted)."""
+    return order.seq <= fence or order.local_id in fresh
+
+
+def _note_row(core: OmsCore, order: Order, row: m.OrderResponse) -> None:
+    """What a row says of an order it shows open: its leaves, and for an adopted order its size
+    (one adopted from trades alone took their sum for its size, a lower bound)."""
+    if order.adopted and row.quantity is not None and row.quantity > order.quantity:
+        order.quantity = row.quantity
+    core.note_leaves(order, row.quantity_remaining)
 
 
 def _shown_open(core: OmsCore, order: Order, status: str, diff: SnapshotDiff) -> None:
@@ -255,27 +277,32 @@ def _bind_decidable(core: OmsCore, fence: int, unknown: dict[str, _Unknown]) -> 
     return bound
 
 
-def _apply_trade(core: OmsCore, trade: m.Trade, diff: SnapshotDiff) -> None:
+def _apply_trade(core: OmsCore, fence: int, trade: m.Trade, diff: SnapshotDiff,
+                 complete: bool = True) -> None:
     """Count a trade as a fill once. An adopted order's quantity grows only past its distinct trades
     (``Order.grow_to_trades``): a trade its FILLED report already counted in the leaves is recorded
-    by id without growing it, so the fill is not counted twice."""
+    by id without growing it, so the fill is not counted twice. An order known only from its trades
+    (size unknown) is concluded FILLED only by a complete snapshot that does not show it open."""
     if trade.trade_id in core.tracker.trade_ids:
         core.duplicate_trade(trade.trade_id, trade.order_id, trade.quantity, trade.price)
         return
     order = core.tracker.by_order_id(trade.order_id)
     if order is None:
-        order = core.adopt(Order(0, trade.symbol, trade.side, trade.order_type or m.OrderType.LIMIT,
-                                 trade.tif or m.TimeInForce.GTC, trade.quantity, None,
-                                 trade.client_order_id or "", order_id=trade.order_id,
-                                 state=OrderState.UNKNOWN))
+        order = _adopt(core, fence, Order(0, trade.symbol, trade.side,
+                                          trade.order_type or m.OrderType.LIMIT,
+                                          trade.tif or m.TimeInForce.GTC, trade.quantity, None,
+                                          trade.client_order_id or "", order_id=trade.order_id,
+                                          state=OrderState.UNKNOWN))
         diff.adopted.append(order)
     fill = Fill(trade.trade_id, trade.order_id, trade.symbol, trade.side, trade.price,
                 trade.quantity, trade.fee, trade.timestamp)
     if core.record_fill(order, fill):
         diff.fills_added.append(fill)
         event = OrderEvent.FULL_FILL if order.remaining_quantity <= 0 else OrderEvent.PARTIAL_FILL
-        if order.state is OrderState.UNKNOWN and event is OrderEvent.PARTIAL_FILL:
-            return  # the open-orders part of the snapshot decides whether it still rests
+        size_unknown = order.adopted and order.leaves_floor is None and not complete
+        if order.state is OrderState.UNKNOWN and (event is OrderEvent.PARTIAL_FILL or size_unknown):
+            order.needs_settlement = True
+            return  # the open-orders part of the snapshot (or a query) decides whether it still rests
         core.apply_order_event(order, event, "FILLED")
 
 
@@ -390,7 +417,7 @@ def settle_from_order_query(core: OmsCore, fence: int, order: Order,
     diff = SnapshotDiff()
     for trade in _usable_trades(core, trades):
         if trade.order_id == order.order_id:
-            _apply_trade(core, trade, diff)
+            _apply_trade(core, fence, trade, diff)
     was_live = order.state.is_live
     if was_live and order.seq <= fence:
         _settle_queried(core, order, response, diff)
@@ -412,7 +439,7 @@ def _settle_queried(core: OmsCore, order: Order, response: m.AllOrdersResponse |
         return
     row = named[-1] if named else None
     if row is not None and row.status is not OrderStatus.NO_SUCH_ORDER:
-        core.note_leaves(order, row.quantity_remaining)
+        _note_row(core, order, row)
     if row is not None and (not single or _open_status(row)):
         _shown_open(core, order, str(row.status), diff)
         return

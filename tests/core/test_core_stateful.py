@@ -31,18 +31,29 @@ Fills overtake ACKs, so a fill for an id the core cannot place yet is held by th
 of several pending orders an exchange order is reports it in ``SnapshotDiff.unresolved``; its key is
 undecidable from then on and is tainted like the others.
 
+Issue 11 widened the machine: orders placed by another connection (``stranger_places``, adopted
+by the core; their ``fill_response`` may be dropped after the FILLED report, so the snapshot's
+trades are the news), paged snapshots that shift (a resting row missing, ``complete=False``, then a
+targeted ``get_order`` per unconfirmed order), cancels cut off between the frame and its answer
+(fate ``cut``: the exchange got it, the socket died before the answer) and replies naming another
+symbol (``misnamed_reply``). Invariants: no order CANCELLED while the exchange holds it open, no
+filled quantity beyond the exchange's, no adopted order larger than the exchange's, and an order
+whose cancel was cut off is never confirmed back to OPEN by a resync that finds it open: its
+cancel goes again. ``QFEX_STATEFUL_EXAMPLES`` sets the example count for long runs.
+
 Bugs the machine found are pinned by the regression tests at the bottom.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from attrs import define
+from attrs import define, evolve
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -59,13 +70,14 @@ from qfex_oms.core import (
     OrderUpdated,
     apply_snapshot,
 )
-from qfex_oms.core.snapshot import SETTLED_MISSING
+from qfex_oms.core.snapshot import SETTLED_MISSING, settle_from_order_query
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.codec import decode_request, encode, incoming_echo
 from qfex_oms.protocol.enums import CancelIdType, ErrorCode, OrderStatus, OrderType, Side, TimeInForce
 
 SYMBOLS = ("AAPL-USD", "TSLA-USD")
 CLIENT_IDS = ("c0", "c1", "c2")
+STRANGER_IDS = ("s0", "s1")  # client ids of another connection of the account
 PRICE = Decimal(100)
 USER = "0020ce8e-eaee-480e-8d7f-b9241d756ee5"
 UNKNOWN_ORDER_ID = str(uuid.UUID(int=0xDEAD, version=4))
@@ -73,7 +85,8 @@ Key = tuple[str, str]
 
 ADD_FATES = st.sampled_from(("ack",) * 8 + ("reject", "reject_no_id", "err", "lost"))
 # "withdrawn": the shell's pacer held the frame past its deadline, so it never left (NOT_SENT).
-CANCEL_FATES = st.sampled_from(("ok",) * 8 + ("refuse_err", "refuse_status", "lost", "withdrawn"))
+# "cut": the exchange got the frame, then the socket died before its answer came back.
+CANCEL_FATES = st.sampled_from(("ok",) * 8 + ("refuse_err", "refuse_status", "lost", "cut", "withdrawn"))
 SIDES = st.sampled_from((Side.BUY, Side.SELL))
 QUANTITIES = st.integers(1, 5)
 REJECTION = OrderStatus.QUANTITY_GREATER_THAN_MAX_QUANTITY
@@ -126,6 +139,7 @@ class SnapshotReply:
     version: int
     orders: m.AllOrdersResponse
     trades: tuple[m.Trade, ...]
+    complete: bool = True  # False: several pages, and a resting row fell between two of them
 
 
 @define(eq=False)
@@ -135,6 +149,14 @@ class Pending:
     key: Key | None  # the (symbol, client_order_id) whose local orders this reply can bind
     add_answer: bool = False  # the first answer to an add_order: it binds (or rejects) a pending order
     add_rejection: bool = False  # an add_order answer without a usable order_id
+
+
+_ADOPTING = (OrderStatus.ACK, OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.CANCELLED_STP)
+
+
+def _signature(order: Order) -> tuple[object, ...]:
+    return (order.local_id, order.symbol, order.order_id, order.state, order.quantity, order.fill_total,
+            order.leaves_floor, len(order.fills or ()), order.cancel_owed, order.needs_settlement)
 
 
 def _order_id(n: int) -> str:
@@ -167,6 +189,7 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
         # The requests whose CancelFinished was published, by id(); kept alive so no id is reused
         # (the core makes requests of its own: an owed cancel sent again after a resync).
         self.finished: dict[int, CancelRequest] = {}
+        self.cut_off: set[int] = set()  # local ids whose cancel the strategy asked and lost (owed)
 
     # ------------------------------------------------------------------ helpers
 
@@ -200,8 +223,10 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
         for frame in frames:
             self._check_frame(frame)
             assert isinstance(frame, m.CancelOrder), f"core sent {frame!r} on its own"
-            if cancel_fate == "lost":
+            if cancel_fate in ("lost", "cut"):
                 lost = True
+                if cancel_fate == "cut":
+                    self._exchange_cancel(frame, "ok")  # its answer dies with the socket below
             else:
                 self._exchange_cancel(frame, cancel_fate)
         if lost:
@@ -292,11 +317,17 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
             x.is_open = False
             self._push(x.response(OrderStatus.CANCELLED), x.key)
 
-    def _capture(self) -> SnapshotReply:
-        rows = tuple(x.response(OrderStatus.ACK if x.filled == 0 else OrderStatus.FILLED)
-                     for x in self.ex.values() if x.is_open)
-        return SnapshotReply(self.core.seq, self.version, m.AllOrdersResponse(orders=rows),
-                             tuple(self.trades))
+    def _capture(self, shifted: int | None = None) -> SnapshotReply:
+        """The snapshot as QFEX would page it; ``shifted`` loses one resting row between two pages."""
+        rows = [self._row(x) for x in self.ex.values() if x.is_open]
+        if shifted is not None and rows:
+            del rows[shifted % len(rows)]
+        return SnapshotReply(self.core.seq, self.version, m.AllOrdersResponse(orders=tuple(rows)),
+                             tuple(self.trades), complete=shifted is None)
+
+    @staticmethod
+    def _row(x: ExOrder) -> m.OrderResponse:
+        return x.response(OrderStatus.ACK if x.filled == 0 else OrderStatus.FILLED)
 
     # ------------------------------------------------------------------ delivery
 
@@ -488,8 +519,47 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 63))
     def cancel_timeout(self, pick: int) -> None:
         waiting = [r for r in self.requests if not r.done]
-        self.core.cancel_lost(waiting[pick % len(waiting)], "TIMEOUT")
+        request = waiting[pick % len(waiting)]
+        # The strategy's cancel of every order no answer came for is cut off: it is owed.
+        self.cut_off.update(o.local_id for o in request.targets
+                            if o.state.is_live and o not in request.refused)
+        self.core.cancel_lost(request, "TIMEOUT")
         self._flush()
+
+    # ------------------------------------------------------------------ hostile and foreign replies
+
+    @rule(symbol=st.sampled_from(SYMBOLS), side=SIDES, qty=QUANTITIES, cid=st.sampled_from(STRANGER_IDS),
+          announced=st.booleans())
+    def stranger_places(self, symbol: str, side: Side, qty: int, cid: str, announced: bool) -> None:
+        """Another connection of the account places an order; its order_responses may reach us."""
+        self.version += 1
+        x = ExOrder(_order_id(self._fresh()), -1, symbol, side, OrderType.LIMIT, TimeInForce.GTC,
+                    Decimal(qty), PRICE, cid, Decimal(qty))
+        self.ex[x.order_id] = x
+        if announced:
+            self._push(x.response(OrderStatus.ACK), x.key)
+
+    @precondition(lambda self: self.pending)
+    @rule(pick=st.integers(0, 63))
+    def misnamed_reply(self, pick: int) -> None:
+        """A copy of a reply about one of our orders, naming the other symbol: the book must not move."""
+        replies = [p.reply for p in self.pending if isinstance(p.reply, (m.OrderResponse, m.FillResponse))
+                   and (not isinstance(p.reply, m.OrderResponse) or p.reply.status in _ADOPTING)]
+        if not replies:
+            return
+        reply = replies[pick % len(replies)]
+        x = self.ex.get(reply.order_id)
+        if x is None or x.local_id < 0:
+            return  # a stranger's: nothing tells a misnamed one from a real one
+        other = SYMBOLS[1] if reply.symbol == SYMBOLS[0] else SYMBOLS[0]
+        tracker, cid = self.core.tracker, reply.client_order_id or ""
+        tracked = tracker.by_order_id(reply.order_id)
+        if tracked is None and (not tracker.pending(reply.symbol, cid) or tracker.pending(other, cid)):
+            return  # no order of ours can be told to be the one it names
+        before = [_signature(o) for o in tracker.orders()]
+        self.core.on_reply(evolve(reply, symbol=other))
+        assert [_signature(o) for o in tracker.orders()] == before, "a misnamed reply moved the book"
+        assert self.core.take_frames() == []
 
     # ------------------------------------------------------------------ exchange activity
 
@@ -512,17 +582,21 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
     # ------------------------------------------------------------------ reconciliation
 
     @precondition(lambda self: self.orders)
-    @rule()
-    def request_snapshot(self) -> None:
-        """get_user_orders + get_user_trades on the live connection: answered in the ordered channel."""
-        self._push(self._capture(), None)
+    @rule(shifted=st.none() | st.integers(0, 63))
+    def request_snapshot(self, shifted: int | None) -> None:
+        """get_user_orders + get_user_trades on the live connection: answered in the ordered channel.
+        ``shifted``: several pages, and an order leaving between two of them hid a resting one."""
+        self._push(self._capture(shifted), None)
 
     @precondition(lambda self: self.orders)
-    @rule(keep_inflight=st.booleans())
-    def reconnect(self, keep_inflight: bool) -> None:
-        self._reconnect(keep_inflight)
+    @rule(keep_inflight=st.booleans(), shifted=st.none() | st.integers(0, 63))
+    def reconnect(self, keep_inflight: bool, shifted: int | None) -> None:
+        self._reconnect(keep_inflight, shifted)
 
-    def _reconnect(self, keep_inflight: bool) -> None:
+    def _reconnect(self, keep_inflight: bool, shifted: int | None = None) -> None:
+        # Every cancel in flight (sent, or held for an ACK) is cut off by the disconnect: owed.
+        self.cut_off.update(o.local_id for o in self.core.tracker.orders()
+                            if o.state is OrderState.PENDING_CANCEL or o.cancel_requested)
         self.core.connection_lost()
         for request in self.requests:  # every request in flight fails with the socket
             assert request.done, request
@@ -539,27 +613,80 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
         self.dropped = False
         self.lossy.clear()
         self._flush()
-        self._apply_snapshot(self._capture(), disconnected=True)
+        self._apply_snapshot(self._capture(shifted), disconnected=True)
 
     def _apply_snapshot(self, snap: SnapshotReply, *, disconnected: bool) -> None:
-        waiting = Counter((o.symbol, o.client_order_id) for o in self.core.tracker.pending_new())
-        diff = apply_snapshot(self.core, snap.fence, snap.orders, snap.trades)
+        tracker = self.core.tracker
+        waiting = Counter((o.symbol, o.client_order_id) for o in tracker.pending_new())
+        touched = {o.local_id: o.seq for o in tracker.orders()}
+        diff = apply_snapshot(self.core, snap.fence, snap.orders, snap.trades, complete=snap.complete)
         unresolved = set(diff.unresolved)
         for order_id in unresolved:  # several pending orders fit it: which is which is undecidable
             key = self.ex[order_id].key
             assert key in self.tainted or waiting[key] >= 2, f"gave up on {order_id} with one candidate"
             self._taint(key)
         self.delivered_trades.update(t.trade_id for t in snap.trades if t.order_id not in unresolved)
-        self._flush()
+        if snap.complete:
+            assert diff.unconfirmed == [], "a complete snapshot leaves nothing unconfirmed"
+        unbound = self._query_unconfirmed(diff.unconfirmed)
+        for local_id in unbound:
+            # No id to ask by: only a later complete snapshot settles it, and until then the replies
+            # of a sibling under its client id may bind it (submit order): undecidable, like a drop.
+            order = tracker.by_local_id(local_id)
+            if order is not None:
+                self._taint((order.symbol, order.client_order_id))
         current = snap.version == self.version and not any(p.channel == "orders" for p in self.pending)
+        frames = self.core.take_frames()
         if current:
-            self._check_settled(snap.fence, disconnected)
+            self._check_owed(snap.fence, touched, frames, unbound)
+            self._check_settled(snap.fence, disconnected, unbound)
+        for frame in frames:  # what the core asked after the resync (owed cancels) goes out now
+            self._check_frame(frame)
+            assert isinstance(frame, m.CancelOrder), f"core sent {frame!r} on its own"
+            self._exchange_cancel(frame, "ok")
+        self._flush()
 
-    def _check_settled(self, fence: int, disconnected: bool) -> None:
+    def _query_unconfirmed(self, unconfirmed: list[Order]) -> set[int]:
+        """What the shell does after a partial snapshot: get_order for each order it did not show,
+        answered from the exchange as it is now. Returns the orders with no id to ask by."""
+        unbound = set()
+        for order in unconfirmed:
+            if order.order_id is None:
+                unbound.add(order.local_id)
+                continue
+            x = self.ex.get(order.order_id)
+            rows = (self._row(x),) if x is not None and x.is_open and x.symbol == order.symbol else ()
+            settle_from_order_query(self.core, self.core.seq, order, m.AllOrdersResponse(orders=rows))
+        return unbound
+
+    def _check_owed(self, fence: int, touched: dict[int, int], frames: list[m.Request],
+                    unbound: set[int]) -> None:
+        """A cancel cut off is owed: an order the exchange still holds open gets it again, never a
+        quiet OPEN (design.md "A cancel intent is owed until the exchange settles it")."""
+        cancelled_ids = {f.order_id for f in frames if isinstance(f, m.CancelOrder)}
+        for local_id in list(self.cut_off):
+            order = self.core.tracker.by_local_id(local_id)
+            if order is None or order.state.is_terminal:
+                self.cut_off.discard(local_id)
+                continue
+            if (order.symbol, order.client_order_id) in self.tainted or touched.get(local_id, 0) > fence:
+                continue
+            x = self.ex.get(self.truth.get(local_id) or order.order_id or "")
+            if x is None or not x.is_open or local_id in unbound:
+                continue
+            assert order.cancel_owed, f"the cut-off cancel of {order.describe()} was forgotten"
+            assert order.state is OrderState.PENDING_CANCEL, f"owed but {order.describe()}"
+            in_flight = self.core._open_cancel_for(order) is not None
+            assert x.order_id in cancelled_ids or in_flight, f"owed cancel not sent: {order.describe()}"
+
+    def _check_settled(self, fence: int, disconnected: bool, unbound: set[int]) -> None:
         """The snapshot is the exchange's current state: the book must now agree with it."""
         tracker = self.core.tracker
         for x in self.ex.values():
-            if x.key in self.tainted:
+            if x.local_id < 0:
+                self._check_stranger_settled(x, fence)
+                continue
+            if x.key in self.tainted or x.local_id in unbound:
                 continue
             local = self.by_local[x.local_id]
             if local.seq > fence:
@@ -577,12 +704,28 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
         for order in self.orders:
             if (order.symbol, order.client_order_id) in self.tainted or order.seq > fence:
                 continue
+            if order.local_id in unbound:
+                continue
             if self.truth[order.local_id] is None:
                 assert order.state in (OrderState.REJECTED, OrderState.CANCELLED), order.describe()
             if disconnected:
                 assert order.state in (OrderState.OPEN, OrderState.FILLED, OrderState.CANCELLED,
-                                       OrderState.REJECTED), order.describe()
+                                       OrderState.REJECTED) or (
+                    order.state is OrderState.PENDING_CANCEL and order.cancel_owed), order.describe()
                 assert not order.needs_settlement and not order.cancel_requested, order.describe()
+
+    def _check_stranger_settled(self, x: ExOrder, fence: int) -> None:
+        """Another connection's order, as the book adopted it (if it knows it at all)."""
+        local = self.core.tracker.by_order_id(x.order_id)
+        if local is None or local.seq > fence:  # unknown, or learnt or cancelled after the snapshot
+            return
+        assert local.quantity <= x.quantity, f"adopted {local.describe()} grew past the exchange's"
+        if x.is_open:
+            assert local.state.is_live, f"{x.order_id} rests on the exchange, locally {local.state}"
+            assert local.remaining_quantity == x.remaining, local.describe()
+        else:
+            assert local.state.is_terminal, f"{x.order_id} is closed, locally {local.state}"
+            assert local.filled_quantity == x.filled, local.describe()
 
     # ------------------------------------------------------------------ invariants
 
@@ -637,6 +780,9 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
             assert before is None or remaining <= before, f"remaining grew {before} -> {remaining}"
             self.prev_remaining[order.local_id] = remaining
             key = (order.symbol, order.client_order_id)
+            if order.client_order_id in STRANGER_IDS:
+                self._check_stranger(order)
+                continue
             if key in self.tainted:
                 continue
             assert not order.adopted, f"adopted {order.describe()} though this core placed every order"
@@ -660,6 +806,15 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
         self._check_requests()
         if not self.pending:
             self._check_quiescent()
+
+    def _check_stranger(self, order: Order) -> None:
+        """An adopted order never claims more than the exchange filled, nor a larger size."""
+        x = self.ex.get(order.order_id or "")
+        assert x is not None and x.local_id < 0, f"adopted {order.describe()} is no stranger's order"
+        assert order.filled_quantity <= x.filled, f"{order.describe()} claims more than the exchange filled"
+        assert order.quantity <= x.quantity, f"adopted {order.describe()} grew past the exchange's size"
+        if order.state is OrderState.CANCELLED:
+            assert not x.is_open, f"adopted {order.describe()} cancelled while it rests"
 
     def _check_requests(self) -> None:
         """CANCELLED only when it ended orders and none it covers is left; only ones the exchange ended."""
@@ -702,7 +857,9 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
                 assert order.filled_quantity == x.filled, order.describe()
 
 
-CoreAgainstFakeExchange.TestCase.settings = settings(max_examples=150, stateful_step_count=40,
+# QFEX_STATEFUL_EXAMPLES=5000 for a long run; the default keeps tests/core well under a minute.
+EXAMPLES = int(os.environ.get("QFEX_STATEFUL_EXAMPLES", "150"))
+CoreAgainstFakeExchange.TestCase.settings = settings(max_examples=EXAMPLES, stateful_step_count=40,
                                                      deadline=None)
 TestCoreAgainstFakeExchange = CoreAgainstFakeExchange.TestCase
 
