@@ -399,3 +399,23 @@ def test_a_duplicate_trade_id_with_other_numbers_is_a_warning(core: OmsCore) -> 
     warnings = [e for e in logs if e["log_level"] == "warning" and e.get("trade_id") == "t1"]
     assert len(warnings) == 2, logs
     assert all("first" in w and "second" in w for w in warnings)
+
+
+# --------------------------------------------------------------------------- found by the machine
+
+
+def test_an_order_adopted_after_a_snapshot_was_requested_is_not_settled_by_it(core: OmsCore) -> None:
+    fence = core.seq  # get_user_orders goes out; then a stranger's fill overtakes its answer
+    core.on_reply(fill("X9", "1", "1", trade_id="t1", cid="theirs"))
+    (order,) = core.tracker.orders()
+    apply_snapshot(core, fence, _rows(), ())  # taken before the order existed
+    assert order.state is OrderState.OPEN, "an order newer than the snapshot was settled as gone"
+
+
+def test_a_partial_snapshot_does_not_conclude_filled_from_a_strangers_trades(core: OmsCore) -> None:
+    diff = apply_snapshot(core, core.seq, _rows(), [_trade("X9", "t1", "1")], complete=False)
+    (order,) = core.tracker.orders()  # its size is unknown: a row on another page may show it open
+    assert order.state is OrderState.UNKNOWN and diff.unconfirmed == [order]
+    settle_from_order_query(core, core.seq, order, _rows(resp("X9", "FILLED", cid="theirs", qty="3",
+                                                              remaining="2")))
+    assert (order.state, order.quantity, order.remaining_quantity) == (OrderState.OPEN, 3, 2)
