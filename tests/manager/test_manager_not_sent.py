@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import pytest
 import trio
+import trio.testing
 from managerkit import FrameLog, assert_book_matches
 from simkit import PUB, manager
 from wsproto.utilities import LocalProtocolError
@@ -136,7 +137,7 @@ async def test_a_modify_stopped_in_the_pacer_by_the_kill_switch_raises_halted(ve
                     await oms.modify_order(order, price="98")
 
             nursery.start_soon(modify)
-            await trio.sleep(0.05)  # the modify now waits for its token
+            await trio.testing.wait_all_tasks_blocked()  # the modify now waits for its token
             report = await oms.cancel_all()
         assert report.clean and order.state is OrderState.CANCELLED
         assert order.price == Decimal("99")
