@@ -697,6 +697,10 @@ class OrderManager:
                     await trio.lowlevel.checkpoint()
                     if self._session is not session:
                         return
+                if outcome == SendOutcome.TIMEOUT:
+                    # A write stuck past its deadline: the socket is wedged. A fresh connection
+                    # turns every cancel in flight into an owed one, sent again after the resync.
+                    await self.connection.restart("a follow-up write timed out")
                 if outcome is not None:
                     return
 
