@@ -7,6 +7,7 @@ design). ``Journal.compact`` applies the plan.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -22,6 +23,15 @@ from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType
 from qfex_oms.protocol.errors import ProtocolError, RequestError
+
+
+class Named(enum.StrEnum):
+    """What a record names, to find the orders and TWAPs it concerns (the first item of a key)."""
+
+    ORDER_ID = "o"  # an order id, or a TWAP id where QFEX answers a TWAP cancel with it
+    CLIENT_ORDER_ID = "c"  # (symbol, client_order_id): every order sharing it
+    TWAP_ID = "t"
+    CLIENT_TWAP_ID = "ct"  # (symbol, client_twap_id)
 
 
 @define
@@ -74,15 +84,15 @@ def plan_compaction(records: Iterable[Record], cutoff: float) -> CompactionPlan:
 
     def resolve(key: tuple[str, ...]) -> list[Order | Twap]:
         kind = key[0]
-        if kind == "o":
+        if kind == Named.ORDER_ID:
             order = tracker.by_order_id(key[1])
             if order is not None:
                 return [order]
             twap = tracker.twap_by_id(key[1])
             return [twap] if twap is not None else []
-        if kind == "c":
+        if kind == Named.CLIENT_ORDER_ID:
             return list(tracker.members(key[1], key[2]))
-        if kind == "t":
+        if kind == Named.TWAP_ID:
             twap = tracker.twap_by_id(key[1])
             return [twap] if twap is not None else []
         return list(twaps_by_client.get((key[1], key[2]), ()))
@@ -129,7 +139,7 @@ def _names(record: Record) -> tuple[list[tuple[str, ...]], bool]:
     keys: list[tuple[str, ...]] = []
     if record.direction == "note":
         try:
-            return [("o", order_id) for order_id in note_order_ids(record.raw)], False
+            return [(Named.ORDER_ID, order_id) for order_id in note_order_ids(record.raw)], False
         except ValueError:
             return keys, False  # replay skips it too
     try:
@@ -143,35 +153,35 @@ def _names(record: Record) -> tuple[list[tuple[str, ...]], bool]:
         if isinstance(request, m.CancelAllOrders | m.Subscribe):
             return keys, True
         if isinstance(request, m.AddOrder):
-            keys.append(("c", request.symbol, request.client_order_id or ""))
+            keys.append((Named.CLIENT_ORDER_ID, request.symbol, request.client_order_id or ""))
         elif isinstance(request, m.ModifyOrder):
-            keys.append(("o", request.order_id))
+            keys.append((Named.ORDER_ID, request.order_id))
         elif isinstance(request, m.AddTwap):
-            keys.append(("ct", request.symbol, request.client_twap_id or ""))
+            keys.append((Named.CLIENT_TWAP_ID, request.symbol, request.client_twap_id or ""))
         elif isinstance(request, m.CancelOrder):
             keys.append(_cancel_key(request.cancel_order_id_type, request.order_id, request.symbol,
                                     CancelIdType))
         return keys, False
     if isinstance(reply, m.OrderResponse | m.FillResponse):
         if reply.order_id:
-            keys.append(("o", reply.order_id))  # or a TWAP's id: the answer to a TWAP cancel
-        keys.append(("c", reply.symbol, reply.client_order_id or ""))
+            keys.append((Named.ORDER_ID, reply.order_id))  # or a TWAP's id: the answer to a TWAP cancel
+        keys.append((Named.CLIENT_ORDER_ID, reply.symbol, reply.client_order_id or ""))
         if isinstance(reply, m.OrderResponse):  # a refused TWAP cancel echoes the client TWAP id
-            keys.append(("ct", reply.symbol, reply.client_order_id or ""))
+            keys.append((Named.CLIENT_TWAP_ID, reply.symbol, reply.client_order_id or ""))
     elif isinstance(reply, m.TwapResponse):
-        keys.append(("t", reply.twap_id))
-        keys.append(("ct", reply.symbol, reply.client_twap_id or ""))
+        keys.append((Named.TWAP_ID, reply.twap_id))
+        keys.append((Named.CLIENT_TWAP_ID, reply.symbol, reply.client_twap_id or ""))
     elif isinstance(reply, m.Err) and isinstance(reply.incoming_message, dict):
         params = reply.incoming_message.get("params")
         kind = reply.incoming_message.get("type")
         if isinstance(params, dict):
             symbol = str(params.get("symbol"))
             if kind == "add_order":
-                keys.append(("c", symbol, params.get("client_order_id") or ""))
+                keys.append((Named.CLIENT_ORDER_ID, symbol, params.get("client_order_id") or ""))
             elif kind == "add_twap":
-                keys.append(("ct", symbol, params.get("client_twap_id") or ""))
+                keys.append((Named.CLIENT_TWAP_ID, symbol, params.get("client_twap_id") or ""))
             elif kind == "modify_order":
-                keys.append(("o", str(params.get("order_id"))))
+                keys.append((Named.ORDER_ID, str(params.get("order_id"))))
             elif kind == "cancel_order":
                 keys.append(_cancel_key(params.get("cancel_order_id_type"), str(params.get("order_id")),
                                         symbol, CancelIdType))
@@ -180,9 +190,9 @@ def _names(record: Record) -> tuple[list[tuple[str, ...]], bool]:
 
 def _cancel_key(mode: object, value: str, symbol: str, kinds: Any) -> tuple[str, ...]:
     if mode == kinds.CLIENT_ORDER_ID:
-        return ("c", symbol, value)
+        return (Named.CLIENT_ORDER_ID, symbol, value)
     if mode == kinds.TWAP_ID:
-        return ("t", value)
+        return (Named.TWAP_ID, value)
     if mode == kinds.CLIENT_TWAP_ID:
-        return ("ct", symbol, value)
-    return ("o", value)
+        return (Named.CLIENT_TWAP_ID, symbol, value)
+    return (Named.ORDER_ID, value)
