@@ -343,7 +343,7 @@ class SimServer:
             conn.nursery.start_soon(self._pinger, conn)
 
     def _reply(self, conn: Connection, reply: m.Reply) -> None:
-        conn.push(type(reply).KEY, encode(reply).decode())
+        conn.push(_key(reply), encode(reply).decode())
 
     def _route(self, events: list[Event]) -> None:
         """Deliver engine events account-wide, gated by each connection's subscriptions."""
@@ -351,7 +351,7 @@ class SimServer:
             conns = self.connections.get(account)
             if not conns:
                 continue
-            key = type(reply).KEY
+            key = _key(reply)
             channel = _CHANNEL_OF_KEY.get(key)
             data: str | None = None
             for conn in conns:
@@ -439,3 +439,10 @@ class SimServer:
     def _on_cancel_on_disconnect(self, conn: Connection, request: m.CancelOnDisconnect) -> None:
         conn.cancel_on_disconnect = request.cancel_on_disconnect
         self._reply(conn, m.Ack(incoming_echo(request)))
+
+
+def _key(reply: m.Reply) -> str:
+    """The top-level key a reply travels under (every reply the simulator sends has one)."""
+    kind: type[Any] = type(reply)
+    key: str = kind.KEY
+    return key
