@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench profile lint sim clean
+.PHONY: demo test bench profile lint sim clean faultrun
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ test: lint
 lint: $(STAMP)
 	$(BIN)/ruff check qfex_oms tests bench strategies
 	$(BIN)/mypy
+
+# The seeded random-fault run at full size (the suite runs a few seeds): make faultrun SEEDS=300
+SEEDS ?= 300
+faultrun: $(STAMP)
+	QFEX_FAULT_SEEDS=$(SEEDS) $(BIN)/python -m pytest -q -p no:cacheprovider tests/faultrun
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
