@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 import trio
-from faultkit import FAST
+from faultkit import FAST, wait_refused
 from managerkit import wait_state
 from proxykit import injecting_proxy
 from simkit import CREDS, OPTIONS, PUB
@@ -74,6 +74,7 @@ async def test_wait_connected_wakes_after_failed_attempts_and_a_success(venue: V
     async with open_order_manager(venue.url, CREDS, **options) as oms:
         good = oms.credentials
         oms.credentials = Credentials(good.public_key, "not-the-secret")
+        stream = oms.events()
         await venue.drop_connections(PUB)
         await wait_until(lambda: not oms.connected, what="the manager to see the drop")
         async with trio.open_nursery() as nursery:
@@ -84,7 +85,7 @@ async def test_wait_connected_wakes_after_failed_attempts_and_a_success(venue: V
                 woke.set()
 
             nursery.start_soon(waiter)
-            await trio.sleep(0.3)  # several refused attempts (FAST retries every 20-100 ms)
+            await wait_refused(stream, attempts=2)  # the waiter parked across failed attempts
             oms.credentials = good
             with trio.fail_after(5):
                 await woke.wait()
@@ -98,6 +99,7 @@ async def test_a_kill_switch_pulled_while_disconnected_goes_out_when_the_connect
         order = await oms.place_order(S, "BUY", "1", "100")
         good = oms.credentials
         oms.credentials = Credentials(good.public_key, "not-the-secret")
+        stream = oms.events()
         await venue.drop_connections(PUB)
         await wait_until(lambda: not oms.connected, what="the manager to see the drop")
         async with trio.open_nursery() as nursery:
@@ -107,7 +109,7 @@ async def test_a_kill_switch_pulled_while_disconnected_goes_out_when_the_connect
                 reports.append(await oms.cancel_all())
 
             nursery.start_soon(kill)
-            await trio.sleep(0.3)  # refused attempts meanwhile
+            await wait_refused(stream, attempts=2)  # the kill waits across failed attempts
             oms.credentials = good
             with trio.fail_after(5):
                 await wait_state(order, OrderState.CANCELLED, within=5)

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 import trio
+from faultkit import wait_refused
 from managerkit import assert_book_matches, wait_state
 from simkit import PUB, manager
 from waiting import drain, wait_until
@@ -94,9 +95,10 @@ async def test_reconnect_keeps_working_when_the_first_attempts_fail(venue: Venue
         order = await oms.place_order(S, "BUY", "1", "100")
         good = oms.credentials
         oms.credentials = Credentials(PUB, "rotated-away")
+        stream = oms.events()
         await venue.drop_connections(PUB)
         await wait_until(lambda: not oms.connected, what="the drop")
-        await trio.sleep(0.2)  # a few refused attempts
+        await wait_refused(stream, attempts=2)  # a few refused attempts
         assert not oms.connected
         oms.credentials = good
         await wait_until(lambda: oms.connected, within=5, what="reconnect")

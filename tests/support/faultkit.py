@@ -17,7 +17,7 @@ import trio
 from waiting import wait_until
 
 from qfex_oms import Credentials, OrderManager, ReconnectPolicy
-from qfex_oms.client.events import EventStream, Reconnected
+from qfex_oms.client.events import Disconnected, EventStream, Reconnected
 from qfex_oms.sim import Venue
 
 E = TypeVar("E")
@@ -86,3 +86,16 @@ async def kept_away(oms: OrderManager, venue: Venue, within: float = 5.0) -> Asy
         away.reconnected, away.events = await next_event(stream, Reconnected, within)
     finally:
         stream.close()
+
+
+async def wait_refused(stream: EventStream, attempts: int = 2, within: float = 5.0) -> None:
+    """Wait until the venue has refused ``attempts`` reconnect attempts: each failed attempt is a
+    ``Disconnected`` event naming the AuthenticationError (``kept_away``'s wrong secret does that)."""
+    seen = 0
+    with trio.fail_after(within):
+        async for event in stream:
+            if isinstance(event, Disconnected) and "AuthenticationError" in event.reason:
+                seen += 1
+                if seen >= attempts:
+                    return
+    raise AssertionError(f"the stream ended after {seen} refused attempts")
