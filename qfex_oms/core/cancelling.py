@@ -136,6 +136,7 @@ class CancelHandling(CoreState):
         seq = request.seq if request.seq == self.seq else self._next_seq()
         if request.twap is not None:
             request.twap.seq = seq
+            request.twap.cancels_in_doubt += 1  # until its answer comes (_twap_cancel_answered)
         for order in request.targets:
             order.seq = seq
             if order.order_id is not None:
@@ -145,16 +146,27 @@ class CancelHandling(CoreState):
         return request
 
     def cancel_all_sent(self) -> list[Order]:
-        """The kill switch's ``cancel_all_orders`` was queued: every ACKed live order is now pending."""
+        """The kill switch's ``cancel_all_orders`` was queued: every ACKed live order is now pending.
+
+        The intent is durable like any cancel's: each order it covers by id owes its cancel
+        (``cancel_owed``) until it ends, so a lost ``cancel_all_orders`` (a disconnect, a silent
+        drop) leaves no order back in a quiet OPEN: a resync finding it open cancels it by id. No
+        request is kept for it (one covering 10,000 orders would make each answer cost O(n)).
+        Orders not ACKed yet are left to their ACK (the exchange may not have them). Every live
+        TWAP may have been ended by it (``Twap.cancels_in_doubt``).
+        """
         self._next_seq()
         pending = []
         for order in self.tracker.open_orders():
             order.seq = self.seq
-            if order.order_id is not None and order.state is not OrderState.UNKNOWN:
-                self._order_event(order, OrderEvent.CANCEL_SENT, None)
+            if order.order_id is not None:
+                order.cancel_owed = True
+                if order.state is not OrderState.UNKNOWN:
+                    self._order_event(order, OrderEvent.CANCEL_SENT, None)
             pending.append(order)
         for twap in self.tracker.twaps(open_only=True):
             twap.seq = self.seq
+            twap.cancels_in_doubt += 1
         self._frames.append(m.CancelAllOrders())
         return pending
 
@@ -305,13 +317,25 @@ class CancelHandling(CoreState):
             request = self._keyed((twap.symbol, mode, value or ""))
             if request is not None:
                 request.twap = twap
+                self._twap_cancel_answered(request)
                 self._finish_cancel(request, str(status))
+
+    @staticmethod
+    def _twap_cancel_answered(request: CancelRequest) -> None:
+        """A TWAP cancel's frame was answered (or taken back): it is no longer a cancel that may
+        have ended the TWAP unseen. CANCELLED ends the TWAP anyway; NO_SUCH_ORDER or a refusal
+        says it found nothing to end (the TWAP had completed, say). One per request: an answer
+        repeated finds the request done."""
+        twap = request.twap
+        if twap is not None and not request.done and twap.cancels_in_doubt > 0:
+            twap.cancels_in_doubt -= 1
 
     def withdraw_cancel(self, request: CancelRequest, reason: str) -> None:
         """The frame just queued for ``request`` never left the process. If it was the request's only
         one, nothing was asked and the request ends; if an earlier frame went out (a retry joined a
         request another caller had sent), that one stands and the request waits for its answer."""
         request.sends = max(0, request.sends - 1)
+        self._twap_cancel_answered(request)  # its frame never left: it ended nothing
         if request.sends == 0 and not request.done:
             self._refuse_cancel(request, reason)
 

@@ -38,6 +38,8 @@ class CoreState:
         self._order_cancels: dict[int, list[CancelRequest]] = {}
         self._modifies: dict[str, ModifyRequest] = {}
         self._held: dict[str, list[m.FillResponse]] = {}  # fills whose order is not known yet
+        # TWAP children naming a twap_id the book does not know yet, by that id (replies._link_twap_child).
+        self._orphans: dict[str, list[Order]] = {}
         # The tracker's own index, read (never written) here on every reply without a method call.
         self._orders_by_id = self.tracker.order_id_index
 

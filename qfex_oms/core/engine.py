@@ -93,15 +93,24 @@ class OmsCore(ReplyHandling):
 
     # ------------------------------------------------------------------ losses
 
-    def connection_lost(self) -> None:
-        """Everything in flight is now ambiguous; resting orders stay OPEN (a snapshot will tell)."""
+    def connection_lost(self, *, cancel_on_disconnect: bool = False) -> None:
+        """Everything in flight is now ambiguous; resting orders stay OPEN (a snapshot will tell).
+
+        A modify cut off leaves the order's size in doubt (``Order.modify_in_doubt``): the exchange
+        may have applied it, and the next report or snapshot row naming a size decides.
+        ``cancel_on_disconnect`` (the session asked QFEX to cancel everything when it drops): every
+        live TWAP may have been cancelled by the venue (``Twap.cancels_in_doubt``).
+        """
         for request in list(self._cancel_by_seq().values()):
             self.cancel_lost(request, "DISCONNECTED")
         for order in list(self.tracker.pending_new()):
             self.order_lost(order, "DISCONNECTED")
-        for request in list(self._modifies.values()):
-            self._finish_modify(request, "DISCONNECTED")
+        for modify in list(self._modifies.values()):
+            modify.order.modify_in_doubt = (modify.quantity, modify.price)
+            self._finish_modify(modify, "DISCONNECTED")
         for twap in self.tracker.twaps(open_only=True):
+            if cancel_on_disconnect:
+                twap.cancels_in_doubt += 1
             if twap.twap_id is None:
                 self._twap_event(twap, TwapEvent.LOST, "DISCONNECTED")
 

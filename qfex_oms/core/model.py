@@ -61,6 +61,9 @@ class Order:
     adopted: bool = False  # learnt from the exchange, not placed by this manager
     seq: int = 0  # core sequence of the last local action, to fence snapshots taken before it
     update_time: float | None = None
+    # A modify whose answer never came: its (quantity, price). The exchange may or may not have
+    # applied it, so the size the leaves refer to is in doubt until a report names one.
+    modify_in_doubt: tuple[Decimal | None, Decimal | None] | None = None
 
     @property
     def filled_quantity(self) -> Decimal:
@@ -130,6 +133,11 @@ class Twap:
     children: list[Order] = field(factory=list)
     cancel_requested: bool = False
     cancel_owed: bool = False  # as Order.cancel_owed: a lost TWAP cancel is sent again if it runs
+    # Cancels that may have ended it and were never answered: a cancel frame for it (until its
+    # answer), a cancel_all, a disconnect under cancel_on_disconnect. QFEX's snapshot lists only
+    # active TWAPs, so absence proves only that it ended; with no such cancel it can only have
+    # COMPLETED. A snapshot showing it active clears the doubt of every cancel sent before it.
+    cancels_in_doubt: int = 0
     adopted: bool = False
     seq: int = 0
 

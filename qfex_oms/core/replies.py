@@ -43,9 +43,50 @@ class ReplyHandling(CancelHandling):
             order = self._order_not_indexed(r, order)
             if order is None:
                 return
+        quantity, price = r.quantity, r.price
+        if (quantity is not None and quantity != order.quantity) or \
+                (price is not None and price != order.price):
+            self._resized(order, r)  # rare: a modify it did not hear of, or a MARKET order's price
         if r.update_time is not None:
             order.update_time = r.update_time
         _BY_STATUS.get(r.status, ReplyHandling._on_rejection_reply)(self, order, r)
+
+    def _resized(self, order: Order, r: m.OrderResponse) -> None:
+        """A report naming another size or price than the book's: the exchange's order changed (a
+        modify whose answer was lost, or one still in flight). Its quantity and price are taken, and
+        its leaves with them: ``filled = quantity - leaves`` holds only when both come from the same
+        report, so the leaves floor of the old size is dropped.
+
+        Only reports that describe the order as it stands count: ACK, MODIFIED, CANCELLED, a modify
+        refused for a partial fill. A FILLED report's ``quantity`` may be the fill's size on QFEX
+        (undocumented): it is taken only when it names the size of a modify in doubt. A report older
+        than one applied (``update_time``) says nothing new.
+        """
+        status = r.status
+        if status not in _REPORTS_SIZE:
+            return
+        if r.update_time is not None and order.update_time is not None and r.update_time < order.update_time:
+            return
+        quantity, price = r.quantity, r.price
+        if status is S.FILLED:
+            request = self._modifies.get(order.order_id or "")
+            doubt = (request.quantity, request.price) if request is not None else order.modify_in_doubt
+            if doubt is None:
+                return
+            quantity = quantity if quantity == doubt[0] else None
+            price = price if price == doubt[1] else None
+            if quantity is None and price is None:
+                return
+        if order.order_type is _MARKET:
+            price = None  # a MARKET order's wire price is a protection price, not its own
+        if quantity is not None and quantity != order.quantity:
+            order.quantity = quantity
+            leaves = r.quantity_remaining
+            order.leaves_floor = None if leaves is None else max(leaves, _ZERO)
+        if price is not None:
+            order.price = price
+        if quantity is not None or status is not S.FILLED:
+            order.modify_in_doubt = None
 
     def _order_not_indexed(self, r: m.OrderResponse, by_id: Order | None) -> Order | None:
         """The order a reply is about when its id is not (yet) in the book, or None if it is about
@@ -67,6 +108,8 @@ class ReplyHandling(CancelHandling):
         if order is not None:
             return order
         status = r.status
+        if self._twap_answer_by_client_id(r):
+            return None
         if status in _ADOPTING:
             if self.tracker.pending_elsewhere(r.symbol, r.client_order_id):
                 self._wrong_symbol(r, None)
@@ -316,11 +359,10 @@ class ReplyHandling(CancelHandling):
     # ------------------------------------------------------------------ answers to modifies and cancels
 
     def _on_modified(self, order: Order, r: m.OrderResponse) -> None:
-        if r.quantity is not None:
-            order.quantity = r.quantity
-            order.leaves_floor = r.quantity_remaining if r.quantity_remaining is not None else r.quantity
-        if r.price is not None:
-            order.price = r.price
+        """The new size and price were taken by ``_resized`` (with the leaves of the new size);
+        a MODIFIED naming the size the book already has only lowers the leaves."""
+        self._note_leaves(order, r.quantity_remaining)
+        order.modify_in_doubt = None
         self._order_event(order, OrderEvent.MODIFIED, S.MODIFIED)
         request = self._modifies.get(order.order_id or "")
         if request is not None:
@@ -378,6 +420,7 @@ class ReplyHandling(CancelHandling):
                             order.needs_settlement = r.status is S.NO_SUCH_ORDER
                             self._order_event(order, event, r.status)
                     if request.twap is not None:
+                        self._twap_cancel_answered(request)
                         self._twap_event(request.twap, TwapEvent.CANCEL_REFUSED, r.status)
                     self._finish_cancel(request, str(r.status))
                     return
@@ -395,11 +438,12 @@ class ReplyHandling(CancelHandling):
         if twap is None:
             twap = self.tracker.first_pending_twap(r.symbol, r.client_twap_id)
             if twap is not None:
-                self.tracker.bind_twap(twap, r.twap_id)
+                self.learn_twap_id(twap, r.twap_id)
             else:
                 twap = self.tracker.new_twap(twap_rules.twap_from_response(r))
                 twap.adopted = True
                 twap.seq = self._next_seq()  # learnt now: an older snapshot must not settle it
+                self.claim_orphans(twap)
         twap_rules.note_progress(twap, r)
         event = twap_rules.event_for_status(r.status)
         self._twap_event(twap, event, r.status)
@@ -413,14 +457,61 @@ class ReplyHandling(CancelHandling):
             self._twap_event(twap, TwapEvent.CANCEL_REFUSED, status)
         self._twap_cancel_done(twap, status)
 
+    def _twap_answer_by_client_id(self, r: m.OrderResponse) -> bool:
+        """A TWAP cancel sent by client_twap_id is answered with an ``order_response`` whose
+        ``order_id`` is the TWAP's id: when the book never learnt that id (its twap_response was
+        lost), the answer is recognised by the cancel in flight under that client id, not adopted
+        as a phantom order. It teaches the TWAP its id."""
+        request = self._keyed((r.symbol, CancelIdType.CLIENT_TWAP_ID, r.client_order_id or ""))
+        twap = request.twap if request is not None else None
+        if twap is None or twap.symbol != r.symbol:
+            return False
+        if twap.twap_id is None and r.order_id and self.tracker.twap_by_id(r.order_id) is None:
+            self.learn_twap_id(twap, r.order_id)
+        self._twap_cancel_answer(twap, r.status)
+        return True
+
+    def learn_twap_id(self, twap: Twap, twap_id: str) -> None:
+        """Give a TWAP its id; children already learnt under that id become its own."""
+        self.tracker.bind_twap(twap, twap_id)
+        self.claim_orphans(twap)
+
+    def claim_orphans(self, twap: Twap) -> None:
+        """Children that named this TWAP's id before the book knew it (see ``_link_twap_child``)."""
+        for child in self._orphans.pop(twap.twap_id or "", ()):
+            if child.symbol == twap.symbol:
+                self.tracker.link_child(twap, child)
+        twap_rules.note_child_fill(twap)
+
     def _link_twap_child(self, order: Order) -> None:
+        """A child names its TWAP's id in its client id. A TWAP whose reports were all lost does
+        not know its id: the child teaches it when it can be no other TWAP's (``_parent_by_shape``);
+        otherwise the child waits (an orphan) for a twap_response or a snapshot row to bind it."""
         twap_id = twap_rules.parent_twap_id(order.client_order_id)
+        if twap_id is None:
+            return
         twap = self.tracker.twap_by_id(twap_id)
-        if twap is not None:
-            if twap.symbol == order.symbol:  # a child on another symbol is not this TWAP's
-                self.tracker.link_child(twap, order)
-        elif twap_id is not None:
-            order.twap_id = twap_id
+        if twap is None:
+            twap = self._parent_by_shape(order, twap_id)
+            if twap is None:
+                order.twap_id = twap_id
+                self._orphans.setdefault(twap_id, []).append(order)
+                return
+            self.learn_twap_id(twap, twap_id)
+        if twap.symbol == order.symbol:  # a child on another symbol is not this TWAP's
+            self.tracker.link_child(twap, order)
+
+    def _parent_by_shape(self, child: Order, twap_id: str) -> Twap | None:
+        """The one live TWAP without an id that this child can belong to (symbol, side, its number
+        within the TWAP's count, its size within the total), when no other unknown TWAP id is
+        waiting on that symbol and side (it could be that one's). None when that is not decided."""
+        number = twap_rules.child_number(child.client_order_id)
+        fits = [t for t in self.tracker.twaps(open_only=True)
+                if t.twap_id is None and t.symbol == child.symbol and t.side == child.side
+                and (number is None or number <= t.num_orders) and child.quantity <= t.total_quantity]
+        rivals = [other for other, kids in self._orphans.items() if other != twap_id and kids
+                  and kids[0].symbol == child.symbol and kids[0].side == child.side]
+        return fits[0] if len(fits) == 1 and not rivals else None
 
     # ------------------------------------------------------------------ errors
 
@@ -470,6 +561,7 @@ class ReplyHandling(CancelHandling):
                 self._order_event(member, OrderEvent.CANCEL_REFUSED, code)
             self._refused(request, member, code)
             return True
+        self._twap_cancel_answered(request)
         self._refuse_cancel(request, code)
         return True
 
@@ -497,6 +589,9 @@ _EV_ACK = OrderEvent.ACK
 _EV_FULL_FILL, _EV_PARTIAL_FILL, _EV_EXPIRE = OrderEvent.FULL_FILL, OrderEvent.PARTIAL_FILL, OrderEvent.EXPIRE
 _ORDER_RESPONSE = m.OrderResponse
 _ADOPTING = frozenset({S.ACK, S.FILLED, S.CANCELLED, S.CANCELLED_STP, S.MODIFIED})
+# Reports that carry the order's size as it stands (FILLED only for a modify in doubt: _resized).
+_REPORTS_SIZE = frozenset({S.ACK, S.MODIFIED, S.CANCELLED, S.CANCELLED_STP, S.CANNOT_MODIFY_PARTIAL_FILL,
+                           S.FILLED})
 # The dispatch tables name the class's own private methods (SLF001 noqa: not another's privates).
 _BY_STATUS: dict[OrderStatus, Any] = {
     S.ACK: ReplyHandling._on_ack,  # noqa: SLF001

@@ -49,7 +49,7 @@ from qfex_oms.core.replies import malformed_fill, order_from_response
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent
 from qfex_oms.core.tracker import OrderTracker
 from qfex_oms.protocol import messages as m
-from qfex_oms.protocol.enums import OrderStatus
+from qfex_oms.protocol.enums import OrderStatus, OrderType
 
 SETTLED_MISSING = "MISSING_FROM_SNAPSHOT"
 NOTE_KEY = "settled"
@@ -141,10 +141,21 @@ def _in_scope(order: Order, fence: int, fresh: set[int]) -> bool:
 
 
 def _note_row(core: OmsCore, order: Order, row: m.OrderResponse) -> None:
-    """What a row says of an order it shows open: its leaves, and for an adopted order its size
-    (one adopted from trades alone took their sum for its size, a lower bound)."""
-    if order.adopted and row.quantity is not None and row.quantity > order.quantity:
+    """What a row says of an order it shows open: its size, price and leaves as they stand.
+
+    The row is the exchange's order now: a modify whose answer was lost shows here first, and an
+    order adopted from trades alone (their sum a lower bound) learns its size. A new size comes
+    with the row's leaves (the leaves floor of the old size would count fills that never were);
+    the same size only lowers the leaves. Only called for orders in scope (not touched after the
+    snapshot was requested), so the row is not older than a local modify."""
+    if row.quantity is not None and row.quantity != order.quantity and \
+            not (order.adopted and row.quantity < order.fill_total):
         order.quantity = row.quantity
+        leaves = row.quantity_remaining
+        order.leaves_floor = None if leaves is None else max(leaves, Decimal(0))
+        order.modify_in_doubt = None
+    if row.price is not None and order.order_type is not OrderType.MARKET:
+        order.price = row.price
     core.note_leaves(order, row.quantity_remaining)
 
 
@@ -373,15 +384,17 @@ def _settle_twaps(core: OmsCore, fence: int, rows: Iterable[m.TwapResponse], dif
         if twap is None:
             twap = tracker.first_pending_twap(row.symbol, row.client_twap_id)
             if twap is not None:
-                tracker.bind_twap(twap, row.twap_id)
+                core.learn_twap_id(twap, row.twap_id)
             else:
                 twap = tracker.new_twap(twap_rules.twap_from_response(row))
                 twap.adopted = True
+                core.claim_orphans(twap)
                 diff.twaps_adopted.append(twap)
         seen.add(twap.local_id)
         twap_rules.note_progress(twap, row)
         if twap.seq > fence:
             continue
+        twap.cancels_in_doubt = 0  # active after every cancel sent before the snapshot: none acted
         if twap.cancel_owed:
             request = core.resend_owed_cancel(twap)
             if request is not None:
@@ -394,10 +407,26 @@ def _settle_twaps(core: OmsCore, fence: int, rows: Iterable[m.TwapResponse], dif
         if not complete:
             diff.twaps_unconfirmed.append(twap)
             continue
-        done = twap.filled_quantity >= twap.total_quantity > 0
-        core.apply_twap_event(twap, TwapEvent.COMPLETED if done else TwapEvent.CANCELLED,
-                              SETTLED_MISSING)
+        core.apply_twap_event(twap, _ended_as(twap), SETTLED_MISSING)
         diff.twaps_settled.append(twap)
+
+
+def _ended_as(twap: Twap) -> TwapEvent:
+    """How a TWAP missing from a complete snapshot ended (QFEX lists only active TWAPs).
+
+    With no cancel that may have ended it unseen (no cancel unanswered, no cancel_all, no
+    cancel-on-disconnect: ``cancels_in_doubt``), or with its last child known, it COMPLETED: a
+    child that found no liquidity or a cancel answered NO_SUCH_ORDER does not make it cancelled.
+    Otherwise the fills decide (all of it filled: COMPLETED; else CANCELLED), as they can.
+    Its filled quantity is its children's (each counted once). A TWAP whose id the book never
+    learnt (both its reports lost, no child seen) may never have been accepted: nothing says it
+    ran, so its fills decide as well (its children would have taught it its id).
+    """
+    twap_rules.note_child_fill(twap)
+    if twap.twap_id is not None and (twap.cancels_in_doubt == 0 or twap_rules.last_child_known(twap)):
+        return TwapEvent.COMPLETED
+    done = twap.filled_quantity >= twap.total_quantity > 0
+    return TwapEvent.COMPLETED if done else TwapEvent.CANCELLED
 
 
 def settle_from_order_query(core: OmsCore, fence: int, order: Order,

@@ -5,6 +5,10 @@
   running", because treating a live TWAP as finished would hide it from the kill switch.
 * Child orders are tied to their TWAP through their ``client_order_id``: QFEX does not document how,
   so the simulator uses ``twap:<twap_id>:<n>`` and so does this parser (``CHILD_PREFIX``).
+* Which TWAPs ``get_user_orders`` lists: only active ones. One missing from a complete snapshot has
+  ended, and unless a cancel of it may have acted unseen (``Twap.cancels_in_doubt``) or its last
+  child is known (``last_child_known``), nothing tells COMPLETED from CANCELLED but that: with no
+  cancel in doubt it can only have completed. Its filled quantity is its children's.
 """
 
 from __future__ import annotations
@@ -41,6 +45,21 @@ def parent_twap_id(client_order_id: str | None) -> str | None:
         return None
     parent, _, _ = client_order_id[len(CHILD_PREFIX):].rpartition(":")
     return parent or None
+
+
+def child_number(client_order_id: str | None) -> int | None:
+    """The child's number within its TWAP (1 to ``num_orders``), from ``twap:<twap_id>:<n>``."""
+    if not client_order_id or not client_order_id.startswith(CHILD_PREFIX):
+        return None
+    _, _, number = client_order_id.rpartition(":")
+    return int(number) if number.isdigit() and len(number) < 10 else None
+
+
+def last_child_known(twap: Twap) -> bool:
+    """Whether the book knows the TWAP's last child. The simulator ends a TWAP COMPLETED as it
+    places the last child, and QFEX plausibly does the same (undocumented): a TWAP whose last child
+    was placed was not cancelled."""
+    return any(child_number(c.client_order_id) == twap.num_orders for c in twap.children)
 
 
 def twap_from_response(r: m.TwapResponse) -> Twap:
