@@ -118,6 +118,10 @@ converter = _build_converter()
 _REPLY_BY_KEY: dict[str, type[Any]] = {cls.KEY: cls for cls in m.REPLY_TYPES}
 _REQUEST_BY_TYPE: dict[str, type[Any]] = {cls.TYPE: cls for cls in m.REQUEST_TYPES}
 _FAST_BY_KEY: dict[str, Callable[[Any], m.Reply]] = {kind.KEY: hook for kind, hook in _FAST.items()}
+_LEVERAGE_REPLIES: dict[str, Callable[[tuple[m.LeverageLevel, ...]], m.Reply]] = {
+    m.UserLeverageResponse.KEY: m.UserLeverageResponse,
+    m.AvailableLeverageLevelsResponse.KEY: m.AvailableLeverageLevelsResponse,
+}
 # Older docs spell these two replies differently (qfex-api.md §10.6, §10.7).
 _REPLY_ALIASES = {"user_trades": "user_trades_response", "user_orders": "all_orders_response"}
 
@@ -171,6 +175,8 @@ def _reply_payload(reply: m.Reply) -> Any:
         return reply.channel
     if isinstance(reply, m.UserTradesResponse):
         return converter.unstructure(reply.trades)
+    if isinstance(reply, m.UserLeverageResponse | m.AvailableLeverageLevelsResponse):
+        return converter.unstructure(reply.levels)  # a bare array, as the AsyncAPI has it
     return converter.unstructure(reply)
 
 
@@ -239,6 +245,8 @@ def _structure_reply(key: str, payload: Any) -> m.Reply:
     if key == "user_trades_response":
         trades = payload.get("user_trades", payload.get("trades")) if isinstance(payload, dict) else payload
         return m.UserTradesResponse(converter.structure(trades or [], tuple[m.Trade, ...]))
+    if key in _LEVERAGE_REPLIES:
+        return _LEVERAGE_REPLIES[key](converter.structure(payload, tuple[m.LeverageLevel, ...]))
     if key == "ack" and payload is None:
         return m.Ack()
     fast = _FAST_BY_KEY.get(key)

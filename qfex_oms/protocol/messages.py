@@ -140,6 +140,36 @@ class CancelOnDisconnect:
     cancel_on_disconnect: bool
 
 
+@frozen
+class ClosePosition:
+    """Close the whole position in ``symbol`` with a reduce-only LIMIT IOC near mark (qfex-api.md §3.6)."""
+
+    TYPE: ClassVar[str] = "close_position"
+    symbol: str
+    client_order_id: str | None = None
+
+
+@frozen
+class GetUserLeverage:
+    TYPE: ClassVar[str] = "get_user_leverage"
+    limit: int | None = None
+    offset: int | None = None
+
+
+@frozen
+class SetUserLeverage:
+    TYPE: ClassVar[str] = "set_user_leverage"
+    symbol: str
+    leverage: Decimal
+
+
+@frozen
+class GetAvailableLeverageLevels:
+    TYPE: ClassVar[str] = "get_available_leverage_levels"
+    limit: int | None = None
+    offset: int | None = None
+
+
 Request = (
     Auth
     | AddOrder
@@ -153,6 +183,10 @@ Request = (
     | Subscribe
     | Unsubscribe
     | CancelOnDisconnect
+    | ClosePosition
+    | GetUserLeverage
+    | SetUserLeverage
+    | GetAvailableLeverageLevels
 )
 REQUEST_TYPES: tuple[type[Any], ...] = (
     Auth,
@@ -167,6 +201,10 @@ REQUEST_TYPES: tuple[type[Any], ...] = (
     Subscribe,
     Unsubscribe,
     CancelOnDisconnect,
+    ClosePosition,
+    GetUserLeverage,
+    SetUserLeverage,
+    GetAvailableLeverageLevels,
 )
 
 # --------------------------------------------------------------------------- replies
@@ -343,6 +381,47 @@ class BalanceResponse:
 
 
 @frozen
+class PositionReport(PositionResponse):
+    """A ``position_response`` with the two margin rates of QFEX's example (qfex-api.md §4.6).
+
+    The simulator sends this; decoding still yields a ``PositionResponse`` (which ignores the two
+    extra keys), so every existing reader and its equality checks are unchanged.
+    """
+
+    initial_margin: Decimal | None = None
+    maintenance_margin: Decimal | None = None
+
+
+@frozen
+class LeverageLevel:
+    """One ``LeveragePublic`` row (AsyncAPI ``components.schemas.LeveragePublic``): ``leverage`` is a
+    string there and in QFEX's legacy proto, the rates and ``max_notional`` are numbers."""
+
+    symbol: str
+    leverage: str
+    id: str | None = None
+    initial_margin: Decimal | None = None
+    maintenance_margin: Decimal | None = None
+    max_notional: Decimal | None = None
+
+
+@frozen
+class UserLeverageResponse:
+    """``user_leverage_response``: a bare array of ``LeveragePublic`` on the wire (AsyncAPI)."""
+
+    KEY: ClassVar[str] = "user_leverage_response"
+    levels: tuple[LeverageLevel, ...] = ()
+
+
+@frozen
+class AvailableLeverageLevelsResponse:
+    """``available_leverage_levels_response``: a bare array of ``LeveragePublic`` (AsyncAPI)."""
+
+    KEY: ClassVar[str] = "available_leverage_levels_response"
+    levels: tuple[LeverageLevel, ...] = ()
+
+
+@frozen
 class Envelope:
     """The AsyncAPI's ``{"type": ..., "channel": ..., "contents": [...]}`` form (qfex-api.md §4.1)."""
 
@@ -365,6 +444,8 @@ Reply = (
     | Err
     | PositionResponse
     | BalanceResponse
+    | UserLeverageResponse
+    | AvailableLeverageLevelsResponse
     | Envelope
 )
 REPLY_TYPES: tuple[type[Any], ...] = (
@@ -380,4 +461,6 @@ REPLY_TYPES: tuple[type[Any], ...] = (
     Err,
     PositionResponse,
     BalanceResponse,
+    UserLeverageResponse,
+    AvailableLeverageLevelsResponse,
 )

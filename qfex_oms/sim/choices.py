@@ -74,3 +74,58 @@ EXECUTION_TYPE = "NEW"
 # FILLED with quantity_remaining > 0 if partial". A GTC order and every resting order still get one
 # FILLED per fill. False gives one per fill for IOC too (a client then cannot tell the last one).
 IOC_SINGLE_FILLED_REPORT = True
+
+# ---------------------------------------------------------------- account: positions, balances (issue 13)
+
+# C25: a position's quantity is signed, negative = short. QFEX does not say so (qfex-api.md §4.6,
+# §15.3); its definitions page sums q_i x (P_mark - P_entry), which only works with a signed q.
+POSITION_SHORT_IS_NEGATIVE = True
+
+# C26: the mark price of a symbol is its last trade price, until a test or the CLI pins one with
+# Venue.set_mark(symbol, price); a pinned mark stays until set_mark(symbol, None) releases it.
+# (QFEX's real mark is a median of oracle, EMA and book prices, §13.5.)
+
+# C27: the margin check. An order needs (the part of its quantity that would increase the position)
+# x price / leverage of available balance, price being its limit price, or for a MARKET order the
+# best opposite price (else the mark). Refused orders get FAILED_MARGIN_CHECK and no ACK. A modify is
+# checked the same way, with the margin the order already holds counted as available. Every resting
+# order holds remaining x price / leverage of order margin (no netting against the position).
+# Available balance = deposit + realised + unrealised + net funding - position margin - order margin;
+# position margin = |q| x mark / leverage. Nothing is ever liquidated.
+INSUFFICIENT_MARGIN_STATUS = OrderStatus.FAILED_MARGIN_CHECK
+# maintenance margin rate = initial rate (1 / leverage) x this; QFEX's example: 0.05 -> 0.0333...
+MAINTENANCE_MARGIN_FRACTION_TEXT = "0.6666666666666666666666666667"
+# Money, prices and quantities the ledger reports are rounded to this many decimal places (they stay
+# exact as floats for a 10-digit deposit); margin rates to ACCOUNT_RATE_PLACES.
+ACCOUNT_AMOUNT_PLACES = 4
+ACCOUNT_RATE_PLACES = 12
+
+# C28: funding. Venue.apply_funding(symbol, rate), or every SimSettings.funding_interval seconds with
+# SimSettings.funding_rate (off by default): each holder's net_funding changes by
+# -quantity x mark x rate (a positive rate: longs pay, shorts receive). No fees.
+
+# C29: close_position places a LIMIT IOC on the opposite side, sized to the whole position (capped at
+# the symbol's max_quantity), priced at mark x (1 - collar) for a sell / (1 + collar) for a buy,
+# rounded to the tick away from the mark and kept inside [min_price, max_price]. It answers like
+# add_order (ACK, then fills and FILLED, or CANCELLED if nothing crossed).
+CLOSE_POSITION_COLLAR_TEXT = "0.05"
+# Closing a flat symbol answers one order_response with this status, quantity 0, a fresh order_id
+# and the request's client_order_id (QFEX's CLI waits for an order_response); nothing is recorded.
+# An unknown symbol answers BAD_SYMBOL the same way.
+CLOSE_FLAT_STATUS = OrderStatus.REJECTED
+
+# C30: leverage. Every account starts at the symbol's default_max_leverage (QFEX's refdata field;
+# QFEX's example position shows 20). set_user_leverage accepts only a listed level and answers `ack`;
+# anything else, or an unknown symbol, answers err InvalidParameter. A change is not margin-checked.
+# user_leverage_response / available_leverage_levels_response are bare arrays of LeveragePublic
+# rows {id, symbol, initial_margin, maintenance_margin, max_notional, leverage (a string)}: field names
+# from QFEX's AsyncAPI (api-evangelist/qfex asyncapi/qfex-trade-asyncapi.yml @7b57e11,
+# components.schemas.LeveragePublic; QFEX's legacy proto port.proto has the same message with
+# max_position). One row per symbol (current leverage), resp. one per (symbol, allowed level);
+# max_notional = max_quantity x max_price, informational only; limit/offset page both.
+
+# C31: positions and balances are pushed on every change (not pulsed): after each request or event
+# that changed them, one position_response per changed symbol and one balance_response, to every
+# connection of the account subscribed to `positions` / `balances`. Subscribing answers
+# {"subscribed": ...} then a snapshot: a position_response for every listed symbol (flat ones too,
+# as in QFEX's example), resp. one balance_response.

@@ -32,14 +32,16 @@ from qfex_oms.protocol.messages import (
     AddOrder,
     AddTwap,
     CancelOrder,
+    ClosePosition,
     ModifyOrder,
     OrderResponse,
     Reply,
 )
 from qfex_oms.sim import choices
 from qfex_oms.sim.book import Book, BookSide, crosses
+from qfex_oms.sim.ledger import Ledger
 from qfex_oms.sim.records import ZERO, SimOrder, SimTrade, SimTwap
-from qfex_oms.sim.settings import Account, SymbolSpec
+from qfex_oms.sim.settings import DEFAULT_DEPOSIT, Account, SymbolSpec
 from qfex_oms.sim.validation import (
     PRICED_TYPES,
     check_new_order,
@@ -85,10 +87,16 @@ class Engine:
         accounts: Iterable[Account],
         symbols: Iterable[SymbolSpec],
         wall_clock: Callable[[], float] = time.time,
+        *,
+        deposit: Decimal = DEFAULT_DEPOSIT,
     ) -> None:
         self.clock = wall_clock
+        accounts = tuple(accounts)
+        symbols = tuple(symbols)
         self.accounts: dict[str, AccountState] = {a.public_key: AccountState(a) for a in accounts}
         self.symbols: dict[str, SymbolSpec] = {s.symbol: s for s in symbols}
+        # Positions, balances, marks, leverage: told of every fill and resting order (ledger.py).
+        self.ledger = Ledger(accounts, symbols, deposit)
         self.books: dict[str, Book] = {s: Book(s) for s in self.symbols}
         self.orders_by_id: dict[str, SimOrder] = {}
         self.twaps_by_id: dict[str, SimTwap] = {}
@@ -137,6 +145,10 @@ class Engine:
         )
         state.orders.append(order)
         self.orders_by_id[order.order_id] = order
+        if status is None and not self.ledger.margin_ok(
+            account, symbol, side, quantity, self._margin_price(symbol, side, order.order_type, price)
+        ):
+            status = choices.INSUFFICIENT_MARGIN_STATUS
         if status is not None:
             # Rejected at validation: no ACK, the rejection is the only answer.
             order.status = status
@@ -145,6 +157,17 @@ class Engine:
         events.append((account, order.response(OrderStatus.ACK)))
         self._execute(order, events)
         return order
+
+    def _margin_price(self, symbol: str, side: Side, order_type: OrderType,
+                      price: Decimal | None) -> Decimal:
+        """The price an order's margin is computed at (CHOICES C27)."""
+        if order_type in PRICED_TYPES and price is not None:
+            return price
+        best = self.books[symbol].side(side.opposite).best_price()
+        if best is not None:
+            return best
+        mark = self.ledger.mark(symbol)
+        return mark if mark is not None else ZERO
 
     def _execute(self, order: SimOrder, events: list[Event]) -> None:
         """Match an acknowledged order, then rest or end it according to its type and TIF."""
@@ -207,6 +230,8 @@ class Engine:
         if passive.remaining == ZERO:
             side.remove(passive)
             self._unindex(passive)
+        else:
+            self.ledger.sync_order(passive)
         held = choices.IOC_SINGLE_FILLED_REPORT and aggressor.time_in_force is not TimeInForce.GTC
         for order in (aggressor, passive):
             trade_id = self._record_fill(order, price, quantity, aggressor.side, now, order is passive,
@@ -234,6 +259,7 @@ class Engine:
             order_type=order.order_type, time_in_force=order.time_in_force,
             order_price=order.price, remaining_quantity=order.remaining, timestamp=now,
             is_maker=is_maker,
+            realised_pnl=self.ledger.fill(order.account, order.symbol, order.side, price, quantity),
         )
         state = self.accounts[order.account]
         state.trades.append(trade)
@@ -256,6 +282,7 @@ class Engine:
         if order.client_order_id:
             key = (order.symbol, order.client_order_id)
             state.open_by_client_id.setdefault(key, {})[order.order_id] = order
+        self.ledger.sync_order(order)
 
     def _unindex(self, order: SimOrder) -> None:
         order.is_open = False
@@ -268,6 +295,7 @@ class Engine:
                 group.pop(order.order_id, None)
                 if not group:
                     del state.open_by_client_id[key]
+        self.ledger.sync_order(order)
 
     def _close(self, order: SimOrder, status: OrderStatus, events: list[Event]) -> None:
         """End an order that is no longer in the book and tell its owner."""
@@ -297,6 +325,10 @@ class Engine:
         quantity = request.quantity if request.quantity is not None else order.quantity
         price = request.price if request.price is not None else order.price
         status = check_quantity(spec, quantity) or check_price(spec, price)
+        if status is None and not self.ledger.margin_ok(
+            account, order.symbol, order.side, quantity, price, freed=self.ledger.held_margin(order)
+        ):
+            status = choices.INSUFFICIENT_MARGIN_STATUS
         if status is not None:
             return [(account, order.response(status))]
         # A modify is a cancel/replace that keeps the order_id: it loses queue priority (C22).
@@ -394,6 +426,44 @@ class Engine:
             self._end_twap(twap, choices.TWAP_CANCELLED)
             events.append((account, twap.response()))
         return events
+
+    # ------------------------------------------------------------------ account
+
+    def close_position(self, account: str, request: ClosePosition) -> list[Event]:
+        """QFEX's ``close_position``: a LIMIT IOC on the opposite side, sized to the position and
+        priced near mark (CHOICES C29); a flat or unknown symbol gets one order_response."""
+        client_id = request.client_order_id or ""
+        spec = self.symbols.get(request.symbol)
+        if spec is None:
+            return [(account, self._no_close(account, request.symbol, client_id, OrderStatus.BAD_SYMBOL))]
+        held = self.ledger.accounts[account].positions[request.symbol].quantity
+        side = Side.SELL if held > ZERO else Side.BUY
+        price = self.ledger.close_price(request.symbol, side) if held != ZERO else None
+        if price is None:
+            return [(account, self._no_close(account, request.symbol, client_id, choices.CLOSE_FLAT_STATUS))]
+        events: list[Event] = []
+        self._place(account, request.symbol, side, OrderType.LIMIT, TimeInForce.IOC,
+                    min(abs(held), spec.max_quantity), price, client_id, events)
+        return events
+
+    def _no_close(self, account: str, symbol: str, client_id: str, status: OrderStatus) -> OrderResponse:
+        return OrderResponse(
+            order_id=_new_id(), symbol=symbol, status=status, type=OrderType.LIMIT,
+            time_in_force=TimeInForce.IOC, quantity=ZERO, price=ZERO, quantity_remaining=ZERO,
+            client_order_id=client_id, user_id=self.accounts[account].account.user_id,
+            update_time=self.clock(),
+        )
+
+    def set_mark(self, symbol: str, price: Decimal | None) -> None:
+        """Pin (or with None release) the mark price of a listed symbol."""
+        if symbol not in self.symbols:
+            raise KeyError(f"unknown symbol {symbol!r}")
+        self.ledger.set_mark(symbol, price)
+
+    def apply_funding(self, symbol: str, rate: Decimal) -> None:
+        if symbol not in self.symbols:
+            raise KeyError(f"unknown symbol {symbol!r}")
+        self.ledger.apply_funding(symbol, rate)
 
     # ------------------------------------------------------------------ TWAPs
 

@@ -1,4 +1,5 @@
-"""Read-only answers to get_order, get_user_orders and get_user_trades (qfex-api.md §3.7).
+"""Read-only answers to get_order, get_user_orders, get_user_trades (qfex-api.md §3.7) and the two
+leverage queries (§3.11).
 
 Pure functions over the engine's state; they return the reply for the requesting connection only.
 """
@@ -10,10 +11,14 @@ import math
 from qfex_oms.protocol import ErrorCode, OrderStatus, RequestError
 from qfex_oms.protocol.messages import (
     AllOrdersResponse,
+    AvailableLeverageLevelsResponse,
+    GetAvailableLeverageLevels,
     GetOrder,
+    GetUserLeverage,
     GetUserOrders,
     GetUserTrades,
     OrderResponse,
+    UserLeverageResponse,
     UserTradesResponse,
 )
 from qfex_oms.sim import choices
@@ -68,3 +73,17 @@ def user_trades(engine: Engine, account: str, request: GetUserTrades) -> UserTra
     end = math.inf if request.end_ts is None else request.end_ts + 1
     selected = [t for t in trades if start <= t.timestamp < end]
     return UserTradesResponse(tuple(t.trade() for t in selected[offset : offset + limit]))
+
+
+def user_leverage(engine: Engine, account: str, request: GetUserLeverage) -> UserLeverageResponse:
+    """The account's leverage per listed symbol, paged (CHOICES C30)."""
+    limit, offset = _page(request.limit, request.offset)
+    rows = engine.ledger.leverage_rows(account)
+    return UserLeverageResponse(tuple(rows[offset : offset + limit]))
+
+
+def available_levels(engine: Engine, request: GetAvailableLeverageLevels) -> AvailableLeverageLevelsResponse:
+    """Every (symbol, allowed leverage) pair, paged (CHOICES C30)."""
+    limit, offset = _page(request.limit, request.offset)
+    rows = engine.ledger.level_rows()
+    return AvailableLeverageLevelsResponse(tuple(rows[offset : offset + limit]))

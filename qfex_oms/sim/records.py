@@ -80,6 +80,7 @@ class SimTrade:
     remaining_quantity: Decimal
     timestamp: float
     is_maker: bool
+    realised_pnl: Decimal = ZERO  # what this fill realised on the account's position
 
     def fill_response(self) -> FillResponse:
         return FillResponse(
@@ -100,7 +101,7 @@ class SimTrade:
             stop_loss=ZERO,
             execution_type=choices.EXECUTION_TYPE,
             timestamp=self.timestamp,
-            realised_pnl=ZERO,
+            realised_pnl=self.realised_pnl,
             user_id=self.user_id,
         )
 

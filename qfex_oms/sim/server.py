@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from itertools import count
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -90,7 +91,7 @@ class SimServer:
     def __init__(self, settings: SimSettings, nursery: trio.Nursery) -> None:
         self.settings = settings
         self.accounts = {a.public_key: a for a in settings.accounts}
-        self.engine = Engine(settings.accounts, settings.symbols)
+        self.engine = Engine(settings.accounts, settings.symbols, deposit=settings.deposit)
         self.nonces = {a.public_key: NonceStore(settings.nonce_window) for a in settings.accounts}
         self.limiter = RateLimiter(settings.rate_limits) if settings.rate_limits else None
         self.faults = Faults()
@@ -110,7 +111,13 @@ class SimServer:
             m.Subscribe: self._on_subscribe,
             m.Unsubscribe: self._on_unsubscribe,
             m.CancelOnDisconnect: self._on_cancel_on_disconnect,
+            m.ClosePosition: self._on_close_position,
+            m.GetUserLeverage: self._on_get_user_leverage,
+            m.SetUserLeverage: self._on_set_user_leverage,
+            m.GetAvailableLeverageLevels: self._on_get_available_levels,
         }
+        if settings.funding_interval is not None:
+            nursery.start_soon(self._run_funding, settings.funding_interval)
 
     # ------------------------------------------------------------------ connection lifecycle
 
@@ -360,6 +367,39 @@ class SimServer:
                 if data is None:
                     data = encode(reply).decode()
                 conn.push(key, data)
+        self._push_account_changes()
+
+    def _push_account_changes(self) -> None:
+        """Push position_response / balance_response for whatever the last command changed, to the
+        account's connections subscribed to ``positions`` / ``balances`` (CHOICES C31)."""
+        ledger = self.engine.ledger
+        for account, symbols in ledger.drain_changes().items():
+            conns = [c for c in self.connections.get(account, ()) if c.authed]
+            positions = [c for c in conns if Channel.POSITIONS in c.subscriptions]
+            for symbol in sorted(symbols) if positions else ():
+                data = encode(ledger.position_response(account, symbol)).decode()
+                for conn in positions:
+                    conn.push(m.PositionResponse.KEY, data)
+            balances = [c for c in conns if Channel.BALANCES in c.subscriptions]
+            if balances:
+                data = encode(ledger.balance_response(account)).decode()
+                for conn in balances:
+                    conn.push(m.BalanceResponse.KEY, data)
+
+    def set_mark(self, symbol: str, price: Decimal | None) -> None:
+        self.engine.set_mark(symbol, price)
+        self._push_account_changes()
+
+    def apply_funding(self, symbol: str, rate: Decimal) -> None:
+        self.engine.apply_funding(symbol, rate)
+        self._push_account_changes()
+
+    async def _run_funding(self, interval: float) -> None:
+        """Settle funding for every symbol each ``interval`` seconds of trio's clock (CHOICES C28)."""
+        while True:
+            await trio.sleep(interval)
+            for symbol in self.engine.symbols:
+                self.apply_funding(symbol, self.settings.funding_rate)
 
     def _on_add_order(self, conn: Connection, request: m.AddOrder) -> None:
         self._route(self.engine.add_order(conn.account.public_key, request))
@@ -427,9 +467,21 @@ class SimServer:
         return request.channels
 
     def _on_subscribe(self, conn: Connection, request: m.Subscribe) -> None:
-        for channel in self._channels(request):
+        channels = self._channels(request)
+        for channel in channels:
             conn.subscriptions.add(channel)
             self._reply(conn, m.Subscribed(channel.value))
+        for channel in channels:  # every confirmation first, then the snapshots (C31)
+            self._snapshot(conn, channel)
+
+    def _snapshot(self, conn: Connection, channel: Channel) -> None:
+        """What a new ``positions`` / ``balances`` subscriber gets after ``subscribed`` (C31)."""
+        ledger, account = self.engine.ledger, conn.account.public_key
+        if channel is Channel.POSITIONS:
+            for symbol in self.engine.symbols:
+                self._reply(conn, ledger.position_response(account, symbol))
+        elif channel is Channel.BALANCES:
+            self._reply(conn, ledger.balance_response(account))
 
     def _on_unsubscribe(self, conn: Connection, request: m.Unsubscribe) -> None:
         for channel in self._channels(request):
@@ -439,6 +491,23 @@ class SimServer:
     def _on_cancel_on_disconnect(self, conn: Connection, request: m.CancelOnDisconnect) -> None:
         conn.cancel_on_disconnect = request.cancel_on_disconnect
         self._reply(conn, m.Ack(incoming_echo(request)))
+
+    def _on_close_position(self, conn: Connection, request: m.ClosePosition) -> None:
+        self._route(self.engine.close_position(conn.account.public_key, request))
+
+    def _on_get_user_leverage(self, conn: Connection, request: m.GetUserLeverage) -> None:
+        self._reply(conn, queries.user_leverage(self.engine, conn.account.public_key, request))
+
+    def _on_get_available_levels(self, conn: Connection, request: m.GetAvailableLeverageLevels) -> None:
+        self._reply(conn, queries.available_levels(self.engine, request))
+
+    def _on_set_user_leverage(self, conn: Connection, request: m.SetUserLeverage) -> None:
+        problem = self.engine.ledger.set_leverage(conn.account.public_key, request.symbol,
+                                                  request.leverage)
+        if problem is not None:
+            raise RequestError(ErrorCode.INVALID_PARAMETER, problem, None)
+        self._reply(conn, m.Ack(incoming_echo(request)))
+        self._push_account_changes()
 
 
 def _key(reply: m.Reply) -> str:

@@ -19,6 +19,8 @@ class Account:
     public_key: str
     secret_key: str = field(repr=False)
     user_id: str = field(factory=lambda: str(uuid.uuid4()))
+    # The account's deposit; None takes SimSettings.deposit.
+    deposit: Decimal | None = None
 
 
 @frozen
@@ -30,6 +32,10 @@ class SymbolSpec:
     max_quantity: Decimal
     min_price: Decimal
     max_price: Decimal
+    # QFEX's refdata ``default_max_leverage``: an account starts at this leverage (CHOICES C30).
+    default_max_leverage: int = 20
+    # The levels set_user_leverage accepts and get_available_leverage_levels lists (CHOICES C30).
+    leverage_levels: tuple[int, ...] = (1, 2, 3, 5, 10, 20)
 
 
 def _spec(symbol: str, tick: str, lot: str, min_q: str, max_q: str, min_p: str, max_p: str) -> SymbolSpec:
@@ -50,6 +56,10 @@ def default_accounts() -> tuple[Account, ...]:
         Account("qfex_pub_demo", "qfex_secret_demo", "00000000-0000-4000-8000-000000000001"),
         Account("qfex_pub_demo2", "qfex_secret_demo2", "00000000-0000-4000-8000-000000000002"),
     )
+
+
+# QFEX's balance_response example (qfex-api.md §4.6) shows a deposit of 9,990,000,000.
+DEFAULT_DEPOSIT = Decimal("9990000000")
 
 
 @frozen
@@ -84,3 +94,9 @@ class SimSettings:
     ping_interval: float | None = 20.0
     # Close the connection if a ping is not answered in time; None waits forever.
     pong_timeout: float | None = None
+    # Every account's deposit unless its Account says otherwise (QFEX's balance example).
+    deposit: Decimal = DEFAULT_DEPOSIT
+    # Seconds between funding settlements on trio's clock (not divided by time_scale); None: off.
+    funding_interval: float | None = None
+    # Rate applied to every symbol at each settlement (fraction of notional at mark, CHOICES C28).
+    funding_rate: Decimal = Decimal("0.0001")

@@ -21,9 +21,16 @@ from qfex_oms.protocol.enums import CancelIdType
 from qfex_oms.protocol.messages import CancelOrder
 from qfex_oms.sim.engine import AccountState
 from qfex_oms.sim.faults import Faults
+from qfex_oms.sim.ledger import BalanceView, PositionView
 from qfex_oms.sim.records import SimOrder, SimTrade, SimTwap
 from qfex_oms.sim.server import SimServer
-from qfex_oms.sim.settings import Account, RateLimitSettings, SimSettings, SymbolSpec
+from qfex_oms.sim.settings import (
+    DEFAULT_DEPOSIT,
+    Account,
+    RateLimitSettings,
+    SimSettings,
+    SymbolSpec,
+)
 
 DEFAULT_RATE_LIMITS = RateLimitSettings()
 
@@ -86,6 +93,26 @@ class Venue:
         self._server.engine.cancel_order(public_key, request)  # its events are deliberately dropped
         return True
 
+    def position(self, public_key: str, symbol: str) -> PositionView:
+        """The account's position in ``symbol`` exactly as the venue reports it on the wire."""
+        return self._server.engine.ledger.position(public_key, symbol)
+
+    def balance(self, public_key: str) -> BalanceView:
+        """The account's balance exactly as the venue reports it on the wire."""
+        return self._server.engine.ledger.balance(public_key)
+
+    def mark(self, symbol: str) -> Decimal | None:
+        return self._server.engine.ledger.mark(symbol)
+
+    def set_mark(self, symbol: str, price: Decimal | str | int | None) -> None:
+        """Pin the mark price of ``symbol`` (None: back to the last trade price); holders of the
+        symbol get their position and balance pushed."""
+        self._server.set_mark(symbol, None if price is None else Decimal(price))
+
+    def apply_funding(self, symbol: str, rate: Decimal | str) -> None:
+        """Settle one funding period on ``symbol`` now at ``rate`` (CHOICES C28)."""
+        self._server.apply_funding(symbol, Decimal(rate))
+
     def connection_count(self, public_key: str | None = None) -> int:
         conns = self._server.connections
         return sum(len(c) for k, c in conns.items() if public_key in (None, k))
@@ -109,6 +136,9 @@ async def open_simulator(
     nonce_window: float = 900.0,
     ping_interval: float | None = 20.0,
     pong_timeout: float | None = None,
+    deposit: Decimal = DEFAULT_DEPOSIT,
+    funding_interval: float | None = None,
+    funding_rate: Decimal = Decimal("0.0001"),
 ) -> AsyncIterator[Venue]:
     """Serve a QFEX-compatible trade websocket on ``ws://host:port`` for the duration of the block.
 
@@ -125,6 +155,9 @@ async def open_simulator(
         nonce_window=nonce_window,
         ping_interval=ping_interval,
         pong_timeout=pong_timeout,
+        deposit=deposit,
+        funding_interval=funding_interval,
+        funding_rate=funding_rate,
     )
     async with trio.open_nursery() as nursery:
         server = SimServer(settings, nursery)
