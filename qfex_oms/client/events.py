@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import structlog
 import trio
 from attrs import define, field, frozen
 
+from qfex_oms.core.account import Balance, Position
 from qfex_oms.core.events import (
     CancelFinished,
     FillReceived,
@@ -45,10 +47,34 @@ class HaltChanged:
     reason: str
 
 
+@frozen
+class PositionUpdated:
+    """The exchange reported a position (``positions`` channel): the latest figures, as reported."""
+
+    position: Position
+
+
+@frozen
+class BalanceUpdated:
+    balance: Balance
+
+
+@frozen
+class PositionMismatch:
+    """The position the counted fills imply and the exchange's report have disagreed for longer
+    than the grace period. Neither figure is overwritten; a resync usually heals it (a lost fill)."""
+
+    symbol: str
+    implied_by_fills: Decimal
+    reported: Decimal
+
+
 Event = (OrderUpdated | FillReceived | TwapUpdated | CancelFinished | ModifyFinished | RequestFailed
-         | Unmatched | Connected | Disconnected | Reconnected | HaltChanged)
+         | Unmatched | Connected | Disconnected | Reconnected | HaltChanged | PositionUpdated
+         | BalanceUpdated | PositionMismatch)
 
 __all__ = [
+    "BalanceUpdated",
     "CancelFinished",
     "Connected",
     "Disconnected",
@@ -58,6 +84,8 @@ __all__ = [
     "HaltChanged",
     "ModifyFinished",
     "OrderUpdated",
+    "PositionMismatch",
+    "PositionUpdated",
     "Reconnected",
     "RequestFailed",
     "TwapUpdated",

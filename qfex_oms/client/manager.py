@@ -31,13 +31,24 @@ from qfex_oms.client.connection import (
     ReconnectPolicy,
     sole_exception,
 )
-from qfex_oms.client.events import Connected, Disconnected, Event, EventStream, HaltChanged, Reconnected
+from qfex_oms.client.events import (
+    BalanceUpdated,
+    Connected,
+    Disconnected,
+    Event,
+    EventStream,
+    HaltChanged,
+    PositionMismatch,
+    PositionUpdated,
+    Reconnected,
+)
 from qfex_oms.client.outcomes import SendOutcome
 from qfex_oms.client.results import CancelResult, KillReport
 from qfex_oms.client.session import Credentials, Session
 from qfex_oms.client.settler import Settler
 from qfex_oms.client.waits import ReplySlots, Slot, Waiters
 from qfex_oms.core import args
+from qfex_oms.core.account import Account, Balance, Position, PositionCheck
 from qfex_oms.core.cancel import CancelIntent
 from qfex_oms.core.engine import OmsCore
 from qfex_oms.core.events import (
@@ -114,6 +125,7 @@ class ManagerSettings:
     trades_lookback: float = 60.0
     journal: str | None = None  # path of the SQLite journal; None keeps no journal
     journal_retention: float | None = None  # seconds: on start, compact orders closed longer ago
+    position_grace: float = field(default=2.0, validator=_positive)  # before a PositionMismatch
     journal_failure: JournalFailurePolicy = field(default=JournalFailurePolicy.DEFAULT,
                                                   converter=JournalFailurePolicy)
 
@@ -132,6 +144,8 @@ class OrderManager:
         self.journal_halted = False  # the journal cannot write (policy halt_new_orders); lifts itself
         self._journal_error: str | None = None
         self.journal: Journal | None = None  # the crash-safe journal, when ``journal=`` was given
+        self.account = Account()
+        self.position_check = PositionCheck(grace=settings.position_grace)
         self.waiters = Waiters()
         self.replies = ReplySlots()
         self.settler = Settler()
@@ -342,6 +356,18 @@ class OrderManager:
 
     def order(self, order_id: str) -> Order | None:
         return self.core.tracker.by_order_id(order_id)
+
+    def positions(self) -> dict[str, Position]:
+        """Every position as the exchange last reported it, by symbol (signed: negative = short)."""
+        return dict(self.account.positions)
+
+    def position(self, symbol: str) -> Position | None:
+        """One symbol's position as last reported; None before any report for it."""
+        return self.account.positions.get(symbol)
+
+    def balance(self) -> Balance | None:
+        """The account's balance as last reported; None before the first report."""
+        return self.account.balance
 
     def twaps(self, open_only: bool = False) -> list[Twap]:
         return self.core.tracker.twaps(open_only=open_only)
@@ -601,11 +627,31 @@ class OrderManager:
             incoming = reply.incoming_message or {}  # type: ignore[union-attr]
             self.replies.resolve(f"ack:{incoming.get('type')}", reply)
             return
+        if kind is m.PositionResponse or kind is m.BalanceResponse:
+            self._on_account(reply)  # type: ignore[arg-type]
+            return
         if kind is m.Err:
             log.warning("exchange error", error_code=str(reply.error_code),  # type: ignore[union-attr]
                         message=reply.message, incoming=reply.incoming_message)  # type: ignore[union-attr]
         self.core.on_reply(reply)
         self.flush()
+
+    def _on_account(self, reply: m.PositionResponse | m.BalanceResponse) -> None:
+        now = time.time()
+        if isinstance(reply, m.BalanceResponse):
+            self.publish(BalanceUpdated(self.account.on_balance(reply, now)))
+            return
+        position = self.account.on_position(reply, now)
+        self.position_check.on_report(position.symbol, position.quantity)
+        self.publish(PositionUpdated(position))
+        self._report_mismatches()
+
+    def _report_mismatches(self) -> None:
+        for symbol, implied, reported in self.position_check.due(time.monotonic()):
+            log.warning("position mismatch: the fills counted imply one position, the exchange "
+                        "reports another", symbol=symbol, implied_by_fills=str(implied),
+                        reported=str(reported))
+            self.publish(PositionMismatch(symbol, implied, reported))
 
     def frame_written(self, data: bytes) -> None:
         """``ConnectionOwner``: one frame written."""
@@ -627,6 +673,9 @@ class OrderManager:
     def _route(self, event: Any) -> None:
         if isinstance(event, OrderUpdated | FillReceived):
             self.waiters.wake(event.order)
+            if isinstance(event, FillReceived):
+                fill = event.fill
+                self.position_check.on_fill(fill.symbol, fill.side, fill.quantity)
             if isinstance(event, OrderUpdated):
                 order = event.order
                 if order.needs_settlement:
@@ -659,6 +708,7 @@ class OrderManager:
             self.resync_on_connect = False
             await self._resync_after_connect()
         nursery.start_soon(self.settler.run, self._settle_now)
+        nursery.start_soon(self._watch_positions)
 
     def connection_down(self, reason: str) -> None:
         """``ConnectionOwner``: everything in flight is now ambiguous."""
@@ -682,6 +732,12 @@ class OrderManager:
         except (RequestTimeout, RequestFailedError, NotConnected) as exc:
             log.warning("resync failed; it will be retried", error=str(exc))
             self.settler.want()
+
+    async def _watch_positions(self) -> None:
+        """A disagreement is reported once it has lasted the grace period, report or no report."""
+        while True:
+            await trio.sleep(self.settings.position_grace / 2)
+            self._report_mismatches()
 
     async def _settle_now(self) -> None:
         diff = await self.reconcile()

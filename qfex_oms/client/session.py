@@ -40,7 +40,8 @@ def close_reason(exc: trio_websocket.ConnectionClosed) -> str:
     if reason is None:
         return "no close reason"
     return f"code {reason.code} {reason.reason or ''}".rstrip()
-SUBSCRIPTIONS = (Channel.ORDER_RESPONSES, Channel.FILLS)
+# Every channel the manager keeps: its orders, its fills, and what the account holds.
+SUBSCRIPTIONS = (Channel.ORDER_RESPONSES, Channel.FILLS, Channel.POSITIONS, Channel.BALANCES)
 
 
 @frozen

@@ -129,3 +129,8 @@ CLOSE_FLAT_STATUS = OrderStatus.REJECTED
 # connection of the account subscribed to `positions` / `balances`. Subscribing answers
 # {"subscribed": ...} then a snapshot: a position_response for every listed symbol (flat ones too,
 # as in QFEX's example), resp. one balance_response.
+
+# C-FAULTS: injected faults (drop, duplicate, reorder, latency, disconnect_after's frame count) act on
+# the order flow only; position and balance pushes pass untouched, so a test that counts frames of its
+# orders counts the same whether or not the account channels are subscribed.
+FAULT_EXEMPT_KEYS = frozenset({"position_response", "balance_response"})

@@ -194,6 +194,10 @@ class SimServer:
                         continue
                     item = next_item
                 kind, data, produced = item
+                if kind in choices.FAULT_EXEMPT_KEYS:
+                    # Account pushes ride their own channels: the faults target the order flow.
+                    await conn.ws.send_message(data)
+                    continue
                 frames = [data]
                 if faults.active and kind != "authenticated":
                     latency = faults.latency_for(account)

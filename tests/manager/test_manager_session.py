@@ -44,7 +44,9 @@ async def test_subscriptions_and_cancel_on_disconnect_are_set_up(venue: Venue) -
             # The Venue has no public view of a connection's options; read the server's record.
             (server_conn,) = venue._server.connections[PUB]
             assert server_conn.authed and server_conn.cancel_on_disconnect is wanted
-            assert {str(c) for c in server_conn.subscriptions} == {"order_responses", "fills"}
+            # Issue 13: what the account holds is kept too (positions, balances).
+            assert {str(c) for c in server_conn.subscriptions} == {"order_responses", "fills",
+                                                                   "positions", "balances"}
 
 
 async def test_cancel_on_disconnect_and_resync_after_a_drop(venue: Venue) -> None:
