@@ -43,6 +43,8 @@ def wire(value: Decimal, quantum: Decimal = _AMOUNT) -> Decimal:
     dropped but at least one decimal place (``20.0``, ``0.0``, as QFEX's examples print them).
     Rounding also keeps every number inside the codec's number domain (no 1e-26 residue)."""
     rounded = value.quantize(quantum).normalize()
+    if rounded.is_zero():
+        rounded = rounded.copy_abs()  # no "-0.0" on the wire
     exponent = rounded.as_tuple().exponent
     return rounded.quantize(_ONE_PLACE) if isinstance(exponent, int) and exponent >= 0 else rounded
 

@@ -91,6 +91,7 @@ def test_leverage_only_at_listed_levels():
 
 def test_wire_rounding_keeps_numbers_short_and_in_the_codec_domain():
     assert str(wire(D("1e-26"))) == "0.0"
+    assert str(wire(D("-1e-26"))) == "0.0"  # never "-0.0"
     assert str(wire(D(20))) == "20.0"
     assert str(wire(D("100.66666666666666666666666667"))) == "100.6667"
     assert str(wire(D("9990000000"))) == "9990000000.0"
