@@ -6,6 +6,7 @@ in README.md ("Simulator choices").
 """
 
 from qfex_oms.sim.faults import Faults
+from qfex_oms.sim.ledger import BalanceView, PositionView
 from qfex_oms.sim.records import SimOrder, SimTrade, SimTwap
 from qfex_oms.sim.settings import (
     DEFAULT_SYMBOLS,
@@ -20,7 +21,9 @@ from qfex_oms.sim.venue import Venue, open_simulator
 __all__ = [
     "DEFAULT_SYMBOLS",
     "Account",
+    "BalanceView",
     "Faults",
+    "PositionView",
     "RateLimitSettings",
     "SimOrder",
     "SimSettings",
