@@ -29,6 +29,11 @@ WEIGHTS: dict[str, tuple[Bucket, Decimal]] = {
     "subscribe": (Bucket.GENERAL, Decimal("0.1")),
     "unsubscribe": (Bucket.GENERAL, Decimal("0.1")),
     "cancel_on_disconnect": (Bucket.GENERAL, Decimal("0.1")),
+    # §7: the three leverage requests weigh 0.1; close_position is not documented: charged like add_order.
+    "get_user_leverage": (Bucket.GENERAL, Decimal("0.1")),
+    "set_user_leverage": (Bucket.GENERAL, Decimal("0.1")),
+    "get_available_leverage_levels": (Bucket.GENERAL, Decimal("0.1")),
+    "close_position": (Bucket.GENERAL, Decimal("1.0")),
     "cancel_order": (Bucket.CANCEL, Decimal("1.0")),
     "cancel_all_orders": (Bucket.CANCEL, Decimal("2.0")),
     "auth": (Bucket.GENERAL, Decimal("0")),

@@ -59,6 +59,12 @@ ONE_OF_EACH = [
     m.Unsubscribe((Channel.ORDER_RESPONSES, Channel.POSITIONS)),
     m.CancelOnDisconnect(True),
     m.CancelOnDisconnect(False),
+    m.ClosePosition("AAPL-USD"),
+    m.ClosePosition("AAPL-USD", client_order_id="my-close-order-1"),
+    m.GetUserLeverage(),
+    m.GetUserLeverage(limit=10, offset=0),
+    m.SetUserLeverage("AAPL-USD", D("10")),
+    m.GetAvailableLeverageLevels(limit=10, offset=0),
 ]
 
 
@@ -154,7 +160,7 @@ def test_frame_without_a_string_type_is_invalid_json_format(raw):
 @pytest.mark.parametrize(
     "raw",
     [
-        '{"type": "close_position", "params": {"symbol": "AAPL-USD"}}',
+        '{"type": "cancel_stop_order", "params": {"stop_order_id": "x"}}',
         '{"type": "place_order", "params": {}}',
         '{"type": "ADD_ORDER", "params": {}}',
         '{"type": "", "params": {}}',

@@ -208,6 +208,31 @@ DOCUMENTED_REQUESTS = [
         '{ "type": "cancel_on_disconnect", "params": { "cancel_on_disconnect": false } }',
         id="cancel_on_disconnect-false",
     ),
+    pytest.param(
+        m.ClosePosition(symbol="AAPL-USD"),
+        '{ "type": "close_position", "params": { "symbol": "AAPL-USD" } }',
+        id="close_position",
+    ),
+    pytest.param(
+        m.ClosePosition(symbol="AAPL-USD", client_order_id="my-close-order-1"),
+        '{ "type": "close_position", "params": { "symbol": "AAPL-USD", "client_order_id": "my-close-order-1" } }',
+        id="close_position-client-id",
+    ),
+    pytest.param(
+        m.GetUserLeverage(limit=10, offset=0),
+        '{"type":"get_user_leverage","params":{"limit":10,"offset":0}}',
+        id="get_user_leverage",
+    ),
+    pytest.param(
+        m.SetUserLeverage(symbol="AAPL-USD", leverage=D("10")),
+        '{"type":"set_user_leverage","params":{"symbol":"AAPL-USD","leverage":10}}',
+        id="set_user_leverage",
+    ),
+    pytest.param(
+        m.GetAvailableLeverageLevels(limit=10, offset=0),
+        '{"type":"get_available_leverage_levels","params":{"limit":10,"offset":0}}',
+        id="get_available_leverage_levels",
+    ),
 ]
 
 
