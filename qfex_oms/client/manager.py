@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any, NoReturn
 
 import structlog
@@ -58,6 +59,7 @@ from qfex_oms.core.events import (
     OrderUpdated,
     RequestFailed,
     TwapUpdated,
+    Unmatched,
 )
 from qfex_oms.core.model import CancelRequest, Order, Twap
 from qfex_oms.core.pacer import PacerSettings
@@ -88,8 +90,28 @@ log = structlog.get_logger("qfex_oms.client.manager")
 
 PAGE = 1000
 _REPLY_OF = {"get_user_orders": "all_orders_response", "get_user_trades": "user_trades_response",
-             "cancel_all_orders": "ack:cancel_all_orders"}
+             "cancel_all_orders": "ack:cancel_all_orders",
+             "get_user_leverage": "user_leverage_response",
+             "get_available_leverage_levels": "available_leverage_levels_response",
+             "set_user_leverage": "ack:set_user_leverage"}
+# Replies that answer a query (matched to their caller in order) rather than report on an order.
+_QUERY_REPLIES = (m.AllOrdersResponse, m.UserTradesResponse, m.UserLeverageResponse,
+                  m.AvailableLeverageLevelsResponse)
 _GATED = (m.AddOrder, m.AddTwap, m.ModifyOrder)
+
+
+def _close_answer(event: object, symbol: str, client_order_id: str) -> Order | m.OrderResponse | None:
+    """The order ``close_position`` made (adopted from its answer), or QFEX's refusal of it."""
+    if isinstance(event, OrderUpdated):
+        order = event.order
+        if order.symbol == symbol and order.client_order_id == client_order_id:
+            return order
+    if isinstance(event, Unmatched) and isinstance(event.reply, m.OrderResponse):
+        reply = event.reply
+        if reply.symbol == symbol and reply.client_order_id == client_order_id:
+            log.info("close_position refused", symbol=symbol, status=str(reply.status))
+            return reply
+    return None
 
 
 def _done(request: CancelRequest) -> Callable[[], bool]:
@@ -369,6 +391,56 @@ class OrderManager:
         """The account's balance as last reported; None before the first report."""
         return self.account.balance
 
+    async def close_position(self, symbol: str, client_order_id: str | None = None) -> Order | None:
+        """Flatten ``symbol`` with QFEX's ``close_position`` (a reduce-only LIMIT IOC on the other
+        side, priced near mark, sized to the position); return the order QFEX made once it answered
+        (its fills follow as events). Returns None, sending nothing, when the last report says the
+        position is flat, and None when QFEX refuses because it is (its REJECTED answer). Not
+        halted by the kill switch: closing reduces risk."""
+        symbol = args.symbol_arg(symbol)
+        cid = args.client_id_arg("client_order_id", client_order_id, self.settings.client_id_prefix)
+        known = self.account.positions.get(symbol)
+        if known is not None and known.flat:
+            return None
+        session = self._usable_session()
+        with self.events() as stream:
+            outcome = await self._transmit(session, [m.ClosePosition(symbol, cid)])
+            if outcome is not None and outcome.never_sent:
+                raise NotSent(f"close_position on {symbol}")
+            if outcome is SendOutcome.SEND_FAILED:
+                raise NotConnected(f"close_position on {symbol} could not be sent; nothing was closed")
+            with trio.move_on_after(self.settings.request_timeout):
+                async for event in stream:
+                    answer = _close_answer(event, symbol, cid)
+                    if answer is not None:
+                        return answer if isinstance(answer, Order) else None
+        raise RequestTimeout(f"no answer to close_position on {symbol} within "
+                             f"{self.settings.request_timeout} s; the position may be closing")
+
+    async def leverage(self) -> dict[str, m.LeverageLevel]:
+        """The account's leverage per symbol (``get_user_leverage``, every page)."""
+        rows = await self._leverage_pages(m.GetUserLeverage)
+        return {row.symbol: row for row in rows}
+
+    async def leverage_levels(self) -> list[m.LeverageLevel]:
+        """The leverage levels QFEX allows, per symbol (``get_available_leverage_levels``)."""
+        return await self._leverage_pages(m.GetAvailableLeverageLevels)
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        """Set ``symbol``'s leverage; raises ``RequestFailed`` with QFEX's code when it refuses
+        (a level it does not allow), ``InvalidArgument`` before sending for a non-positive one."""
+        level = args.int_arg("leverage", leverage, 1)
+        await self._query(m.SetUserLeverage(args.symbol_arg(symbol), Decimal(level)))
+
+    async def _leverage_pages(self, kind: type[m.GetUserLeverage] | type[m.GetAvailableLeverageLevels]
+                              ) -> list[m.LeverageLevel]:
+        rows: list[m.LeverageLevel] = []
+        while True:
+            page = await self._query(kind(limit=PAGE, offset=len(rows)))
+            rows.extend(page.levels)
+            if len(page.levels) < PAGE:
+                return rows
+
     def twaps(self, open_only: bool = False) -> list[Twap]:
         return self.core.tracker.twaps(open_only=open_only)
 
@@ -619,7 +691,7 @@ class OrderManager:
             log.warning("malformed frame from the exchange", error=str(exc), raw=cap_frame(exc.raw))
             return
         kind = type(reply)
-        if kind is m.AllOrdersResponse or kind is m.UserTradesResponse:
+        if kind in _QUERY_REPLIES:
             if not self.replies.resolve(kind.KEY, reply):
                 log.warning("unexpected reply with no request waiting", kind=kind.KEY)
             return

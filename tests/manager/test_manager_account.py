@@ -9,11 +9,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import orjson
+import pytest
 from faultkit import FAST, kept_away
 from simkit import CREDS2, PUB, manager
 from waiting import drain, wait_until
 
-from qfex_oms import OrderManager
+from qfex_oms import InvalidArgument, OrderManager, RequestFailed
 from qfex_oms.client.events import PositionMismatch, PositionUpdated
 from qfex_oms.sim import Venue
 
@@ -99,3 +100,36 @@ async def test_positions_come_back_after_a_reconnect(oms: OrderManager, oms2: Or
         pass
     assert matches_venue(oms, venue)
     assert Decimal(1) == oms.position(S).quantity  # type: ignore[union-attr]
+
+
+async def test_close_position_flattens_a_position_built_from_several_fills(
+        oms: OrderManager, oms2: OrderManager, venue: Venue) -> None:
+    await cross(oms, oms2, "BUY", "2", "100")
+    await cross(oms, oms2, "BUY", "1", "101")
+    await oms2.place_order(S, "BUY", "5", "99")  # the liquidity the close will take
+    await wait_until(lambda: matches_venue(oms, venue) and oms.position(S).quantity == 3,  # type: ignore[union-attr]
+                     what="the long position")
+    order = await oms.close_position(S)
+    assert order is not None and order.side == "SELL" and order.quantity == 3
+    await wait_until(lambda: venue.position(PUB, S).quantity == 0 and oms.position(S).flat,  # type: ignore[union-attr]
+                     what="the position to be flat")
+    assert await oms.close_position(S) is None  # flat: a clear answer, nothing sent
+
+
+async def test_close_position_refused_by_the_exchange_when_flat_is_none(oms: OrderManager) -> None:
+    # Never reported (no position yet): it goes to QFEX, whose REJECTED answer is a plain None.
+    oms.account.positions.clear()
+    assert await oms.close_position("TSLA-USD") is None
+
+
+async def test_leverage_read_set_and_refused(oms: OrderManager) -> None:
+    levels = await oms.leverage_levels()
+    allowed = sorted({int(Decimal(level.leverage)) for level in levels if level.symbol == S})
+    assert allowed and 10 in allowed
+    await oms.set_leverage(S, 10)
+    assert Decimal((await oms.leverage())[S].leverage) == 10
+    with pytest.raises(RequestFailed):
+        await oms.set_leverage(S, 7)  # not an allowed level
+    with pytest.raises(InvalidArgument):
+        await oms.set_leverage(S, 0)
+    assert Decimal((await oms.leverage())[S].leverage) == 10
