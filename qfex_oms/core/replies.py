@@ -108,7 +108,7 @@ class ReplyHandling(CancelHandling):
         if order is not None:
             return order
         status = r.status
-        if self._twap_answer_by_client_id(r):
+        if status in _TWAP_CANCEL_DONE and self._twap_answer_by_client_id(r):
             return None
         if status in _ADOPTING:
             if self.tracker.pending_elsewhere(r.symbol, r.client_order_id):
@@ -461,7 +461,8 @@ class ReplyHandling(CancelHandling):
         """A TWAP cancel sent by client_twap_id is answered with an ``order_response`` whose
         ``order_id`` is the TWAP's id: when the book never learnt that id (its twap_response was
         lost), the answer is recognised by the cancel in flight under that client id, not adopted
-        as a phantom order. It teaches the TWAP its id."""
+        as a phantom order. It teaches the TWAP its id. (NO_SUCH_ORDER echoes the client id sent
+        in ``order_id``: ``_answer_unknown_id`` answers that cancel, and it names no TWAP id.)"""
         request = self._keyed((r.symbol, CancelIdType.CLIENT_TWAP_ID, r.client_order_id or ""))
         twap = request.twap if request is not None else None
         if twap is None or twap.symbol != r.symbol:
@@ -589,6 +590,7 @@ _EV_ACK = OrderEvent.ACK
 _EV_FULL_FILL, _EV_PARTIAL_FILL, _EV_EXPIRE = OrderEvent.FULL_FILL, OrderEvent.PARTIAL_FILL, OrderEvent.EXPIRE
 _ORDER_RESPONSE = m.OrderResponse
 _ADOPTING = frozenset({S.ACK, S.FILLED, S.CANCELLED, S.CANCELLED_STP, S.MODIFIED})
+_TWAP_CANCEL_DONE = frozenset({S.CANCELLED, S.CANCELLED_STP})
 # Reports that carry the order's size as it stands (FILLED only for a modify in doubt: _resized).
 _REPORTS_SIZE = frozenset({S.ACK, S.MODIFIED, S.CANCELLED, S.CANCELLED_STP, S.CANNOT_MODIFY_PARTIAL_FILL,
                            S.FILLED})

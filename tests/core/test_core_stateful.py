@@ -71,6 +71,7 @@ from qfex_oms.core import (
     apply_snapshot,
 )
 from qfex_oms.core.snapshot import SETTLED_MISSING, settle_from_order_query
+from qfex_oms.errors import InvalidArgument
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.codec import decode_request, encode, incoming_echo
 from qfex_oms.protocol.enums import CancelIdType, ErrorCode, OrderStatus, OrderType, Side, TimeInForce
@@ -112,6 +113,7 @@ class ExOrder:
     client_order_id: str
     remaining: Decimal
     is_open: bool = True
+    updated: float = 0.0  # the exchange's update_time: a report older than one applied is stale
 
     @property
     def key(self) -> Key:
@@ -128,6 +130,7 @@ class ExOrder:
             price=self.price if self.price is not None else Decimal(0),
             quantity_remaining=self.remaining, client_order_id=self.client_order_id,
             take_profit=Decimal(0), stop_loss=Decimal(0), user_id=USER, trade_id=trade_id,
+            update_time=self.updated,
         )
 
 
@@ -190,6 +193,7 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
         # (the core makes requests of its own: an owed cancel sent again after a resync).
         self.finished: dict[int, CancelRequest] = {}
         self.cut_off: set[int] = set()  # local ids whose cancel the strategy asked and lost (owed)
+        self.modified: set[int] = set()  # local ids the exchange resized (their remaining may grow)
 
     # ------------------------------------------------------------------ helpers
 
@@ -276,6 +280,7 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
         self.version += 1
         trade_id = f"t{self._fresh()}"
         x.remaining -= quantity
+        x.updated = float(self.version)
         if x.remaining == 0:
             x.is_open = False
         price = x.price if x.price is not None else PRICE
@@ -315,6 +320,7 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
             return
         for x in targets:
             x.is_open = False
+            x.updated = float(self.version)
             self._push(x.response(OrderStatus.CANCELLED), x.key)
 
     def _capture(self, shifted: int | None = None) -> SnapshotReply:
@@ -589,6 +595,42 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
         self._push(self._capture(shifted), None)
 
     @precondition(lambda self: self.orders)
+    @rule(pick=st.integers(0, 63), qty=QUANTITIES, fate=st.sampled_from(("ok", "ok", "lost", "cut")))
+    def modify(self, pick: int, qty: int, fate: str) -> None:
+        """A quantity modify; its answer may be lost (in flight until the disconnect) or cut off.
+        The book must then learn the new size from a later report or row, with its own leaves."""
+        live = [o for o in self.orders if o.state is OrderState.OPEN and o.order_id is not None
+                and o.order_id == self.truth.get(o.local_id)]
+        if not live:
+            return
+        order = live[pick % len(live)]
+        try:
+            self.core.modify_order(order, None, Decimal(qty))
+        except InvalidArgument:
+            return  # a modify of it already in flight
+        (frame,) = self.core.take_frames()
+        assert isinstance(frame, m.ModifyOrder) and frame.order_id == order.order_id
+        x = self.ex[order.order_id or ""]
+        self.version += 1
+        if x.is_open and x.filled == 0:
+            x.quantity = x.remaining = Decimal(qty)
+            x.updated = float(self.version)
+            self.modified.add(x.local_id)
+            answer = x.response(OrderStatus.MODIFIED)
+        elif x.is_open:
+            answer = x.response(OrderStatus.CANNOT_MODIFY_PARTIAL_FILL)
+        else:
+            answer = m.OrderResponse(order_id=x.order_id, symbol=x.symbol,
+                                     status=OrderStatus.CANNOT_MODIFY_NO_SUCH_ORDER, user_id=USER)
+        if fate == "ok":
+            self._push(answer, x.key)
+        elif fate == "lost":
+            self.dropped = True
+            self.lossy.add(x.key)
+        else:
+            self._reconnect(keep_inflight=False)
+
+    @precondition(lambda self: self.orders)
     @rule(keep_inflight=st.booleans(), shifted=st.none() | st.integers(0, 63))
     def reconnect(self, keep_inflight: bool, shifted: int | None) -> None:
         self._reconnect(keep_inflight, shifted)
@@ -777,7 +819,8 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
             filled, remaining = order.filled_quantity, order.remaining_quantity
             assert filled >= 0 and remaining >= 0, order.describe()
             before = self.prev_remaining.get(order.local_id)
-            assert before is None or remaining <= before, f"remaining grew {before} -> {remaining}"
+            assert before is None or remaining <= before or order.local_id in self.modified, (
+                f"remaining grew {before} -> {remaining}")
             self.prev_remaining[order.local_id] = remaining
             key = (order.symbol, order.client_order_id)
             if order.client_order_id in STRANGER_IDS:

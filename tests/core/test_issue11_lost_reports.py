@@ -257,3 +257,14 @@ def test_the_kill_switchs_cancel_owes_nothing_once_answered(core: OmsCore) -> No
     core.take_frames()
     core.on_reply(resp(order_id, "CANCELLED", remaining="3"))
     assert order.state is OrderState.CANCELLED and not order.cancel_owed
+
+
+def test_a_no_such_order_for_a_twap_cancel_by_client_id_teaches_no_id(core: OmsCore) -> None:
+    """NO_SUCH_ORDER echoes the client id sent in ``order_id``: that is no TWAP id."""
+    twap = _twap(core)
+    core.connection_lost()
+    core.cancel(CancelIntent(client_twap_id="tw-1", symbol=SYMBOL))
+    core.take_frames()
+    core.on_reply(m.OrderResponse(order_id="tw-1", symbol=SYMBOL, status=OrderStatus.NO_SUCH_ORDER,
+                                  client_order_id="tw-1"))
+    assert twap.twap_id is None and list(core.tracker.orders()) == []
