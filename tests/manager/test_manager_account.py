@@ -7,6 +7,7 @@ to the cent, after the reports have arrived (waited for, never slept for).
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 import pytest
@@ -133,3 +134,14 @@ async def test_leverage_read_set_and_refused(oms: OrderManager) -> None:
     with pytest.raises(InvalidArgument):
         await oms.set_leverage(S, 0)
     assert Decimal((await oms.leverage())[S].leverage) == 10
+
+
+async def test_a_restart_with_the_journal_knows_the_position_from_the_exchange_not_zero(
+        oms2: OrderManager, venue: Venue, tmp_path: Path) -> None:
+    path = str(tmp_path / "j.sqlite")
+    async with manager(venue, journal=path) as first:
+        await cross(first, oms2, "SELL", "2", "100")
+        await wait_until(lambda: matches_venue(first, venue), what="the short position")
+    async with manager(venue, journal=path) as again:
+        await wait_until(lambda: matches_venue(again, venue), what="the position after the restart")
+        assert again.position(S).quantity == -2  # type: ignore[union-attr]
