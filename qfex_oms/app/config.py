@@ -31,10 +31,12 @@ class ConfigError(QfexOmsError):
 @define
 class GuardLimits:
     max_open_orders: int | None = None
-    max_position: Decimal | None = None  # absolute position per symbol
+    max_position: Decimal | None = None  # absolute position per symbol, as the exchange reports it
     max_notional: Decimal | None = None  # sum over symbols of |position| * last fill price
     max_rejects_per_minute: int | None = None
     max_disconnect_seconds: float | None = None
+    # per symbol: the position if every open order and TWAP remainder on one side filled
+    max_exposure: Decimal | None = None
 
 
 @define
@@ -101,6 +103,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, Any, bool]]] = {
         "max_notional": (_NUMBER, Decimal, False),
         "max_rejects_per_minute": ("an integer", int, False),
         "max_disconnect_seconds": (_NUMBER, float, False),
+        "max_exposure": (_NUMBER, Decimal, False),
     },
     "runner": {
         "on_exit": ("\"cancel_all\" or \"leave_gtc\"", str, False),

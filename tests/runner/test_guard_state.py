@@ -6,7 +6,6 @@ from decimal import Decimal
 
 from qfex_oms.app.config import GuardLimits
 from qfex_oms.app.guard import GuardState
-from qfex_oms.protocol.enums import Side
 
 D = Decimal
 
@@ -14,7 +13,9 @@ D = Decimal
 def test_no_limits_never_trip() -> None:
     state = GuardState(GuardLimits())
     assert state.on_open_orders(10_000) is None
-    assert state.on_fill("AAPL-USD", Side.BUY, D(1_000_000), D(10_000)) is None
+    assert state.on_position("AAPL-USD", D(1_000_000), D(10_000)) is None
+    assert state.on_price("AAPL-USD", D(20_000)) is None
+    assert state.on_open_quantity("AAPL-USD", D(10**9), D(10**9)) is None
     assert all(state.on_reject(float(t)) is None for t in range(1000))
     state.disconnected_since = 0.0
     assert state.on_clock(1e9) is None
@@ -26,25 +27,37 @@ def test_max_open_orders() -> None:
     assert state.on_open_orders(3) == "3 open orders exceed max_open_orders 2"
 
 
-def test_max_position_is_per_symbol_and_signed_by_side() -> None:
+def test_max_position_is_per_symbol_signed_and_the_exchanges_figure() -> None:
     state = GuardState(GuardLimits(max_position=D(2)))
-    assert state.on_fill("AAPL-USD", Side.BUY, D(2), D(200)) is None
-    assert state.on_fill("TSLA-USD", Side.SELL, D(2), D(300)) is None  # another symbol, short 2
-    assert state.on_fill("AAPL-USD", Side.SELL, D("0.5"), D(200)) is None  # back to 1.5
+    assert state.on_position("AAPL-USD", D(2), D(200)) is None
+    assert state.on_position("TSLA-USD", D("-2.000000"), D(300)) is None  # another symbol, short 2
+    assert state.on_position("AAPL-USD", D("1.5"), D(200)) is None  # a report replaces, never adds
     assert state.positions == {"AAPL-USD": D("1.5"), "TSLA-USD": D(-2)}
-    reason = state.on_fill("TSLA-USD", Side.SELL, D("0.001"), D(300))
+    reason = state.on_position("TSLA-USD", D("-2.001000"), D(300))
     assert reason == "position -2.001 on TSLA-USD exceeds max_position 2"
 
 
-def test_max_notional_sums_every_symbol_at_its_last_fill_price() -> None:
+def test_max_notional_sums_every_symbol_at_its_last_price() -> None:
     state = GuardState(GuardLimits(max_notional=D(1000)))
-    assert state.on_fill("AAPL-USD", Side.BUY, D(2), D(200)) is None  # 400
-    assert state.on_fill("TSLA-USD", Side.SELL, D(2), D(300)) is None  # 400 + 600 = 1000: at, not over
-    reason = state.on_fill("AAPL-USD", Side.BUY, D("0.001"), D(201))  # 2.001 * 201 + 600
-    assert reason is not None and reason.startswith("notional 1002.201") and "max_notional 1000" in reason
-    # A fill that reduces the position brings it back under.
-    assert GuardState(GuardLimits(max_notional=D(1000)), positions={"X": D(10)},
-                      last_price={"X": D(10)}).on_fill("X", Side.SELL, D(5), D(10)) is None
+    assert state.on_position("AAPL-USD", D(2), D(190)) is None  # priced at its entry until a fill: 380
+    assert state.on_price("AAPL-USD", D(200)) is None  # 400
+    assert state.on_position("TSLA-USD", D(-2), D(300)) is None  # 400 + 600 = 1000: at, not over
+    reason = state.on_price("AAPL-USD", D("201.1"))  # 2 * 201.1 + 600
+    assert reason is not None and reason.startswith("notional 1002.2") and "max_notional 1000" in reason
+    # A report that reduces the position brings it back under.
+    assert state.on_position("AAPL-USD", D(1), D(190)) is None
+
+
+def test_max_exposure_counts_the_open_orders_on_the_side_that_adds() -> None:
+    state = GuardState(GuardLimits(max_exposure=D(3)))
+    assert state.on_position("AAPL-USD", D(2)) is None
+    assert state.on_open_quantity("AAPL-USD", D(1), D(5)) is None  # long 3 at worst, or short 3
+    reason = state.on_open_quantity("AAPL-USD", D(2), D(4))
+    assert reason == ("exposure 4 on AAPL-USD (position 2, open buys 2, open sells 4) "
+                      "exceeds max_exposure 3")
+    # The position moves without any order changing: the exposure is checked again.
+    assert state.on_position("AAPL-USD", D(1)) is None
+    assert state.on_position("AAPL-USD", D(-1)) is not None  # short 1, open sells 4: -5
 
 
 def test_max_rejects_per_minute_is_a_sliding_window() -> None:

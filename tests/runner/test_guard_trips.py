@@ -128,3 +128,35 @@ async def test_max_disconnect_seconds_when_the_connection_never_comes_back(venue
         assert oms.halted and guard.report is not None and not guard.report.clean
         assert not guard.report.snapshot_checked
         assert len(venue.open_orders(PUB)) == 1  # cancel_on_disconnect was off: it still rests
+
+
+async def test_max_position_counts_what_the_account_held_before_a_restart(venue: Venue,
+                                                                         oms2: OrderManager) -> None:
+    await oms2.place_order(SYMBOL, "SELL", "3", "200")
+    async with manager(venue) as before:
+        await before.place_order(SYMBOL, "BUY", "2", "200", time_in_force="IOC")
+    await wait_until(lambda: venue.position(PUB, SYMBOL).quantity == 2, what="the venue's position")
+    # A new manager never saw those fills: a tally of its own fills would start at zero.
+    async with manager(venue) as oms:
+        await wait_until(lambda: (p := oms.position(SYMBOL)) is not None and p.quantity == 2,
+                         what="the position seeded at connect")
+        async with guarded(oms, max_position=1) as guard:
+            reason = await tripped(guard)
+        assert reason == "position 2 on AAPL-USD exceeds max_position 1"
+        assert oms.halted
+
+
+async def test_max_exposure_counts_open_orders_on_top_of_the_position(venue: Venue, oms: OrderManager,
+                                                                      oms2: OrderManager) -> None:
+    await oms2.place_order(SYMBOL, "SELL", "1", "200")
+    async with guarded(oms, max_exposure=2) as guard:
+        await oms.place_order(SYMBOL, "BUY", "1", "200", time_in_force="IOC")  # long 1
+        await wait_until(lambda: guard.state.positions.get(SYMBOL) == 1, what="the position report")
+        await oms.place_order(SYMBOL, "SELL", "3", "250")  # short 2 at worst: at the limit
+        await oms.fetch_open_orders()  # a round trip: the guard has seen the order rest
+        assert not guard.fired
+        await oms.place_order(SYMBOL, "BUY", "2", "150")  # long 3 at worst: trips once it rests
+        reason = await tripped(guard)
+    assert reason == ("exposure 3 on AAPL-USD (position 1, open buys 2, open sells 3) "
+                      "exceeds max_exposure 2")
+    await _assert_killed(oms, venue, guard, reason, "max_exposure")
