@@ -368,10 +368,11 @@ def run(strategy: str, config_path: str | None, url: str | None, params: tuple[s
         as_json: bool) -> None:
     """Run a strategy file (async def run(oms, ctx)) beside the kill-switch guard until it returns.
 
-    SIGINT/SIGTERM stop it; the config's runner.on_exit policy (cancel_all or leave_gtc) then runs,
-    shielded (the kill switch is bounded by manager.kill_timeout, leave_gtc's TWAP cancels by
-    runner.shutdown_timeout). Exit 0 when it finished, 4 when the guard tripped or the exit policy
-    did not complete, 130/143 after a signal, 1 if the strategy raised.
+    SIGINT/SIGTERM stop it; the config's runner.on_exit policy (cancel_all, leave_gtc, or flatten:
+    cancel_all then close every position) then runs, shielded (the kill switch is bounded by
+    manager.kill_timeout, leave_gtc's TWAP cancels and flatten's closes by runner.shutdown_timeout).
+    Exit 0 when it finished, 4 when the guard tripped or the exit policy did not complete (flatten:
+    a position is still held), 130/143 after a signal, 1 if the strategy raised.
     """
     from qfex_oms.app.runner import run_file
 
@@ -386,6 +387,7 @@ def run(strategy: str, config_path: str | None, url: str | None, params: tuple[s
             "strategy": strategy, "stopped_by": result.stopped_by, "guard_reason": result.guard_reason,
             "error": result.error, "on_exit": config.on_exit, "exit_clean": result.exit_clean,
             "exit_report": None if result.exit_report is None else _kill_dict(result.exit_report),
+            "positions_held": {symbol: _num(q) for symbol, q in result.positions_held.items()},
             "result": result.strategy_result, "exit_code": code,
         })
     else:
@@ -402,6 +404,9 @@ def run(strategy: str, config_path: str | None, url: str | None, params: tuple[s
                      f"{len(r.still_open)} still open, {'clean' if r.clean else 'NOT clean'}")
         else:
             line += f"; exit policy {config.on_exit}: {'done' if result.exit_clean else 'NOT complete'}"
+        if config.on_exit == "flatten":
+            still = ", ".join(f"{s} {_num(q)}" for s, q in result.positions_held.items())
+            line += f"; positions still held: {still}" if still else "; every position flat"
         console.print(line, highlight=False)
         if result.strategy_result is not None:
             console.print(f"result: {result.strategy_result}", highlight=False)

@@ -106,7 +106,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, Any, bool]]] = {
         "max_exposure": (_NUMBER, Decimal, False),
     },
     "runner": {
-        "on_exit": ("\"cancel_all\" or \"leave_gtc\"", str, False),
+        "on_exit": ("\"cancel_all\", \"leave_gtc\" or \"flatten\"", str, False),
         "shutdown_timeout": (_NUMBER, float, False),
     },
     "logging": {
@@ -177,7 +177,7 @@ def _build(file: Path, v: dict[str, dict[str, Any]], strategy: dict[str, Any]) -
     if url != EMBEDDED and not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"{file}: exchange.url: expected {_SCHEMA['exchange']['url'][0]}, got {url!r}")
     on_exit = runner.get("on_exit", "cancel_all")
-    if on_exit not in ("cancel_all", "leave_gtc"):
+    if on_exit not in ("cancel_all", "leave_gtc", "flatten"):
         raise ConfigError(f"{file}: runner.on_exit: expected {_SCHEMA['runner']['on_exit'][0]}, "
                           f"got {on_exit!r}")
     failure = v.get("manager", {}).get("journal_failure", "halt_new_orders")

@@ -5,11 +5,14 @@ A strategy is a Python file exposing ``async def run(oms, ctx)``; ``ctx.params``
 and SIGTERM cancel the strategy; then the exit policy runs shielded and bounded by
 ``runner.shutdown_timeout``: ``cancel_all`` pulls the kill switch, ``leave_gtc`` leaves resting
 orders on the book (and only cancels TWAPs, which would otherwise keep trading with nobody
-watching). ``cancel_all()`` shields itself, so the kill switch is bounded by
-``manager.kill_timeout`` rather than by shutdown_timeout. The exit policy also runs when the
-strategy returns or raises. When the guard trips, the strategy is told (``ctx.halted``) and
-cancelled if it is still running ``GUARD_GRACE_SECONDS`` later. Every order, fill, TWAP and cancel
-answer is logged with its identity (symbol, order_id, client_order_id / twap ids).
+watching), ``flatten`` pulls the kill switch and then closes every non-zero position with
+``close_position`` until the exchange reports it flat. ``cancel_all()`` shields itself, so the kill
+switch is bounded by ``manager.kill_timeout`` rather than by shutdown_timeout. Whatever the
+exchange still reports held afterwards is logged and returned (``RunResult.positions_held``).
+The exit policy also runs when the strategy returns or raises. When the guard trips, the strategy
+is told (``ctx.halted``) and cancelled if it is still running ``GUARD_GRACE_SECONDS`` later.
+Every order, fill, TWAP and cancel answer is logged with its identity (symbol, order_id,
+client_order_id / twap ids).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import importlib.util
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,8 @@ import trio
 from attrs import define, field
 
 from qfex_oms.app.config import Config
-from qfex_oms.app.guard import KillSwitchGuard
+from qfex_oms.app.guard import KillSwitchGuard, plain
+from qfex_oms.client.events import PositionUpdated
 from qfex_oms.client.manager import OrderManager, open_order_manager
 from qfex_oms.client.results import KillReport
 from qfex_oms.core.events import CancelFinished, FillReceived, OrderUpdated, TwapUpdated
@@ -61,7 +66,9 @@ class RunResult:
     exit_report: KillReport | None = None
     strategy_result: Any = None
     error: str | None = None  # what the strategy raised, when stopped_by == "error"
-    exit_clean: bool = True  # the exit policy completed (cancel_all: the snapshot showed nothing open)
+    exit_clean: bool = True  # the exit policy completed (cancel_all: the snapshot showed nothing open;
+    # flatten: that, and every position reported flat)
+    positions_held: dict[str, Decimal] = field(factory=dict)  # non-zero positions after the exit policy
 
 
 def load_strategy(path: str | Path) -> Strategy:
@@ -149,8 +156,12 @@ async def run_strategy(strategy: Strategy, config: Config, oms: OrderManager) ->
                 result.stopped_by = "guard"
             result.guard_reason = guard.reason
         result.exit_report = await shutdown(oms, config)
+        result.positions_held = held(oms)
+        killed = result.exit_report is not None and result.exit_report.clean
         if config.on_exit == "cancel_all":
-            result.exit_clean = result.exit_report is not None and result.exit_report.clean
+            result.exit_clean = killed
+        elif config.on_exit == "flatten":
+            result.exit_clean = killed and not result.positions_held
         else:
             result.exit_clean = not oms.twaps(open_only=True)
         nursery.cancel_scope.cancel()
@@ -184,11 +195,13 @@ async def shutdown(oms: OrderManager, config: Config) -> KillReport | None:
     """The exit policy, shielded from the cancellation that brought us here and bounded in time."""
     report: KillReport | None = None
     with trio.CancelScope(shield=True), trio.move_on_after(config.shutdown_timeout) as scope:
-        if config.on_exit == "cancel_all":
+        if config.on_exit in ("cancel_all", "flatten"):
             report = await oms.cancel_all()
             log.info("exit policy: cancelled everything", cancelled=len(report.cancelled_orders),
                      clean=report.clean)
-        else:
+        if config.on_exit == "flatten":
+            await flatten(oms)
+        elif config.on_exit == "leave_gtc":
             for twap in oms.twaps(open_only=True):
                 try:
                     result = await oms.cancel(twap)
@@ -202,7 +215,49 @@ async def shutdown(oms: OrderManager, config: Config) -> KillReport | None:
     if scope.cancelled_caught:
         log.error("exit policy did not finish in time", policy=config.on_exit,
                   shutdown_timeout=config.shutdown_timeout)
+    if config.on_exit == "flatten":
+        still = held(oms)
+        if still:
+            log.error("exit policy: positions still held",
+                      positions={symbol: plain(q) for symbol, q in still.items()})
+        else:
+            log.info("exit policy: every position is flat")
     return report
+
+
+def held(oms: OrderManager) -> dict[str, Decimal]:
+    """Every non-zero position, as the exchange last reported it (signed: negative = short)."""
+    return {symbol: p.quantity for symbol, p in sorted(oms.positions().items()) if not p.flat}
+
+
+# After a round of closes has ended, how long to wait for the exchange to report the positions flat
+# before closing again. Only an upper bound: the wait ends on the report. ``close_position`` is
+# reduce-only, so closing again on a report that merely lagged cannot overshoot.
+FLATTEN_SETTLE_SECONDS = 1.0
+
+
+async def flatten(oms: OrderManager) -> None:
+    """Close every non-zero position, round after round (a close IOC may fill only in part), until
+    the exchange reports each one flat. Unbounded: the caller's scope bounds it."""
+    with oms.events() as stream:
+        while positions := held(oms):
+            closing = []
+            for symbol, quantity in positions.items():
+                try:
+                    order = await oms.close_position(symbol)
+                except QfexOmsError as exc:
+                    log.error("exit policy: close_position failed", symbol=symbol, position=plain(quantity),
+                              error=str(exc), kind=type(exc).__name__)
+                    continue
+                if order is not None:
+                    log.info("exit policy: closing a position", **order.describe(), position=plain(quantity))
+                    closing.append(order)
+            await oms.wait_ended(*closing)
+            with trio.move_on_after(FLATTEN_SETTLE_SECONDS):
+                if held(oms):
+                    async for event in stream:
+                        if isinstance(event, PositionUpdated) and not held(oms):
+                            break
 
 
 async def run_file(path: str | Path, config: Config) -> RunResult:
@@ -211,5 +266,6 @@ async def run_file(path: str | Path, config: Config) -> RunResult:
         return await run_strategy(strategy, config, oms)
 
 
-__all__ = ["GUARD_GRACE_SECONDS", "RunResult", "StrategyContext", "StrategyError", "connect",
-           "load_strategy", "log_order_events", "run_file", "run_strategy", "shutdown"]
+__all__ = ["FLATTEN_SETTLE_SECONDS", "GUARD_GRACE_SECONDS", "RunResult", "StrategyContext", "StrategyError",
+           "connect", "flatten", "held", "load_strategy", "log_order_events", "run_file", "run_strategy",
+           "shutdown"]

@@ -34,7 +34,7 @@ BAD: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "wrong type string": ("[exchange]\nurl = 5\n", ("exchange.url", "expected a ws:// or wss:// URL")),
     "bad url": ('[exchange]\nurl = "http://x"\n', ("exchange.url", "expected a ws:// or wss:// URL")),
     "bad on_exit": (GOOD + '[runner]\non_exit = "panic"\n',
-                    ("runner.on_exit", '"cancel_all" or "leave_gtc"', "'panic'")),
+                    ("runner.on_exit", '"cancel_all", "leave_gtc" or "flatten"', "'panic'")),
     "bad level": (GOOD + '[logging]\nlevel = "loud"\n', ("logging.level", "one of debug")),
     "section not a table": ("exchange = 5\n", ("[exchange] must be a table",)),
     "bad toml": ("[exchange\nurl = \n", ("not valid TOML", "line 1")),

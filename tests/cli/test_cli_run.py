@@ -152,3 +152,35 @@ async def test_sigterm_with_on_exit_leave_gtc_leaves_the_gtc_orders_resting(
         await wait_until(lambda: taker.filled_quantity == 1, within=5, what="the taker's fill")
     proc2 = await arun_cli("kill", "--url", sim_url, "--yes")
     assert proc2.returncode == 0, explain(proc2)
+
+
+POSITION = str(REPO / "tests" / "runner" / "position_strategy.py")
+
+
+async def test_sigterm_with_on_exit_flatten_leaves_no_position_and_no_order(
+        sim_url: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "f.toml", sim_url, runner={"on_exit": "flatten"})
+    async with manager_at(sim_url, CREDS2) as counter, manager_at(sim_url) as mine:
+        await counter.place_order("AAPL-USD", "SELL", "3", "200")  # the strategy's IOC takes this
+        await counter.place_order("AAPL-USD", "BUY", "5", "199")  # the close's IOC sells into this
+        proc = start_cli("run", POSITION, "--config", str(config), "--json", log_dir=tmp_path)
+        # Our manager shares the account: it gets the position reports; the snapshot shows the bid.
+        await wait_until(lambda: proc.poll() is not None or
+                         ((p := mine.position("AAPL-USD")) is not None and p.quantity == 3),
+                         within=15, what="the strategy's position")
+        await wait_until(lambda: proc.poll() is not None or "position strategy ready" in
+                         (tmp_path / "cli.stderr").read_text(), within=15, what="the strategy's bid")
+        assert proc.poll() is None, (tmp_path / "cli.stderr").read_text()
+        code = await _stop(proc, signal.SIGTERM)
+        stderr = (tmp_path / "cli.stderr").read_text()
+        assert code == 143, stderr
+        result = json_out(subprocess.CompletedProcess([], code, (tmp_path / "cli.stdout").read_text(),
+                                                      stderr))
+        assert result["stopped_by"] == "SIGTERM" and result["on_exit"] == "flatten"
+        assert result["exit_clean"] and result["positions_held"] == {}
+        assert [o["client_order_id"] for o in result["exit_report"]["cancelled_orders"]] == ["rest"]
+        await wait_until(lambda: (p := mine.position("AAPL-USD")) is not None and p.flat,
+                         within=5, what="the flat position report")
+    assert await venue_open(sim_url) == ([], [])
+    async with manager_at(sim_url) as fresh:  # seeded at connect: what the exchange holds now
+        assert fresh.position("AAPL-USD") is not None and fresh.position("AAPL-USD").flat  # type: ignore[union-attr]

@@ -22,6 +22,7 @@ from qfex_oms.sim import Venue
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RESTING = HERE / "resting_strategy.py"
+POSITION = HERE / "position_strategy.py"
 
 
 @asynccontextmanager

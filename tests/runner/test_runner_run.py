@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from runnerkit import REPO, RESTING, config_for
+from runnerkit import POSITION, REPO, RESTING, config_for
 from simkit import PUB, manager
 from structlog.testing import capture_logs
 from waiting import wait_until
@@ -141,3 +141,31 @@ async def test_shutdown_of_leave_gtc_survives_a_lost_connection(venue: Venue) ->
         await wait_until(lambda: not oms.connected, within=5, what="the drop")
         assert await shutdown(oms, config) is None  # logged, not raised
         assert twap.is_open
+
+
+async def test_flatten_cancels_everything_then_closes_every_position(venue: Venue, oms: OrderManager,
+                                                                     oms2: OrderManager) -> None:
+    await oms2.place_order(SYMBOL, "SELL", "3", "200")  # the strategy's IOC takes this
+    await oms2.place_order(SYMBOL, "BUY", "5", "199")  # the close's IOC sells into this
+    config = config_for(venue, on_exit="flatten", strategy={"hold": 0.05})
+    result = await run_strategy(load_strategy(POSITION), config, oms)
+    assert result.stopped_by == "finished" and result.strategy_result == {"position": "3"}
+    assert result.exit_report is not None and [o.client_order_id for o in
+                                               result.exit_report.cancelled_orders] == ["rest"]
+    assert result.exit_clean and result.positions_held == {}
+    assert venue.position(PUB, SYMBOL).quantity == 0 and venue.open_orders(PUB) == []
+
+
+async def test_flatten_reports_what_it_could_not_close(venue: Venue, oms: OrderManager,
+                                                       oms2: OrderManager,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "FLATTEN_SETTLE_SECONDS", 0.05)
+    await oms2.place_order(SYMBOL, "SELL", "3", "200")  # nobody bids: the close cannot fill
+    config = config_for(venue, on_exit="flatten", shutdown_timeout=0.5, strategy={"hold": 0.05})
+    with capture_logs() as logs:
+        result = await run_strategy(load_strategy(POSITION), config, oms)
+    assert result.exit_report is not None and result.exit_report.clean
+    assert not result.exit_clean and result.positions_held == {SYMBOL: 3}
+    assert venue.open_orders(PUB) == []
+    held = [e for e in logs if e["event"] == "exit policy: positions still held"]
+    assert held and held[-1]["positions"] == {SYMBOL: "3"}
