@@ -134,3 +134,54 @@ CLOSE_FLAT_STATUS = OrderStatus.REJECTED
 # the order flow only; position and balance pushes pass untouched, so a test that counts frames of its
 # orders counts the same whether or not the account channels are subscribed.
 FAULT_EXEMPT_KEYS = frozenset({"position_response", "balance_response"})
+
+# ---------------------------------------------------------------- REST API (issue 15, qfex-api.md §8, §15)
+
+# C32: the REST side is served by the same process on its own port (Venue.rest_url), with the same
+# accounts. Private endpoints check the four HMAC headers with the websocket's rules (same clock skew,
+# same per-account nonce store: a nonce used on either side cannot be used again on the other).
+# Every refused authentication (missing or malformed header, unknown key, bad signature, reused
+# nonce, stale timestamp, an x-qfex-requested-account-id other than the key's own user_id: the
+# simulator has no subaccounts) answers this status with a problem+json body; the reason is logged,
+# and is the problem's detail. REST requests are not rate limited (QFEX: "REST limits: NOT DOCUMENTED").
+REST_AUTH_FAILED_STATUS = 401
+REST_AUTH_FAILED_TITLE = "Unauthorized"
+# Largest request body read (POST /user/leverage needs a few dozen bytes); a larger one answers 413.
+REST_MAX_BODY = 64 * 1024
+
+# C33: GET /refdata: `type` is "refdata" (the websocket example's), clobPairId is the symbol's
+# position in SimSettings.symbols (from 1), underlier_price is the mark (C26) or "0" before any
+# trade, price_change_24h is "0", base_asset is the symbol before "-", quote and margin asset "USD".
+# An unknown ?ticker= answers 200 with an empty data array.
+REFDATA_TYPE = "refdata"
+REFDATA_QUOTE_ASSET = "USD"
+# market_hours: QFEX shows {"tz": ..., "monday": {"open", "close"}, ...}; the simulator is always open.
+REFDATA_MARKET_HOURS: dict[str, object] = {
+    "tz": "UTC",
+    **{day: {"open": "00:00:00", "close": "23:59:59"}
+       for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")},
+}
+
+# C34: GET /user/positions lists every symbol, flat ones too (as the websocket snapshot does, C31).
+
+# C35: GET /user/historic-orders lists every order of the account that is no longer open: filled,
+# cancelled and rejected ones alike, TWAP children too, newest first (by status_ts, the order's last
+# update). terminal_status is the final OrderStatus name; passive_qty is the quantity filled as maker;
+# avg_price is null before any fill; start/end bound status_ts, inclusive.
+# execution_state (undocumented) says how much filled:
+EXECUTION_FILLED = "FILLED"
+EXECUTION_PARTIAL = "PARTIALLY_FILLED"
+EXECUTION_NONE = "UNFILLED"
+
+# C36: GET /user/trade lists the account's side of every fill, newest first; order_timestamp is the
+# fill's time in Unix seconds (the websocket's unit), margin_used = price x quantity / the account's
+# current leverage on the symbol, fee 0 (C20), realised_pnl_change what the fill realised. start/end
+# (or start_time/end_time) bound the fill time, inclusive; ordertype / orderdirection match the order
+# type and side names exactly.
+
+# C37: POST /user/leverage takes {"symbol", "leverage" (an integer)}, the websocket set_user_leverage
+# params (QFEX documents the path only), with C30's rules; it answers 200 {"symbol", "leverage"},
+# or 400 problem+json naming the refusal. Subscribed connections get the position and balance push.
+
+# C38: an unknown path answers 404, a known path with another method 405, a malformed query or body
+# 400, each as problem+json with RFC 9457's `errors[].location` (e.g. "query.limit") where one applies.

@@ -36,6 +36,11 @@ class SymbolSpec:
     default_max_leverage: int = 20
     # The levels set_user_leverage accepts and get_available_leverage_levels lists (CHOICES C30).
     leverage_levels: tuple[int, ...] = (1, 2, 3, 5, 10, 20)
+    # Served by GET /refdata only (CHOICES C33); the engine's own checks do not read these four.
+    status: str = "ACTIVE"
+    order_types: tuple[str, ...] = ("LIMIT", "MARKET", "ALO")
+    time_in_force: tuple[str, ...] = ("GTC", "IOC", "FOK")
+    product_category: str = "EQUITY"
 
 
 def _spec(symbol: str, tick: str, lot: str, min_q: str, max_q: str, min_p: str, max_p: str) -> SymbolSpec:

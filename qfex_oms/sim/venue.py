@@ -23,6 +23,7 @@ from qfex_oms.sim.engine import AccountState
 from qfex_oms.sim.faults import Faults
 from qfex_oms.sim.ledger import BalanceView, PositionView
 from qfex_oms.sim.records import SimOrder, SimTrade, SimTwap
+from qfex_oms.sim.rest import serve_rest
 from qfex_oms.sim.server import SimServer
 from qfex_oms.sim.settings import (
     DEFAULT_DEPOSIT,
@@ -38,9 +39,11 @@ DEFAULT_RATE_LIMITS = RateLimitSettings()
 class Venue:
     """A running simulator: its URL, accounts, fault control and read-only inspection."""
 
-    def __init__(self, server: SimServer, url: str) -> None:
+    def __init__(self, server: SimServer, url: str, rest_url: str | None = None) -> None:
         self._server = server
         self.url = url
+        # The REST API (qfex-api.md §15) on its own port, same accounts (CHOICES C32).
+        self.rest_url = rest_url
         self.settings = server.settings
         self.accounts: tuple[Account, ...] = server.settings.accounts
         self.faults: Faults = server.faults
@@ -139,10 +142,13 @@ async def open_simulator(
     deposit: Decimal = DEFAULT_DEPOSIT,
     funding_interval: float | None = None,
     funding_rate: Decimal = Decimal("0.0001"),
+    rest_port: int | None = 0,
 ) -> AsyncIterator[Venue]:
-    """Serve a QFEX-compatible trade websocket on ``ws://host:port`` for the duration of the block.
+    """Serve a QFEX-compatible trade websocket on ``ws://host:port`` and its REST API on
+    ``http://host:rest_port`` for the duration of the block.
 
-    ``port=0`` picks a free port (read ``venue.url``). ``rate_limits=None`` disables rate limiting.
+    ``port=0`` / ``rest_port=0`` pick free ports (read ``venue.url`` / ``venue.rest_url``);
+    ``rest_port=None`` serves no REST API. ``rate_limits=None`` disables rate limiting.
     """
     defaults = SimSettings()
     settings = SimSettings(
@@ -162,7 +168,10 @@ async def open_simulator(
     async with trio.open_nursery() as nursery:
         server = SimServer(settings, nursery)
         ws_server = await nursery.start(partial(serve_websocket, server.handle, host, port, None))
-        venue = Venue(server, f"ws://{host}:{ws_server.port}")
+        rest_url = None
+        if rest_port is not None:
+            rest_url = await nursery.start(partial(serve_rest, server, host, rest_port))
+        venue = Venue(server, f"ws://{host}:{ws_server.port}", rest_url)
         try:
             yield venue
         finally:
