@@ -785,7 +785,7 @@ class OrderManager:
     def connection_down(self, reason: str) -> None:
         """``ConnectionOwner``: everything in flight is now ambiguous."""
         self._followups = None
-        self.core.connection_lost()
+        self.core.connection_lost(cancel_on_disconnect=self.settings.cancel_on_disconnect)
         self.replies.fail_all(reason)
         self.flush()
         self.publish(Disconnected(reason))

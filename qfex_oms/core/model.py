@@ -135,9 +135,11 @@ class Twap:
     cancel_owed: bool = False  # as Order.cancel_owed: a lost TWAP cancel is sent again if it runs
     # Cancels that may have ended it and were never answered: a cancel frame for it (until its
     # answer), a cancel_all, a disconnect under cancel_on_disconnect. QFEX's snapshot lists only
-    # active TWAPs, so absence proves only that it ended; with no such cancel it can only have
-    # COMPLETED. A snapshot showing it active clears the doubt of every cancel sent before it.
+    # active TWAPs, so absence proves only that it ended (snapshot._ended_as weighs the evidence).
+    # A snapshot showing it active clears the doubt of every cancel sent before it.
     cancels_in_doubt: int = 0
+    # A cancel of ours found it gone (NO_SUCH_ORDER): it had ended before, not by our hand.
+    gone_before_cancel: bool = False
     adopted: bool = False
     seq: int = 0
 

@@ -454,6 +454,7 @@ class ReplyHandling(CancelHandling):
         if status in (S.CANCELLED, S.CANCELLED_STP):
             self._twap_event(twap, TwapEvent.CANCELLED, status)
         else:
+            twap.gone_before_cancel = twap.gone_before_cancel or status is S.NO_SUCH_ORDER
             self._twap_event(twap, TwapEvent.CANCEL_REFUSED, status)
         self._twap_cancel_done(twap, status)
 

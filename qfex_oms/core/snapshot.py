@@ -414,16 +414,19 @@ def _settle_twaps(core: OmsCore, fence: int, rows: Iterable[m.TwapResponse], dif
 def _ended_as(twap: Twap) -> TwapEvent:
     """How a TWAP missing from a complete snapshot ended (QFEX lists only active TWAPs).
 
-    With no cancel that may have ended it unseen (no cancel unanswered, no cancel_all, no
-    cancel-on-disconnect: ``cancels_in_doubt``), or with its last child known, it COMPLETED: a
-    child that found no liquidity or a cancel answered NO_SUCH_ORDER does not make it cancelled.
-    Otherwise the fills decide (all of it filled: COMPLETED; else CANCELLED), as they can.
+    COMPLETED needs evidence: its last child known (a child that found no liquidity does not make
+    it cancelled), a cancel of ours answered NO_SUCH_ORDER with no other cancel of ours in doubt
+    (it had ended on its own), or all of it filled. Without that it is CANCELLED: another
+    connection of the account may have cancelled it, so the mere absence of a cancel of ours
+    (``cancels_in_doubt`` == 0) proves nothing. What stays undecidable here (a completed
+    TWAP whose last child found no liquidity while its reports were lost) needs QFEX's history.
     Its filled quantity is its children's (each counted once). A TWAP whose id the book never
     learnt (both its reports lost, no child seen) may never have been accepted: nothing says it
     ran, so its fills decide as well (its children would have taught it its id).
     """
     twap_rules.note_child_fill(twap)
-    if twap.twap_id is not None and (twap.cancels_in_doubt == 0 or twap_rules.last_child_known(twap)):
+    if twap.twap_id is not None and (twap_rules.last_child_known(twap) or (
+            twap.gone_before_cancel and twap.cancels_in_doubt == 0)):
         return TwapEvent.COMPLETED
     done = twap.filled_quantity >= twap.total_quantity > 0
     return TwapEvent.COMPLETED if done else TwapEvent.CANCELLED

@@ -66,6 +66,17 @@ def test_a_twap_missing_with_no_cancel_sent_completed_with_its_childrens_fills(c
     assert twap.filled_quantity == 1
 
 
+def test_a_twap_gone_without_evidence_of_completion_is_cancelled(core: OmsCore) -> None:
+    """No cancel of ours, but its last child unknown and nothing filled: another connection of the
+    account may have cancelled it (test_a_twap_that_ran_while_away does so over the wire), so it is
+    not claimed COMPLETED."""
+    twap = _twap(core)
+    core.on_reply(_twap_resp("T1"))
+    core.on_reply(_child("T1", 1, "ACK"))
+    apply_snapshot(core, core.seq, _empty())
+    assert twap.state is TwapState.CANCELLED
+
+
 def test_a_twap_cancel_answered_no_such_order_did_not_end_it(core: OmsCore) -> None:
     """A cancel that raced the TWAP's completion found nothing: the TWAP completed."""
     twap = _twap(core)
