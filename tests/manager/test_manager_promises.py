@@ -20,7 +20,8 @@ from proxykit import injecting_proxy
 from simkit import CREDS, OPTIONS, PUB
 from waiting import wait_until
 
-from qfex_oms import Credentials, OrderState, open_order_manager
+from qfex_oms import Credentials, OrderManager, OrderState, open_order_manager
+from qfex_oms.client.events import EventStream
 from qfex_oms.sim import Venue
 
 S = "AAPL-USD"
@@ -69,14 +70,21 @@ async def test_an_owed_cancel_is_sent_again_even_after_cancel_returned(venue: Ve
         assert venue.open_orders(PUB) == []
 
 
+async def locked_out(oms: OrderManager, venue: Venue) -> tuple[Credentials, EventStream]:
+    """Drop the manager's connection and refuse its attempts (a wrong secret) until the caller puts
+    the returned credentials back; the stream sees each refused attempt."""
+    good = oms.credentials
+    oms.credentials = Credentials(good.public_key, "not-the-secret")
+    stream = oms.events()
+    await venue.drop_connections(PUB)
+    await wait_until(lambda: not oms.connected, what="the manager to see the drop")
+    return good, stream
+
+
 async def test_wait_connected_wakes_after_failed_attempts_and_a_success(venue: Venue) -> None:
     options = {**OPTIONS, "request_timeout": LONG, "reconnect": FAST}
     async with open_order_manager(venue.url, CREDS, **options) as oms:
-        good = oms.credentials
-        oms.credentials = Credentials(good.public_key, "not-the-secret")
-        stream = oms.events()
-        await venue.drop_connections(PUB)
-        await wait_until(lambda: not oms.connected, what="the manager to see the drop")
+        good, stream = await locked_out(oms, venue)
         async with trio.open_nursery() as nursery:
             woke = trio.Event()
 
@@ -97,11 +105,7 @@ async def test_a_kill_switch_pulled_while_disconnected_goes_out_when_the_connect
     options = {**OPTIONS, "request_timeout": LONG, "kill_timeout": LONG, "reconnect": FAST}
     async with open_order_manager(venue.url, CREDS, **options) as oms:
         order = await oms.place_order(S, "BUY", "1", "100")
-        good = oms.credentials
-        oms.credentials = Credentials(good.public_key, "not-the-secret")
-        stream = oms.events()
-        await venue.drop_connections(PUB)
-        await wait_until(lambda: not oms.connected, what="the manager to see the drop")
+        good, stream = await locked_out(oms, venue)
         async with trio.open_nursery() as nursery:
             reports = []
 
