@@ -32,8 +32,10 @@ EXIT_OK = 0
 EXIT_ERROR = 1  # unexpected error (a bug, or the strategy raised)
 EXIT_USAGE = 2  # bad usage or config: ConfigError, InvalidArgument, strategy file, refused confirmation
 EXIT_CONNECTION = 3  # authentication or connection failure, the exchange did not answer
-EXIT_UNSAFE = 4  # guard tripped, kill not clean, cancel not confirmed: orders may still be live
-EXIT_NOTHING_TO_CANCEL = 5  # cancel: NO_SUCH_ORDER (or already closed): nothing by that id is open
+EXIT_UNSAFE = 4  # guard tripped, kill not clean, cancel not confirmed: orders may still be live;
+# close: a position is still held
+EXIT_NOTHING_TO_CANCEL = 5  # cancel: NO_SUCH_ORDER (or already closed): nothing by that id is open;
+# close: the position was flat already
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
@@ -44,8 +46,9 @@ EXIT_CODES = {
                 "invalid argument, unusable strategy file, kill not confirmed)",
     EXIT_CONNECTION: "authentication or connection failure",
     EXIT_UNSAFE: "guard tripped, kill not clean, exit policy incomplete, or cancel not confirmed "
-                 "(REJECTED, TIMEOUT, ...): orders may still be live",
-    EXIT_NOTHING_TO_CANCEL: "cancel: NO_SUCH_ORDER / ALREADY_CLOSED, nothing by that id is open",
+                 "(REJECTED, TIMEOUT, ...): orders may still be live; close: a position is still held",
+    EXIT_NOTHING_TO_CANCEL: "cancel: NO_SUCH_ORDER / ALREADY_CLOSED, nothing by that id is open; "
+                            "close: nothing to close (flat)",
     EXIT_SIGINT: "run: stopped by SIGINT after a clean shutdown",
     EXIT_SIGTERM: "run: stopped by SIGTERM after a clean shutdown",
 }
@@ -67,6 +70,7 @@ def main() -> None:
                  qfex-oms run strategies/quoter.py --url ws://127.0.0.1:8765
                  qfex-oms orders --url ws://127.0.0.1:8765
                  qfex-oms kill --url ws://127.0.0.1:8765 --yes
+    The account: qfex-oms positions | balance | close SYMBOL | leverage [SYMBOL [N]]
 
     Commands that connect read --config (default config/sim.toml: an embedded simulator that
     starts and stops with the command) and take --url to point at another venue. Keys come from
@@ -77,10 +81,13 @@ def main() -> None:
     Exit codes:
       0    success (cancel: CANCELLED; kill: the exchange shows nothing open)
       1    unexpected error, or the strategy raised
-      2    bad usage or config (ConfigError, InvalidArgument, strategy file, kill not confirmed)
+      2    bad usage or config (ConfigError, InvalidArgument, strategy file, kill or close not
+           confirmed, unknown symbol, a leverage level QFEX refuses)
       3    authentication or connection failure
-      4    guard tripped, kill not clean, exit policy incomplete, or a cancel not confirmed
-      5    cancel: NO_SUCH_ORDER (nothing by that id is open: filled, cancelled or unknown)
+      4    guard tripped, kill not clean, exit policy incomplete (flatten: a position still held),
+           a cancel not confirmed, or close: the position is still held
+      5    cancel: NO_SUCH_ORDER (nothing by that id is open: filled, cancelled or unknown);
+           close: nothing to close (the position is flat)
       130  run: stopped by SIGINT after a clean shutdown
       143  run: stopped by SIGTERM after a clean shutdown
     """
@@ -627,3 +634,273 @@ def kill(config_path: str | None, url: str | None, yes: bool, as_json: bool) -> 
         if report.still_open_twaps:
             console.print(_twaps_table("TWAPs still open", [_twap_dict(t) for t in report.still_open_twaps]))
     raise SystemExit(code)
+
+
+# ====================================================================== the account
+
+
+async def _account_reported(oms: Any) -> None:
+    """Until the account snapshot that follows the subscription has arrived.
+
+    The manager subscribes to ``positions`` before ``balances`` on one ordered connection, so the
+    first balance report comes after the position snapshot: it marks the snapshot as complete.
+    """
+    from qfex_oms.errors import RequestTimeout
+
+    with oms.events() as stream, trio.move_on_after(oms.settings.request_timeout):
+        if oms.balance() is not None:
+            return
+        async for _ in stream:
+            if oms.balance() is not None:
+                return
+    raise RequestTimeout(f"the exchange reported no balance within {oms.settings.request_timeout} s "
+                         "of subscribing")
+
+
+def _account_name(oms: Any) -> str:
+    c = oms.credentials
+    return c.public_key if c.account_id is None else f"{c.public_key}/{c.account_id}"
+
+
+def _position_dict(p: Any) -> dict[str, Any]:
+    return {"symbol": p.symbol, "side": None if p.side is None else ("LONG" if str(p.side) == "BUY"
+                                                                      else "SHORT"),
+            "quantity": _num(p.quantity), "average_price": _num(p.average_price),
+            "unrealised_pnl": _num(p.unrealised_pnl), "realised_pnl": _num(p.realised_pnl),
+            "net_funding": _num(p.net_funding), "margin": _num(p.margin), "leverage": _num(p.leverage),
+            "open_orders": _num(p.open_orders), "open_quantity": _num(p.open_quantity),
+            "reported_at": p.reported_at}
+
+
+def _positions_table(title: str, rows: Iterable[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    columns = (("symbol", "symbol"), ("side", "side"), ("qty", "quantity"), ("avg price", "average_price"),
+               ("unrealised", "unrealised_pnl"), ("realised", "realised_pnl"), ("funding", "net_funding"),
+               ("margin", "margin"), ("leverage", "leverage"))
+    for name, _ in columns:
+        table.add_column(name, justify="left" if name in ("symbol", "side") else "right")
+    for r in rows:
+        table.add_row(*(_cell(r[key]) for _, key in columns))
+    return table
+
+
+async def _fetch_positions(config: Any) -> dict[str, Any]:
+    from qfex_oms.app.runner import connect
+
+    async with connect(config) as oms:
+        await _account_reported(oms)
+        positions = sorted(oms.positions().values(), key=lambda p: p.symbol)
+        return {"url": oms.url, "account": _account_name(oms),
+                "positions": [_position_dict(p) for p in positions]}
+
+
+@main.command()
+@_connect_options
+@click.option("--all", "show_all", is_flag=True, help="Also the flat positions the exchange reported.")
+@_json_option
+@_exit_codes
+def positions(config_path: str | None, url: str | None, show_all: bool, as_json: bool) -> None:
+    """Show the account's positions as the exchange reports them (signed: negative = short).
+
+    Non-zero positions only, unless --all. Exit 0, or 3 if the exchange did not answer.
+    """
+    config = _one_shot(_load(config_path, url))
+    config.credentials()  # missing key variables: exit 2 before anything connects
+    _configure_logging(config)
+    book = trio.run(_fetch_positions, config)
+    if not show_all:
+        book["positions"] = [p for p in book["positions"] if Decimal(p["quantity"]) != 0]
+    if as_json:
+        _echo_json(book)
+        return
+    console = _console()
+    which = "positions" if show_all else "open positions"
+    title = f"account {book['account']} on {book['url']}: {len(book['positions'])} {which}"
+    _print_table(console, _positions_table(title, book["positions"]))
+    _embedded_note(config, console)
+
+
+async def _fetch_balance(config: Any) -> dict[str, Any]:
+    from qfex_oms.app.runner import connect
+
+    async with connect(config) as oms:
+        await _account_reported(oms)
+        b = oms.balance()
+        balance = {"available": _num(b.available), "deposit": _num(b.deposit),
+                   "order_margin": _num(b.order_margin), "position_margin": _num(b.position_margin),
+                   "realised_pnl": _num(b.realised_pnl), "unrealised_pnl": _num(b.unrealised_pnl),
+                   "net_funding": _num(b.net_funding), "reported_at": b.reported_at}
+        return {"url": oms.url, "account": _account_name(oms), "balance": balance}
+
+
+@main.command()
+@_connect_options
+@_json_option
+@_exit_codes
+def balance(config_path: str | None, url: str | None, as_json: bool) -> None:
+    """Show the account's balance as the exchange reports it. Exit 0, or 3 if it did not answer."""
+    config = _one_shot(_load(config_path, url))
+    config.credentials()
+    _configure_logging(config)
+    answer = trio.run(_fetch_balance, config)
+    if as_json:
+        _echo_json(answer)
+        return
+    console = _console()
+    console.print(f"account {answer['account']} on {answer['url']}: balance", highlight=False)
+    table = Table()
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    for key, value in answer["balance"].items():
+        if key != "reported_at":
+            table.add_row(key, _cell(value))
+    console.print(table)
+    _embedded_note(config, console)
+
+
+# ====================================================================== close
+
+
+async def _close(config: Any, symbol: str) -> dict[str, Any]:
+    from qfex_oms.app.runner import connect
+
+    async with connect(config) as oms:
+        await _account_reported(oms)
+        before = oms.position(symbol)
+        # Once sent, the close is seen through (its IOC ends at once): a signal meanwhile is held,
+        # and delivered once the outcome is known.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM):
+            order = await oms.close_position(symbol)
+            if order is not None:
+                with trio.move_on_after(oms.settings.request_timeout):
+                    await oms.wait_ended(order)
+                    await _reported_flat(oms, symbol)
+        after = oms.position(symbol)
+        return {"url": oms.url, "account": _account_name(oms), "symbol": symbol,
+                "position_before": None if before is None else _num(before.quantity),
+                "order": None if order is None else _order_dict(order),
+                "position_after": None if after is None else _num(after.quantity),
+                "flat": after is not None and after.flat}
+
+
+async def _reported_flat(oms: Any, symbol: str) -> None:
+    """Until the exchange reports ``symbol`` flat (the report follows the close's fills)."""
+    with oms.events() as stream:
+        if (p := oms.position(symbol)) is not None and p.flat:
+            return
+        async for _ in stream:
+            if (p := oms.position(symbol)) is not None and p.flat:
+                return
+
+
+def close_exit_code(answer: dict[str, Any]) -> int:
+    if answer["order"] is None:
+        return EXIT_NOTHING_TO_CANCEL  # flat already (or QFEX refused: nothing to close)
+    return EXIT_OK if answer["flat"] else EXIT_UNSAFE
+
+
+@main.command()
+@click.argument("symbol")
+@_connect_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (required off a terminal).")
+@_json_option
+@_exit_codes
+def close(symbol: str, config_path: str | None, url: str | None, yes: bool, as_json: bool) -> None:
+    """Close SYMBOL's whole position with QFEX's close_position (a reduce-only IOC near mark).
+
+    Asks for confirmation on a terminal unless --yes; without a terminal and without --yes it refuses
+    (exit 2, nothing sent). Exit 0 when the exchange then reports the position flat; 5 when there
+    was nothing to close (flat already, or QFEX refused the close: an unknown symbol too); 4 when a
+    position is still held (the IOC found too little liquidity): run it again or trade it down.
+    """
+    config = _one_shot(_load(config_path, url))
+    credentials = config.credentials()
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("close needs --yes when stdin is not a terminal; nothing was sent")
+        venue = "an embedded simulator" if config.embedded else config.url
+        if not click.confirm(f"Close the whole {symbol} position of {credentials.public_key} on {venue}?",
+                             default=False, err=True):
+            click.echo("not confirmed; nothing was sent", err=True)
+            raise SystemExit(EXIT_USAGE)
+    _configure_logging(config)
+    answer = trio.run(_close, config, symbol)
+    code = close_exit_code(answer)
+    if as_json:
+        _echo_json({**answer, "exit_code": code})
+    else:
+        console = _console()
+        before, after = answer["position_before"], answer["position_after"]
+        if answer["order"] is None:
+            console.print(f"[yellow]nothing to close[/yellow]: {symbol} position "
+                          f"{before if before is not None else 'never reported'}", highlight=False)
+        else:
+            verdict = "[green]flat[/green]" if answer["flat"] else f"[red]still held: {after}[/red]"
+            console.print(f"close {symbol}: position {before} -> {verdict}", highlight=False)
+            console.print(_orders_table("close order", [answer["order"]]))
+    raise SystemExit(code)
+
+
+# ====================================================================== leverage
+
+
+def _leverage_dict(row: Any) -> dict[str, Any]:
+    return {"symbol": row.symbol, "leverage": row.leverage, "initial_margin": _num(row.initial_margin),
+            "maintenance_margin": _num(row.maintenance_margin), "max_notional": _num(row.max_notional)}
+
+
+async def _leverage(config: Any, symbol: str | None, level: int | None) -> dict[str, Any]:
+    from qfex_oms.app.runner import connect
+    from qfex_oms.errors import InvalidArgument, RequestFailed
+
+    async with connect(config) as oms:
+        if symbol is not None and level is not None:
+            try:
+                await oms.set_leverage(symbol, level)
+            except RequestFailed as exc:
+                allowed = sorted({r.leverage for r in await oms.leverage_levels() if r.symbol == symbol},
+                                 key=lambda text: Decimal(text))
+                why = f"allowed: {', '.join(allowed)}" if allowed else "unknown symbol"
+                raise InvalidArgument(f"leverage {level} on {symbol} refused "
+                                      f"({exc.error_code}); {why}") from None
+        rows = await oms.leverage()
+        if symbol is not None and symbol not in rows:
+            raise InvalidArgument(f"unknown symbol {symbol!r}: the exchange reports no leverage for it")
+        chosen = [rows[symbol]] if symbol is not None else [rows[s] for s in sorted(rows)]
+        return {"url": oms.url, "account": _account_name(oms), "set": level is not None,
+                "leverage": [_leverage_dict(r) for r in chosen]}
+
+
+@main.command()
+@click.argument("symbol", required=False)
+@click.argument("level", required=False, type=click.IntRange(min=1), metavar="[N]")
+@_connect_options
+@_json_option
+@_exit_codes
+def leverage(symbol: str | None, level: int | None, config_path: str | None, url: str | None,
+             as_json: bool) -> None:
+    """Show the account's leverage per symbol, one symbol's, or set SYMBOL's to N.
+
+    \b
+    qfex-oms leverage               every symbol
+    qfex-oms leverage AAPL-USD      one symbol
+    qfex-oms leverage AAPL-USD 10   set it (QFEX allows only listed levels)
+    Exit 0; 2 for an unknown symbol or a level QFEX refuses (the allowed ones are listed).
+    """
+    config = _one_shot(_load(config_path, url))
+    config.credentials()
+    _configure_logging(config)
+    answer = trio.run(_leverage, config, symbol, level)
+    if as_json:
+        _echo_json(answer)
+        return
+    console = _console()
+    if answer["set"]:
+        console.print(f"leverage on {symbol} set to {level}", highlight=False)
+    table = Table(title=f"account {answer['account']} on {answer['url']}: leverage", title_justify="left")
+    columns = ("symbol", "leverage", "initial_margin", "maintenance_margin", "max_notional")
+    for name in columns:
+        table.add_column(name, justify="left" if name == "symbol" else "right")
+    for row in answer["leverage"]:
+        table.add_row(*(_cell(row[name]) for name in columns))
+    _print_table(console, table)
