@@ -163,7 +163,11 @@ def _load(config_path: str | None, url: str | None = None) -> Any:
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"--url: expected a ws:// or wss:// URL, got {url!r}")
         config = attrs.evolve(config, url=url)
-    return config
+    context = click.get_current_context(silent=True)
+    overrides = {} if context is None else context.meta.get(_CREDENTIAL_OPTIONS, {})
+    if overrides.get("account_id") == "":
+        raise ConfigError("--account-id: expected a subaccount id, got an empty string")
+    return attrs.evolve(config, **overrides)
 
 
 def _one_shot(config: Any) -> Any:
@@ -276,7 +280,24 @@ def _twaps_table(title: str, rows: Iterable[dict[str, Any]]) -> Table:
     return table
 
 
+_CREDENTIAL_OPTIONS = "qfex_oms.credential_options"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Keep a credential option for ``_load`` (given on every command, read in one place)."""
+    if value is not None and param.name is not None:
+        ctx.meta.setdefault(_CREDENTIAL_OPTIONS, {})[param.name] = value
+
+
 def _connect_options(command: F) -> F:
+    command = click.option("--auth", type=click.Choice(["hmac", "jwt"]), default=None, expose_value=False,
+                           callback=_remember,
+                           help="hmac: API keys from the config's key variables; jwt: a JWT from the "
+                                "variable named by exchange.jwt_env (QFEX_JWT). Overrides exchange.auth."
+                           )(command)
+    command = click.option("--account-id", "account_id", default=None, metavar="ID", expose_value=False,
+                           callback=_remember,
+                           help="Trade as this subaccount (overrides exchange.account_id).")(command)
     command = click.option("--url", default=None, metavar="WS_URL",
                            help="Exchange URL overriding the config's, e.g. the ws://127.0.0.1:PORT "
                                 "printed by `qfex-oms sim` (demo keys are used on loopback when the "

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
 from attrs import define, field
 
 from qfex_oms.client.session import Credentials
@@ -45,6 +46,9 @@ class Config:
     url: str = EMBEDDED
     public_key_env: str = "QFEX_PUBLIC_KEY"
     secret_key_env: str = "QFEX_SECRET_KEY"
+    account_id: str | None = None  # a subaccount; None: the primary account
+    auth: str = "hmac"  # or "jwt": the token from the variable named by jwt_env
+    jwt_env: str = "QFEX_JWT"
     sim_time_scale: float = 1000.0
     manager: dict[str, Any] = field(factory=dict)
     guard: GuardLimits = field(factory=GuardLimits)
@@ -64,19 +68,36 @@ class Config:
         return urlsplit(self.url).scheme == "ws" and urlsplit(self.url).hostname in _LOOPBACK
 
     def credentials(self) -> Credentials:
-        """Keys from the environment variables the file names.
+        """Keys (or a JWT) from the environment variables the file names, and its ``account_id``.
 
         The embedded venue and a simulator on loopback (``ws://127.0.0.1:...``) fall back to the demo
         keys when those variables are unset; any other venue requires them.
         """
+        if self.auth == "jwt":
+            return self._jwt_credentials()
         public, secret = os.environ.get(self.public_key_env), os.environ.get(self.secret_key_env)
         if public and secret:
-            return Credentials(public, secret)
+            return Credentials(public, secret, self.account_id)
         if self.embedded or self.local_simulator:
-            return Credentials(*DEMO_KEYS)
+            return Credentials(*DEMO_KEYS, self.account_id)
         missing = [n for n, v in ((self.public_key_env, public), (self.secret_key_env, secret)) if not v]
         raise ConfigError(f"{self.path}: set the environment variable(s) {', '.join(missing)} "
                           f"(named by exchange.public_key_env / exchange.secret_key_env)")
+
+    def _jwt_credentials(self) -> Credentials:
+        token = os.environ.get(self.jwt_env)
+        if not token:
+            raise ConfigError(f"{self.path}: set the environment variable {self.jwt_env} to the JWT "
+                              f"(exchange.auth = \"jwt\"; the variable is named by exchange.jwt_env)")
+        if "jwt" not in attrs.fields_dict(Credentials):
+            # The client cannot send a JWT yet (qfex_oms.client.session.Credentials has no jwt field):
+            # say so before connecting rather than authenticate with something else.
+            raise ConfigError(f"{self.path}: exchange.auth = \"jwt\": this version of the client "
+                              "cannot authenticate with a JWT yet; use API keys (auth = \"hmac\")")
+        public = os.environ.get(self.public_key_env) or ""
+        fields: dict[str, Any] = {"public_key": public, "secret_key": "", "account_id": self.account_id,
+                                  "jwt": token}
+        return Credentials(**fields)
 
 
 # section -> key -> (expected type description, converter, required)
@@ -86,6 +107,9 @@ _SCHEMA: dict[str, dict[str, tuple[str, Any, bool]]] = {
         "url": ("a ws:// or wss:// URL, or \"embedded\"", str, True),
         "public_key_env": ("an environment variable name", str, False),
         "secret_key_env": ("an environment variable name", str, False),
+        "account_id": ("a subaccount id (a string)", str, False),
+        "auth": ("\"hmac\" (API keys) or \"jwt\"", str, False),
+        "jwt_env": ("an environment variable name", str, False),
         "sim_time_scale": (_NUMBER, float, False),
     },
     "manager": {
@@ -180,6 +204,12 @@ def _build(file: Path, v: dict[str, dict[str, Any]], strategy: dict[str, Any]) -
     if on_exit not in ("cancel_all", "leave_gtc", "flatten"):
         raise ConfigError(f"{file}: runner.on_exit: expected {_SCHEMA['runner']['on_exit'][0]}, "
                           f"got {on_exit!r}")
+    if exchange.get("auth", "hmac") not in ("hmac", "jwt"):
+        raise ConfigError(f"{file}: exchange.auth: expected {_SCHEMA['exchange']['auth'][0]}, "
+                          f"got {exchange['auth']!r}")
+    if exchange.get("account_id") == "":
+        raise ConfigError(f"{file}: exchange.account_id: expected {_SCHEMA['exchange']['account_id'][0]}, "
+                          "got an empty string (leave it out for the primary account)")
     failure = v.get("manager", {}).get("journal_failure", "halt_new_orders")
     if failure not in ("halt_new_orders", "continue"):
         raise ConfigError(f"{file}: manager.journal_failure: expected "
@@ -191,7 +221,7 @@ def _build(file: Path, v: dict[str, dict[str, Any]], strategy: dict[str, Any]) -
                     guard=GuardLimits(**v.get("guard", {})), on_exit=on_exit,
                     shutdown_timeout=runner.get("shutdown_timeout", 5.0), log_level=level,
                     log_json_file=logging.get("json_file"))
-    for key in ("public_key_env", "secret_key_env", "sim_time_scale"):
+    for key in ("public_key_env", "secret_key_env", "account_id", "auth", "jwt_env", "sim_time_scale"):
         if key in exchange:
             setattr(config, key, exchange[key])
     return config

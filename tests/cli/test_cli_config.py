@@ -187,3 +187,37 @@ def test_argument_errors_exit_2_before_anything_connects(args: list[str]) -> Non
     # Argument parsing only: in-process (the subprocess tests cover the same exit path end to end).
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
+
+
+def test_account_id_and_auth_come_from_the_exchange_table(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QFEX_JWT", raising=False)
+    file = tmp_path / "sub.toml"
+    file.write_text(GOOD.replace("[guard]", 'account_id = "sub-1"\n[guard]'))
+    config = load_config(file)
+    assert config.account_id == "sub-1" and config.credentials().account_id == "sub-1"
+    assert Config(None, "embedded").credentials().account_id is None  # the primary account
+    for text, parts in (('auth = "oauth"\n', ("exchange.auth", '"hmac" (API keys) or "jwt"', "'oauth'")),
+                        ('account_id = ""\n', ("exchange.account_id", "empty string"))):
+        file.write_text(GOOD.replace("[guard]", text + "[guard]"))
+        with pytest.raises(ConfigError) as caught:
+            load_config(file)
+        assert all(part in str(caught.value) for part in parts), caught.value
+    file.write_text(GOOD.replace("[guard]", 'auth = "jwt"\njwt_env = "MY_JWT"\n[guard]'))
+    jwt = load_config(file)
+    with pytest.raises(ConfigError, match="set the environment variable MY_JWT"):
+        jwt.credentials()  # no demo fallback: a JWT is never guessed
+
+
+async def test_account_id_and_auth_on_the_command_line(sim_url: str, tmp_path: Path) -> None:
+    sub = "00000000-0000-4000-8000-000000000001"  # the demo account's own user_id in the simulator
+    ok, unknown, no_jwt, empty = await arun_all(
+        ["positions", "--url", sim_url, "--account-id", sub, "--json"],
+        ["balance", "--url", sim_url, "--account-id", "someone-else"],
+        ["orders", "--url", sim_url, "--auth", "jwt"],
+        ["leverage", "--url", sim_url, "--account-id", ""])
+    assert ok.returncode == 0, explain(ok)
+    assert json_out(ok)["account"] == f"qfex_pub_demo/{sub}"
+    assert unknown.returncode == 3, explain(unknown)  # the exchange refused the subaccount
+    assert no_jwt.returncode == 2 and "QFEX_JWT" in no_jwt.stderr, explain(no_jwt)
+    assert empty.returncode == 2 and "--account-id" in empty.stderr, explain(empty)
