@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,21 @@ async def test_flatten_reports_what_it_could_not_close(venue: Venue, oms: OrderM
     assert venue.open_orders(PUB) == []
     held = [e for e in logs if e["event"] == "exit policy: positions still held"]
     assert held and held[-1]["positions"] == {SYMBOL: "3"}
+
+
+async def test_the_readme_position_example_runs_and_flatten_closes_it(venue: Venue, oms: OrderManager,
+                                                                      oms2: OrderManager,
+                                                                      tmp_path: Path) -> None:
+    text = (REPO / "README.md").read_text()
+    (example,) = re.findall(r"### Reading positions.*?```py\n(.*?)```", text, re.S)
+    strategy = tmp_path / "reading_positions.py"
+    strategy.write_text(example)
+    await oms2.place_order(SYMBOL, "SELL", "2", "200")  # the example's IOC takes this
+    await oms2.place_order(SYMBOL, "BUY", "5", "199")  # flatten's close sells into this
+    config = config_for(venue, on_exit="flatten", strategy={"hold": 0.5, "target": 2})
+    with capture_logs() as logs:
+        result = await run_strategy(load_strategy(strategy), config, oms)
+    assert result.stopped_by == "finished" and result.error is None
+    assert any(e["event"] == "position" and e["quantity"] in ("2", "2.0") for e in logs), logs
+    assert result.exit_clean and result.positions_held == {}
+    assert venue.position(PUB, SYMBOL).quantity == 0 and venue.open_orders(PUB) == []
