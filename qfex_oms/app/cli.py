@@ -747,6 +747,7 @@ async def _fetch_balance(config: Any) -> dict[str, Any]:
     async with connect(config) as oms:
         await _account_reported(oms)
         b = oms.balance()
+        assert b is not None  # _account_reported waited for it
         balance = {"available": _num(b.available), "deposit": _num(b.deposit),
                    "order_margin": _num(b.order_margin), "position_margin": _num(b.position_margin),
                    "realised_pnl": _num(b.realised_pnl), "unrealised_pnl": _num(b.unrealised_pnl),
