@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from http import HTTPStatus
 from typing import Any, TypeVar, get_args, get_origin
 
 import cattrs
@@ -545,7 +546,13 @@ def encode_body(value: object, schema: str | None = None) -> bytes:
 def parse_problem(status: int, reason: str, body: bytes) -> Problem:
     """An error answer as a ``Problem``, read defensively (§15.2: some say QFEX sends no
     problem+json): a field of the wrong type is ignored, a body that is not JSON becomes the
-    detail (cut short), and the HTTP reason phrase stands in for a missing title."""
+    detail (cut short), and the HTTP reason phrase stands in for a missing title (HTTP/2 and many
+    HTTP/1.1 servers send none: then the standard phrase of ``status``)."""
+    if not reason:
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = f"HTTP {status}"
     try:
         raw = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
