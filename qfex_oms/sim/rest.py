@@ -224,7 +224,7 @@ class RestApp:
         if problem is not None:
             raise RestFailure(400, problem, "body.leverage")
         # The websocket side pushes the changed position and balance the same way (CHOICES C37).
-        self.server._push_account_changes()  # noqa: SLF001  (SimServer has no public name for it)
+        self.server.push_account_changes()
         return 200, r.encode_body(wanted)
 
 

@@ -371,9 +371,9 @@ class SimServer:
                 if data is None:
                     data = encode(reply).decode()
                 conn.push(key, data)
-        self._push_account_changes()
+        self.push_account_changes()
 
-    def _push_account_changes(self) -> None:
+    def push_account_changes(self) -> None:
         """Push position_response / balance_response for whatever the last command changed, to the
         account's connections subscribed to ``positions`` / ``balances`` (CHOICES C31)."""
         ledger = self.engine.ledger
@@ -392,11 +392,11 @@ class SimServer:
 
     def set_mark(self, symbol: str, price: Decimal | None) -> None:
         self.engine.set_mark(symbol, price)
-        self._push_account_changes()
+        self.push_account_changes()
 
     def apply_funding(self, symbol: str, rate: Decimal) -> None:
         self.engine.apply_funding(symbol, rate)
-        self._push_account_changes()
+        self.push_account_changes()
 
     async def _run_funding(self, interval: float) -> None:
         """Settle funding for every symbol each ``interval`` seconds of trio's clock (CHOICES C28)."""
@@ -511,7 +511,7 @@ class SimServer:
         if problem is not None:
             raise RequestError(ErrorCode.INVALID_PARAMETER, problem, None)
         self._reply(conn, m.Ack(incoming_echo(request)))
-        self._push_account_changes()
+        self.push_account_changes()
 
 
 def _key(reply: m.Reply) -> str:
