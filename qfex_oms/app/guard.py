@@ -38,7 +38,7 @@ log = structlog.get_logger("qfex_oms.app.guard")
 ZERO = Decimal(0)
 
 
-def _fmt(value: Decimal) -> str:
+def plain(value: Decimal) -> str:
     """``2``, not ``2.000000``: reports carry the exchange's precision, reasons are read by people."""
     return format(value.normalize(), "f") if value else "0"
 
@@ -66,7 +66,7 @@ class GuardState:
             self.last_price[symbol] = entry_price
         limit = self.limits.max_position
         if limit is not None and abs(quantity) > limit:
-            return f"position {_fmt(quantity)} on {symbol} exceeds max_position {limit}"
+            return f"position {plain(quantity)} on {symbol} exceeds max_position {limit}"
         return self._notional() or self._exposure(symbol)
 
     def on_price(self, symbol: str, price: Decimal) -> str | None:
@@ -83,7 +83,7 @@ class GuardState:
         limit = self.limits.max_notional
         notional = sum((abs(q) * self.last_price.get(s, ZERO) for s, q in self.positions.items()), ZERO)
         if limit is not None and notional > limit:
-            return f"notional {_fmt(notional)} exceeds max_notional {limit}"
+            return f"notional {plain(notional)} exceeds max_notional {limit}"
         return None
 
     def _exposure(self, symbol: str) -> str | None:
@@ -94,8 +94,8 @@ class GuardState:
         buys, sells = self.open_buys.get(symbol, ZERO), self.open_sells.get(symbol, ZERO)
         worst = max(abs(position + buys), abs(position - sells))
         if worst > limit:
-            return (f"exposure {_fmt(worst)} on {symbol} (position {_fmt(position)}, open buys "
-                    f"{_fmt(buys)}, open sells {_fmt(sells)}) exceeds max_exposure {limit}")
+            return (f"exposure {plain(worst)} on {symbol} (position {plain(position)}, open buys "
+                    f"{plain(buys)}, open sells {plain(sells)}) exceeds max_exposure {limit}")
         return None
 
     def on_open_orders(self, count: int) -> str | None:
