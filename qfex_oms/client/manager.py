@@ -44,6 +44,7 @@ from qfex_oms.client.events import (
     Reconnected,
 )
 from qfex_oms.client.outcomes import SendOutcome
+from qfex_oms.client.reference import ReferenceData, rest_url_for
 from qfex_oms.client.results import CancelResult, KillReport
 from qfex_oms.client.session import Credentials, Session
 from qfex_oms.client.settler import Settler
@@ -63,6 +64,7 @@ from qfex_oms.core.events import (
 )
 from qfex_oms.core.model import CancelRequest, Order, Twap
 from qfex_oms.core.pacer import PacerSettings
+from qfex_oms.core.refdata import Instrument
 from qfex_oms.core.replay import replay
 from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot, settle_from_order_query, settlement_note
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
@@ -148,6 +150,11 @@ class ManagerSettings:
     journal: str | None = None  # path of the SQLite journal; None keeps no journal
     journal_retention: float | None = None  # seconds: on start, compact orders closed longer ago
     position_grace: float = field(default=2.0, validator=_positive)  # before a PositionMismatch
+    # QFEX's REST API: "auto" derives it from a QFEX trade URL (trade.qfex.com -> api.qfex.com),
+    # None goes without (reference data then defers to the exchange); or give the base URL.
+    rest_url: str | None = "auto"
+    validate_orders: bool = True  # refuse what the reference data says QFEX would refuse
+    refdata_refresh: float = field(default=300.0, validator=_positive)
     journal_failure: JournalFailurePolicy = field(default=JournalFailurePolicy.DEFAULT,
                                                   converter=JournalFailurePolicy)
 
@@ -166,6 +173,10 @@ class OrderManager:
         self.journal_halted = False  # the journal cannot write (policy halt_new_orders); lifts itself
         self._journal_error: str | None = None
         self.journal: Journal | None = None  # the crash-safe journal, when ``journal=`` was given
+        self.reference = ReferenceData(
+            rest_url_for(url) if settings.rest_url == "auto" else settings.rest_url,
+            refresh=settings.refdata_refresh, timeout=settings.request_timeout,
+            validate=settings.validate_orders)
         self.account = Account()
         self.position_check = PositionCheck(grace=settings.position_grace)
         self.waiters = Waiters()
@@ -240,6 +251,7 @@ class OrderManager:
             "take_profit": None if take_profit is None else args.decimal_arg("take_profit", take_profit),
             "stop_loss": None if stop_loss is None else args.decimal_arg("stop_loss", stop_loss),
         }
+        self.reference.check(fields["symbol"], kind, tif, fields["quantity"], fields["price"])
         self._refuse_if_halted("new orders")
         session = self._usable_session()
         order = self.core.place_order(**fields)
@@ -378,6 +390,14 @@ class OrderManager:
 
     def order(self, order_id: str) -> Order | None:
         return self.core.tracker.by_order_id(order_id)
+
+    def instruments(self) -> dict[str, Instrument]:
+        """Every symbol's reference data as last loaded from QFEX's REST API (empty without it)."""
+        return dict(self.reference.instruments.by_symbol)
+
+    def instrument(self, symbol: str) -> Instrument | None:
+        """One symbol's reference data: tick and lot sizes, limits, ``round_price``/``round_quantity``."""
+        return self.reference.instrument(symbol)
 
     def positions(self) -> dict[str, Position]:
         """Every position as the exchange last reported it, by symbol (signed: negative = short)."""
@@ -864,6 +884,7 @@ async def open_order_manager(
                 journal = await _recover(oms, settings.journal)
                 await nursery.start(journal.run)
             try:
+                await nursery.start(oms.reference.run, credentials)
                 await nursery.start(oms.connection.supervise)
                 yield oms
             finally:
