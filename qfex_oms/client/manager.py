@@ -415,8 +415,9 @@ class OrderManager:
         """Flatten ``symbol`` with QFEX's ``close_position`` (a reduce-only LIMIT IOC on the other
         side, priced near mark, sized to the position); return the order QFEX made once it answered
         (its fills follow as events). Returns None, sending nothing, when the last report says the
-        position is flat, and None when QFEX refuses because it is (its REJECTED answer). Not
-        halted by the kill switch: closing reduces risk."""
+        position is flat, and None when QFEX refuses because it is (its REJECTED answer); any other
+        refusal (BAD_SYMBOL, say) raises ``RequestFailed`` with QFEX's status. Not halted by the
+        kill switch: closing reduces risk."""
         symbol = args.symbol_arg(symbol)
         cid = args.client_id_arg("client_order_id", client_order_id, self.settings.client_id_prefix)
         known = self.account.positions.get(symbol)
@@ -432,8 +433,13 @@ class OrderManager:
             with trio.move_on_after(self.settings.request_timeout):
                 async for event in stream:
                     answer = _close_answer(event, symbol, cid)
+                    if isinstance(answer, Order):
+                        return answer
                     if answer is not None:
-                        return answer if isinstance(answer, Order) else None
+                        if answer.status == "REJECTED":  # the refusal of a flat position (C29)
+                            return None
+                        raise RequestFailedError("close_position", str(answer.status),
+                                                 f"QFEX refused to close {symbol}")
         raise RequestTimeout(f"no answer to close_position on {symbol} within "
                              f"{self.settings.request_timeout} s; the position may be closing")
 

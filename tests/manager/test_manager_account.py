@@ -145,3 +145,8 @@ async def test_a_restart_with_the_journal_knows_the_position_from_the_exchange_n
     async with manager(venue, journal=path) as again:
         await wait_until(lambda: matches_venue(again, venue), what="the position after the restart")
         assert again.position(S).quantity == -2  # type: ignore[union-attr]
+
+
+async def test_close_position_of_an_unknown_symbol_is_a_clear_error(oms: OrderManager) -> None:
+    with pytest.raises(RequestFailed, match="BAD_SYMBOL"):
+        await oms.close_position("NOPE-USD")
