@@ -215,7 +215,8 @@ DOCUMENTED_REQUESTS = [
     ),
     pytest.param(
         m.ClosePosition(symbol="AAPL-USD", client_order_id="my-close-order-1"),
-        '{ "type": "close_position", "params": { "symbol": "AAPL-USD", "client_order_id": "my-close-order-1" } }',
+        '{ "type": "close_position", "params": { "symbol": "AAPL-USD", '
+        '"client_order_id": "my-close-order-1" } }',
         id="close_position-client-id",
     ),
     pytest.param(
