@@ -339,7 +339,8 @@ def demo() -> None:
               help="Divide TWAP intervals by this factor.")
 @click.option("--no-rate-limit", is_flag=True, help="Disable QFEX's rate limits.")
 def sim(host: str, port: int, time_scale: float, no_rate_limit: bool) -> None:
-    """Run the QFEX simulator until SIGINT/SIGTERM; the first stdout line is its ws:// URL."""
+    """Run the QFEX simulator until SIGINT/SIGTERM; the first stdout line is its ws:// URL, the
+    second ``rest <http URL>`` of its REST API."""
     # Logs go to stderr so stdout carries only the URL line a parent process waits for.
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     rate_limits = None if no_rate_limit else RateLimitSettings()
@@ -352,7 +353,9 @@ async def _serve_until_signalled(
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_simulator(port, host, time_scale=time_scale,
                                   rate_limits=rate_limits) as venue:
-            print(venue.url, flush=True)
+            print(venue.url, flush=True)  # first: scripts wait for this one line
+            if venue.rest_url is not None:
+                print(f"rest {venue.rest_url}", flush=True)
             async for _ in signals:
                 break
 
