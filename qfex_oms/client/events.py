@@ -15,7 +15,7 @@ from qfex_oms.core.events import (
     FillReceived,
     ModifyFinished,
     OrderUpdated,
-    RequestFailed,
+    RequestErrored,
     TwapUpdated,
     Unmatched,
 )
@@ -69,9 +69,11 @@ class PositionMismatch:
     reported: Decimal
 
 
-Event = (OrderUpdated | FillReceived | TwapUpdated | CancelFinished | ModifyFinished | RequestFailed
+Event = (OrderUpdated | FillReceived | TwapUpdated | CancelFinished | ModifyFinished | RequestErrored
          | Unmatched | Connected | Disconnected | Reconnected | HaltChanged | PositionUpdated
          | BalanceUpdated | PositionMismatch)
+
+RequestFailed = RequestErrored  # deprecated name of the core's event, kept for one release (CHANGELOG)
 
 __all__ = [
     "BalanceUpdated",
@@ -87,6 +89,7 @@ __all__ = [
     "PositionMismatch",
     "PositionUpdated",
     "Reconnected",
+    "RequestErrored",
     "RequestFailed",
     "TwapUpdated",
     "Unmatched",

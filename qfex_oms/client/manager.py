@@ -58,7 +58,7 @@ from qfex_oms.core.events import (
     FillReceived,
     ModifyFinished,
     OrderUpdated,
-    RequestFailed,
+    RequestErrored,
     TwapUpdated,
     Unmatched,
 )
@@ -784,7 +784,7 @@ class OrderManager:
             self.waiters.wake(event.request)
         elif isinstance(event, TwapUpdated):
             self.waiters.wake(event.twap)
-        elif isinstance(event, RequestFailed) and event.request_type in _REPLY_OF:
+        elif isinstance(event, RequestErrored) and event.request_type in _REPLY_OF:
             self.replies.resolve(_REPLY_OF[event.request_type],
                           error=RequestFailedError(event.request_type, event.error_code, event.message))
         self.publish(event)

@@ -46,8 +46,11 @@ class ModifyFinished:
 
 
 @frozen
-class RequestFailed:
-    """An ``err`` (or a refusal) that matched no order, TWAP or cancel: e.g. a query that failed."""
+class RequestErrored:
+    """An ``err`` (or a refusal) that matched no order, TWAP or cancel: e.g. a query that failed.
+
+    Not ``qfex_oms.errors.RequestFailed`` (the exception a caller gets): this is what the core
+    reports so the shell can fail the caller waiting on that request."""
 
     request_type: str | None
     error_code: str
@@ -63,6 +66,11 @@ class Unmatched:
     reason: str
 
 
-Event = (
-    OrderUpdated | FillReceived | TwapUpdated | CancelFinished | ModifyFinished | RequestFailed | Unmatched
+CoreEvent = (
+    OrderUpdated | FillReceived | TwapUpdated | CancelFinished | ModifyFinished | RequestErrored | Unmatched
 )
+
+# Deprecated names, kept for one release (CHANGELOG): ``RequestFailed`` was also the exception's
+# name, and ``Event`` the client's union of these and the connection events.
+RequestFailed = RequestErrored
+Event = CoreEvent

@@ -8,7 +8,7 @@ import pytest
 from corekit import SYMBOL, ack, fill, new_id, place, resp
 
 from qfex_oms.core import CancelError, CancelIntent, OmsCore, OrderEvent, OrderState, apply_snapshot
-from qfex_oms.core.events import CancelFinished, FillReceived, RequestFailed
+from qfex_oms.core.events import CancelFinished, FillReceived, RequestErrored
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType, ErrorCode, OrderStatus, TimeInForce
 
@@ -148,7 +148,7 @@ def test_err_for_a_new_order_rejects_it_with_the_error_code(core: OmsCore) -> No
 def test_err_for_a_query_is_reported_not_dropped(core: OmsCore) -> None:
     core.on_reply(m.Err(ErrorCode.RATE_LIMITED, None, {"type": "get_user_orders", "params": {}}))
     (event,) = core.take_events()
-    assert isinstance(event, RequestFailed) and event.request_type == "get_user_orders"
+    assert isinstance(event, RequestErrored) and event.request_type == "get_user_orders"
 
 
 # ---------------------------------------------------------------- client-id cancels
