@@ -1,16 +1,20 @@
 """Sans-IO core: order and TWAP state, the tracker, cancel resolution and reconciliation.
 
 Nothing in this package awaits or does I/O; the trio shell feeds it and drains its outputs.
+``Event`` and ``RequestFailed`` are deprecated names of ``CoreEvent`` and ``RequestErrored``.
 """
 
 from qfex_oms.core.cancel import CancelError, CancelIntent
+from qfex_oms.core.cancelbook import CancelBook
 from qfex_oms.core.engine import OmsCore
 from qfex_oms.core.events import (
     CancelFinished,
+    CoreEvent,
     Event,
     FillReceived,
     ModifyFinished,
     OrderUpdated,
+    RequestErrored,
     RequestFailed,
     TwapUpdated,
     Unmatched,
@@ -21,10 +25,12 @@ from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
 from qfex_oms.core.tracker import OrderTracker
 
 __all__ = [
+    "CancelBook",
     "CancelError",
     "CancelFinished",
     "CancelIntent",
     "CancelRequest",
+    "CoreEvent",
     "Event",
     "Fill",
     "FillReceived",
@@ -36,6 +42,7 @@ __all__ = [
     "OrderState",
     "OrderTracker",
     "OrderUpdated",
+    "RequestErrored",
     "RequestFailed",
     "SnapshotDiff",
     "Twap",

@@ -75,6 +75,11 @@ class Order:
     def remaining_quantity(self) -> Decimal:
         return max(ZERO, self.quantity - self.filled_quantity)
 
+    def note_leaves(self, leaves: Decimal | None) -> None:
+        """A report's leaves only ever lower the floor: reports of one size may come out of order."""
+        if leaves is not None and (self.leaves_floor is None or leaves < self.leaves_floor):
+            self.leaves_floor = leaves if leaves >= ZERO else ZERO
+
     def grow_to_trades(self, quantity: Decimal) -> None:
         """An adopted order about to count a new trade of ``quantity``: its size was learnt from a
         reply (a FILLED report may carry the fill's size, not the order's) or from one trade, so it

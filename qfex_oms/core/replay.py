@@ -110,12 +110,15 @@ def _command(core: OmsCore, request: m.Request) -> None:
             core.modify_order(order, request.price, request.quantity)
 
 
-_INTENT_FIELD = {CancelIdType.ORDER_ID: "order_id", CancelIdType.CLIENT_ORDER_ID: "client_order_id",
-                 CancelIdType.TWAP_ID: "twap_id", CancelIdType.CLIENT_TWAP_ID: "client_twap_id"}
-
-
 def _intent(request: m.CancelOrder) -> CancelIntent:
-    field = _INTENT_FIELD.get(request.cancel_order_id_type)
-    if field is None:
-        raise ValueError(f"unknown cancel_order_id_type {request.cancel_order_id_type!r}")
-    return CancelIntent(**{field: request.order_id, "symbol": request.symbol})
+    """The intent a journaled ``cancel_order`` carried: its one id selector and its symbol."""
+    mode, value, symbol = request.cancel_order_id_type, request.order_id, request.symbol
+    if mode is CancelIdType.ORDER_ID:
+        return CancelIntent(order_id=value, symbol=symbol)
+    if mode is CancelIdType.CLIENT_ORDER_ID:
+        return CancelIntent(client_order_id=value, symbol=symbol)
+    if mode is CancelIdType.TWAP_ID:
+        return CancelIntent(twap_id=value, symbol=symbol)
+    if mode is CancelIdType.CLIENT_TWAP_ID:
+        return CancelIntent(client_twap_id=value, symbol=symbol)
+    raise ValueError(f"unknown cancel_order_id_type {mode!r}")

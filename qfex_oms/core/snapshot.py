@@ -39,17 +39,22 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 import orjson
+import structlog
 from attrs import define, field
 
+from qfex_oms.core import fills, twap_replies
 from qfex_oms.core import twaps as twap_rules
-from qfex_oms.core.corestate import log
+from qfex_oms.core.drops import malformed_fill
 from qfex_oms.core.engine import OmsCore
 from qfex_oms.core.model import CancelRequest, Fill, Order, Twap
-from qfex_oms.core.replies import malformed_fill, order_from_response
+from qfex_oms.core.replies import order_from_response
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent
 from qfex_oms.core.tracker import OrderTracker
 from qfex_oms.protocol import messages as m
-from qfex_oms.protocol.enums import OrderStatus, OrderType
+from qfex_oms.protocol.enums import OrderStatus, OrderType, Side, TimeInForce
+
+log = structlog.get_logger("qfex_oms.core")
+_ZERO = Decimal(0)
 
 SETTLED_MISSING = "MISSING_FROM_SNAPSHOT"
 NOTE_KEY = "settled"
@@ -156,7 +161,7 @@ def _note_row(core: OmsCore, order: Order, row: m.OrderResponse) -> None:
         order.modify_in_doubt = None
     if row.price is not None and order.order_type is not OrderType.MARKET:
         order.price = row.price
-    core.note_leaves(order, row.quantity_remaining)
+    order.note_leaves(row.quantity_remaining)
 
 
 def _shown_open(core: OmsCore, order: Order, status: str, diff: SnapshotDiff) -> None:
@@ -201,7 +206,7 @@ def _usable_trades(core: OmsCore, trades: Iterable[m.Trade]) -> list[m.Trade]:
     usable = []
     for trade in trades:
         if not (trade.quantity > 0 and trade.price > 0):
-            malformed_fill(trade.trade_id, trade.order_id, trade.symbol, trade.quantity, trade.price)
+            malformed_fill(trade)
             continue
         tracked = core.tracker.by_order_id(trade.order_id)
         if tracked is not None and tracked.symbol != trade.symbol:
@@ -219,14 +224,14 @@ class _Unknown:
     row: m.OrderResponse | None
     symbol: str
     client_order_id: str | None
-    side: m.Side | None
-    order_type: m.OrderType | None
-    tif: m.TimeInForce | None
+    side: Side | None
+    order_type: OrderType | None
+    tif: TimeInForce | None
     traded: Decimal = Decimal(0)
 
     def candidates(self, tracker: OrderTracker) -> list[Order]:
         row = self.row
-        price, least = (row.price, max(row.quantity or 0, self.traded)) if row else (None, self.traded)
+        price, least = (row.price, max(row.quantity or _ZERO, self.traded)) if row else (None, self.traded)
         return [o for o in tracker.pending(self.symbol, self.client_order_id)
                 if o.could_be(self.side, self.order_type, self.tif, price, least)]
 
@@ -258,9 +263,9 @@ def _unknown_ids(tracker: OrderTracker, rows: Sequence[m.OrderResponse],
             entry.traded += t.quantity
     for row in rows:
         if tracker.by_order_id(row.order_id) is None:
-            entry = unknown.get(row.order_id)
+            traded = unknown[row.order_id].traded if row.order_id in unknown else _ZERO
             unknown[row.order_id] = _Unknown(row, row.symbol, row.client_order_id, row.side, row.type,
-                                             row.time_in_force, entry.traded if entry else Decimal(0))
+                                             row.time_in_force, traded)
     return unknown
 
 
@@ -295,19 +300,19 @@ def _apply_trade(core: OmsCore, fence: int, trade: m.Trade, diff: SnapshotDiff,
     by id without growing it, so the fill is not counted twice. An order known only from its trades
     (size unknown) is concluded FILLED only by a complete snapshot that does not show it open."""
     if trade.trade_id in core.tracker.trade_ids:
-        core.duplicate_trade(trade.trade_id, trade.order_id, trade.quantity, trade.price)
+        fills.duplicate_trade(core, trade)
         return
     order = core.tracker.by_order_id(trade.order_id)
     if order is None:
         order = _adopt(core, fence, Order(0, trade.symbol, trade.side,
-                                          trade.order_type or m.OrderType.LIMIT,
-                                          trade.tif or m.TimeInForce.GTC, trade.quantity, None,
+                                          trade.order_type or OrderType.LIMIT,
+                                          trade.tif or TimeInForce.GTC, trade.quantity, None,
                                           trade.client_order_id or "", order_id=trade.order_id,
                                           state=OrderState.UNKNOWN))
         diff.adopted.append(order)
     fill = Fill(trade.trade_id, trade.order_id, trade.symbol, trade.side, trade.price,
                 trade.quantity, trade.fee, trade.timestamp)
-    if core.record_fill(order, fill):
+    if fills.record_fill(core, order, fill):
         diff.fills_added.append(fill)
         event = OrderEvent.FULL_FILL if order.remaining_quantity <= 0 else OrderEvent.PARTIAL_FILL
         size_unknown = order.adopted and order.leaves_floor is None and not complete
@@ -353,7 +358,7 @@ def apply_settlement_note(core: OmsCore, raw: bytes) -> None:
         event = _NOTED_ENDS.get(state)
         if order is None or event is None or not order.state.is_live:
             continue
-        core.note_leaves(order, leaves)
+        order.note_leaves(leaves)
         core.apply_order_event(order, event, status)
         order.needs_settlement = False
 
@@ -384,11 +389,11 @@ def _settle_twaps(core: OmsCore, fence: int, rows: Iterable[m.TwapResponse], dif
         if twap is None:
             twap = tracker.first_pending_twap(row.symbol, row.client_twap_id)
             if twap is not None:
-                core.learn_twap_id(twap, row.twap_id)
+                twap_replies.learn_twap_id(core, twap, row.twap_id)
             else:
                 twap = tracker.new_twap(twap_rules.twap_from_response(row))
                 twap.adopted = True
-                core.claim_orphans(twap)
+                twap_replies.claim_orphans(core, twap)
                 diff.twaps_adopted.append(twap)
         seen.add(twap.local_id)
         twap_rules.note_progress(twap, row)
@@ -463,7 +468,8 @@ def _settle_queried(core: OmsCore, order: Order, response: m.AllOrdersResponse |
         diff.unconfirmed.append(order)
         return
     single = isinstance(response, m.OrderResponse)
-    rows = (response,) if single else response.orders
+    rows: Sequence[m.OrderResponse] = (response,) if isinstance(response, m.OrderResponse) \
+        else response.orders
     named = [row for row in rows if row.order_id == order.order_id]
     if any(row.symbol != order.symbol for row in named):
         log.warning("order query names the order on another symbol; ignored", **order.describe())

@@ -718,7 +718,7 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
                 continue
             assert order.cancel_owed, f"the cut-off cancel of {order.describe()} was forgotten"
             assert order.state is OrderState.PENDING_CANCEL, f"owed but {order.describe()}"
-            in_flight = self.core._open_cancel_for(order) is not None
+            in_flight = self.core.cancels.open_for(order) is not None
             assert x.order_id in cancelled_ids or in_flight, f"owed cancel not sent: {order.describe()}"
 
     def _check_settled(self, fence: int, disconnected: bool, unbound: set[int]) -> None:
