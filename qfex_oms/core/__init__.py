@@ -21,7 +21,7 @@ from qfex_oms.core.events import (
 )
 from qfex_oms.core.model import CancelRequest, Fill, ModifyRequest, Order, Twap
 from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot, settle_from_order_query
-from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
+from qfex_oms.core.states import LocalStatus, OrderEvent, OrderState, TwapEvent, TwapState
 from qfex_oms.core.tracker import OrderTracker
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "Event",
     "Fill",
     "FillReceived",
+    "LocalStatus",
     "ModifyFinished",
     "ModifyRequest",
     "OmsCore",

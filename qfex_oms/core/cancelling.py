@@ -15,14 +15,14 @@ from qfex_oms.core import cancel as cancel_rules
 from qfex_oms.core.cancel import CancelError, CancelIntent
 from qfex_oms.core.events import CancelFinished
 from qfex_oms.core.model import CancelRequest, Order, Twap
-from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent
+from qfex_oms.core.states import LocalStatus, OrderEvent, OrderState, TwapEvent
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType, OrderStatus
 
 if TYPE_CHECKING:
     from qfex_oms.core.engine import OmsCore
 
-ALREADY_CLOSED = "ALREADY_CLOSED"
+ALREADY_CLOSED = str(LocalStatus.ALREADY_CLOSED)
 _CANCELLED = str(OrderStatus.CANCELLED)
 _CANCEL_STATUSES = frozenset({OrderStatus.CANCELLED, OrderStatus.CANCELLED_STP})
 

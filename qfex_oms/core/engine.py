@@ -27,7 +27,7 @@ from qfex_oms.core.cancel import CancelIntent
 from qfex_oms.core.cancelbook import CancelBook
 from qfex_oms.core.events import CoreEvent, ModifyFinished, OrderUpdated, TwapUpdated, Unmatched
 from qfex_oms.core.model import CancelRequest, ModifyRequest, Order, Twap
-from qfex_oms.core.states import ORDER_TRANSITIONS, OrderEvent, TwapEvent, next_twap_state
+from qfex_oms.core.states import ORDER_TRANSITIONS, LocalStatus, OrderEvent, TwapEvent, next_twap_state
 from qfex_oms.core.tracker import OrderTracker
 from qfex_oms.errors import InvalidArgument
 from qfex_oms.protocol import messages as m
@@ -306,23 +306,24 @@ class OmsCore:
         live TWAP may have been cancelled by the venue (``Twap.cancels_in_doubt``).
         """
         for request in self.cancels.open_requests():
-            self.cancel_lost(request, "DISCONNECTED")
+            self.cancel_lost(request, _DISCONNECTED)
         for order in list(self.tracker.pending_new()):
-            self.order_lost(order, "DISCONNECTED")
+            self.order_lost(order, _DISCONNECTED)
         for modify in list(self._modifies.values()):
             modify.order.modify_in_doubt = (modify.quantity, modify.price)
-            self.finish_modify(modify, "DISCONNECTED")
+            self.finish_modify(modify, _DISCONNECTED)
         for twap in self.tracker.twaps(open_only=True):
             if cancel_on_disconnect:
                 twap.cancels_in_doubt += 1
             if twap.twap_id is None:
-                self.apply_twap_event(twap, TwapEvent.LOST, "DISCONNECTED")
+                self.apply_twap_event(twap, TwapEvent.LOST, _DISCONNECTED)
 
 
 # Module-level aliases of what the reply path uses (a global is ~10 ns to read; an enum member
 # through its class ~80 ns, a module attribute ~20 ns on Python 3.11).
 _ORDER_RESPONSE = m.OrderResponse
 _EV_CANCELLED = OrderEvent.CANCELLED
+_DISCONNECTED = str(LocalStatus.DISCONNECTED)
 _BY_ORDER_ID = CancelIdType.ORDER_ID
 _REPORTED_IN_PLACE = frozenset({OrderEvent.PARTIAL_FILL, OrderEvent.MODIFIED})
 # The plain text of each status, shared: str() of a StrEnum member allocates a new string each call.

@@ -48,7 +48,7 @@ from qfex_oms.core.drops import malformed_fill
 from qfex_oms.core.engine import OmsCore
 from qfex_oms.core.model import CancelRequest, Fill, Order, Twap
 from qfex_oms.core.replies import order_from_response
-from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent
+from qfex_oms.core.states import LocalStatus, OrderEvent, OrderState, TwapEvent
 from qfex_oms.core.tracker import OrderTracker
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import OrderStatus, OrderType, Side, TimeInForce
@@ -56,7 +56,7 @@ from qfex_oms.protocol.enums import OrderStatus, OrderType, Side, TimeInForce
 log = structlog.get_logger("qfex_oms.core")
 _ZERO = Decimal(0)
 
-SETTLED_MISSING = "MISSING_FROM_SNAPSHOT"
+SETTLED_MISSING = str(LocalStatus.MISSING_FROM_SNAPSHOT)
 NOTE_KEY = "settled"
 
 
@@ -319,7 +319,7 @@ def _apply_trade(core: OmsCore, fence: int, trade: m.Trade, diff: SnapshotDiff,
         if order.state is OrderState.UNKNOWN and (event is OrderEvent.PARTIAL_FILL or size_unknown):
             order.needs_settlement = True
             return  # the open-orders part of the snapshot (or a query) decides whether it still rests
-        core.apply_order_event(order, event, "FILLED")
+        core.apply_order_event(order, event, OrderStatus.FILLED)
 
 
 def settlement_note(diff: SnapshotDiff) -> bytes | None:
@@ -368,7 +368,7 @@ _NOTED_ENDS = {str(OrderState.FILLED): OrderEvent.FULL_FILL, str(OrderState.CANC
 
 def _settle_gone(core: OmsCore, order: Order) -> None:
     if order.remaining_quantity <= 0:
-        core.apply_order_event(order, OrderEvent.FULL_FILL, "FILLED")
+        core.apply_order_event(order, OrderEvent.FULL_FILL, OrderStatus.FILLED)
     else:
         core.apply_order_event(order, OrderEvent.CANCELLED, SETTLED_MISSING)
     order.needs_settlement = False

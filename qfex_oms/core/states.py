@@ -143,6 +143,16 @@ class TwapState(StrEnum):
 TWAP_TERMINAL = frozenset({TwapState.COMPLETED, TwapState.CANCELLED, TwapState.REJECTED})
 
 
+class LocalStatus(StrEnum):
+    """Statuses the core writes itself, where no exchange status applies: a request's or order's
+    ``status`` is otherwise QFEX's own word (an ``OrderStatus`` or an ``err`` code). Equal to their
+    text, so a caller comparing ``request.status == "ALREADY_CLOSED"`` keeps working."""
+
+    ALREADY_CLOSED = "ALREADY_CLOSED"  # a cancel of something already ended: nothing was sent
+    DISCONNECTED = "DISCONNECTED"  # in flight when the connection dropped
+    MISSING_FROM_SNAPSHOT = "MISSING_FROM_SNAPSHOT"  # a complete snapshot no longer shows it open
+
+
 class TwapEvent(StrEnum):
     ACCEPTED = "ACCEPTED"
     REJECT = "REJECT"
