@@ -56,13 +56,15 @@ def _strict(kind: type, *accepted: type) -> Callable[[Any, type], Any]:
     return structure
 
 
-def _structure_enum(value: Any, kind: type[OpenStrEnum]) -> OpenStrEnum:
+def structure_enum(value: Any, kind: type[OpenStrEnum]) -> OpenStrEnum:
+    """A QFEX enum from its wire string (shared by the REST converter)."""
     if not isinstance(value, str):
         raise TypeError(f"expected a {kind.__name__} string, got {type(value).__name__}")
     return kind(value)
 
 
-def _is_tuple(kind: Any) -> bool:
+def is_homogeneous_tuple(kind: Any) -> bool:
+    """``tuple[X, ...]``: the converters' hook factories structure these (REST's too)."""
     return get_origin(kind) is tuple and len(get_args(kind)) == 2 and get_args(kind)[1] is Ellipsis
 
 
@@ -88,8 +90,8 @@ def _build_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _strict(float, int, float))
     # Per class: a hook for ``str`` would otherwise win for these str subclasses.
     for enum_type in OpenStrEnum.__subclasses__():
-        conv.register_structure_hook(enum_type, _structure_enum)
-    conv.register_structure_hook_factory(_is_tuple, _tuple_hook(conv))
+        conv.register_structure_hook(enum_type, structure_enum)
+    conv.register_structure_hook_factory(is_homogeneous_tuple, _tuple_hook(conv))
     conv.register_structure_hook(Decimal, _structure_decimal)
     conv.register_unstructure_hook(Decimal, _unstructure_decimal)
     for kind, hook in _FAST.items():

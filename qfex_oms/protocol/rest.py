@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from http import HTTPStatus
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Any, TypeVar, get_args
 
 import cattrs
 import orjson
@@ -27,7 +27,8 @@ from attrs import field, frozen
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from qfex_oms.protocol import numbers
-from qfex_oms.protocol.enums import OpenStrEnum, OrderStatus, OrderType, Side, TimeInForce
+from qfex_oms.protocol.codec import is_homogeneous_tuple, structure_enum
+from qfex_oms.protocol.enums import OrderStatus, OrderType, Side, TimeInForce
 from qfex_oms.protocol.errors import ProtocolError
 from qfex_oms.protocol.messages import Auth, HmacAuth
 from qfex_oms.protocol.signing import new_nonce, sign
@@ -416,20 +417,10 @@ def _strict(kind: type) -> Callable[[Any, type], Any]:
     return structure
 
 
-def _structure_enum(value: Any, kind: type[OpenStrEnum]) -> OpenStrEnum:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a {kind.__name__} string, got {type(value).__name__}")
-    return kind(value)
-
-
 def _structure_time(value: Any, _: type) -> datetime:
     if not isinstance(value, str):
         raise TypeError(f"expected an ISO-8601 string, got {type(value).__name__}")
     return parse_time(value)
-
-
-def _is_tuple(kind: Any) -> bool:
-    return get_origin(kind) is tuple and len(get_args(kind)) == 2 and get_args(kind)[1] is Ellipsis
 
 
 def _tuple_hook(conv: cattrs.Converter) -> Callable[[Any], Callable[[Any, type], tuple[Any, ...]]]:
@@ -502,9 +493,9 @@ def _build_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(datetime, format_time)
     conv.register_structure_hook_func(lambda kind: kind == dict[str, Any], _structure_object)
     for enum_type in (OrderStatus, OrderType, Side, TimeInForce):
-        conv.register_structure_hook(enum_type, _structure_enum)
+        conv.register_structure_hook(enum_type, structure_enum)
         conv.register_unstructure_hook(enum_type, lambda v: v.value)
-    conv.register_structure_hook_factory(_is_tuple, _tuple_hook(conv))
+    conv.register_structure_hook_factory(is_homogeneous_tuple, _tuple_hook(conv))
     _refdata_hooks(conv)
     return conv
 
