@@ -63,7 +63,7 @@ def _generic(kind: type, payload: dict) -> object:
     from qfex_oms.protocol.enums import OpenStrEnum
 
     for enum_type in OpenStrEnum.__subclasses__():
-        plain.register_structure_hook(enum_type, codec._structure_enum)
+        plain.register_structure_hook(enum_type, codec.structure_enum)
     plain.register_structure_hook(codec.Decimal, codec._structure_decimal)
     return plain.structure(payload, kind)
 
