@@ -174,3 +174,9 @@ def configure_logging(level: str = "info", json_file: str | None = None, *,
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
+
+
+def get_logger(name: str) -> Any:
+    """The logger every module of the package uses: one place decides how the library logs (issue 17
+    routes it through the standard ``logging`` module, so a host application controls it)."""
+    return structlog.get_logger(name)

@@ -26,6 +26,7 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
+from qfex_oms.logs import get_logger
 from qfex_oms.sim import RateLimitSettings, open_simulator
 
 EXIT_OK = 0
@@ -537,7 +538,7 @@ async def _cancel(config: Any, selector: dict[str, str], symbol: str) -> Any:
     from qfex_oms.app.runner import connect
     from qfex_oms.errors import RequestFailed, RequestTimeout
 
-    log = structlog.get_logger("qfex_oms.app.cli")
+    log = get_logger("qfex_oms.app.cli")
     async with connect(config) as oms:
         try:
             await oms.reconcile()  # learn the book first, so the answer names every order it ended
@@ -599,7 +600,7 @@ async def _kill(config: Any) -> Any:
     from qfex_oms.app.runner import connect
     from qfex_oms.errors import RequestFailed, RequestTimeout
 
-    log = structlog.get_logger("qfex_oms.app.cli")
+    log = get_logger("qfex_oms.app.cli")
     async with connect(config) as oms:
         try:
             await oms.reconcile()  # know every TWAP up front: the kill cancels TWAPs by id

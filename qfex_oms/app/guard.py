@@ -19,7 +19,6 @@ from collections import deque
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-import structlog
 import trio
 from attrs import define, field, frozen
 
@@ -29,12 +28,13 @@ from qfex_oms.client.results import KillReport
 from qfex_oms.core.account import Position
 from qfex_oms.core.events import FillReceived, OrderUpdated, TwapUpdated
 from qfex_oms.core.states import OrderState
+from qfex_oms.logs import get_logger
 from qfex_oms.protocol.enums import Side
 
 if TYPE_CHECKING:
     from qfex_oms.client.manager import OrderManager
 
-log = structlog.get_logger("qfex_oms.app.guard")
+log = get_logger("qfex_oms.app.guard")
 ZERO = Decimal(0)
 
 

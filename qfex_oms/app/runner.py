@@ -25,7 +25,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import structlog
 import trio
 from attrs import define, field
 
@@ -36,9 +35,10 @@ from qfex_oms.client.manager import OrderManager, open_order_manager
 from qfex_oms.client.results import KillReport
 from qfex_oms.core.events import CancelFinished, FillReceived, OrderUpdated, TwapUpdated
 from qfex_oms.errors import QfexOmsError
+from qfex_oms.logs import get_logger
 
-log = structlog.get_logger("qfex_oms.app.runner")
-order_log = structlog.get_logger("qfex_oms.orders")
+log = get_logger("qfex_oms.app.runner")
+order_log = get_logger("qfex_oms.orders")
 
 Strategy = Callable[[OrderManager, "StrategyContext"], Awaitable[Any]]
 
@@ -51,7 +51,7 @@ class StrategyError(QfexOmsError):
 class StrategyContext:
     params: dict[str, Any]
     guard: KillSwitchGuard
-    log: Any = field(factory=lambda: structlog.get_logger("strategy"))
+    log: Any = field(factory=lambda: get_logger("strategy"))
 
     @property
     def halted(self) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import random
 from typing import Protocol
 
-import structlog
 import trio
 import trio_websocket
 from attrs import define, frozen
@@ -24,8 +23,9 @@ from wsproto.utilities import LocalProtocolError
 from qfex_oms.client.session import Credentials, Session, close_reason, connect
 from qfex_oms.core.pacer import PacerSettings
 from qfex_oms.errors import AuthenticationError, NotConnected
+from qfex_oms.logs import get_logger
 
-log = structlog.get_logger("qfex_oms.manager")
+log = get_logger("qfex_oms.manager")
 
 # LocalProtocolError: wsproto refusing a frame trio-websocket sent on a closing connection (its
 # issue #184, fixed for pings by qfex_oms.wsfix): the connection is over, not the manager.

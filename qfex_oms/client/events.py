@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-import structlog
 import trio
 from attrs import define, field, frozen
 
@@ -20,8 +19,9 @@ from qfex_oms.core.events import (
     Unmatched,
 )
 from qfex_oms.core.snapshot import SnapshotDiff
+from qfex_oms.logs import get_logger
 
-log = structlog.get_logger("qfex_oms.client.events")
+log = get_logger("qfex_oms.client.events")
 
 
 @frozen

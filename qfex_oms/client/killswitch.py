@@ -14,18 +14,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import structlog
 import trio
 
 from qfex_oms.client.results import KillReport
 from qfex_oms.core.cancel import CancelIntent
 from qfex_oms.core.states import OrderState, TwapState
 from qfex_oms.errors import NotConnected, RequestFailed, RequestTimeout
+from qfex_oms.logs import get_logger
 
 if TYPE_CHECKING:
     from qfex_oms.client.manager import OrderManager
 
-log = structlog.get_logger("qfex_oms.client.killswitch")
+log = get_logger("qfex_oms.client.killswitch")
 ROUNDS = 2
 
 

@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, NoReturn
 
-import structlog
 import trio
 import trio_websocket
 from attrs import define, field
@@ -82,13 +81,13 @@ from qfex_oms.errors import (
 )
 from qfex_oms.errors import RequestFailed as RequestFailedError
 from qfex_oms.journal import Journal, JournalFailurePolicy
-from qfex_oms.logs import cap_frame
+from qfex_oms.logs import cap_frame, get_logger
 from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import OrderType, Side
 from qfex_oms.protocol.errors import ProtocolError
 
-log = structlog.get_logger("qfex_oms.client.manager")
+log = get_logger("qfex_oms.client.manager")
 
 PAGE = 1000
 _REPLY_OF = {"get_user_orders": "all_orders_response", "get_user_trades": "user_trades_response",

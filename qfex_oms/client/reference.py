@@ -11,15 +11,15 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-import structlog
 import trio
 
 from qfex_oms.client.rest import RestClient
 from qfex_oms.core.refdata import Instrument, Instruments
 from qfex_oms.errors import InvalidArgument, QfexOmsError
+from qfex_oms.logs import get_logger
 from qfex_oms.protocol.enums import OrderType, TimeInForce
 
-log = structlog.get_logger("qfex_oms.client.reference")
+log = get_logger("qfex_oms.client.reference")
 
 # The REST base of each QFEX trade host; any other host has no REST API unless one is given.
 REST_OF_TRADE_HOST = {"trade.qfex.com": "https://api.qfex.com", "trade.qfex.io": "https://api.qfex.io"}

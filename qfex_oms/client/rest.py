@@ -25,16 +25,16 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-import structlog
 import trio
 
 from qfex_oms.core.refdata import Instruments
 from qfex_oms.errors import AuthenticationError, InvalidArgument, NotConnected, RequestFailed, RequestTimeout
+from qfex_oms.logs import get_logger
 from qfex_oms.protocol import rest as r
 from qfex_oms.protocol.errors import ProtocolError
 
 T = TypeVar("T")
-log = structlog.get_logger("qfex_oms.rest")
+log = get_logger("qfex_oms.rest")
 
 QFEX_REST_URL = "https://api.qfex.com"
 QFEX_UAT_REST_URL = "https://api.qfex.io"  # qfex-api.md §15.1

@@ -13,7 +13,6 @@ import os
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import structlog
 import trio
 import trio_websocket
 from attrs import define, field, frozen
@@ -21,7 +20,7 @@ from attrs import define, field, frozen
 from qfex_oms import wsfix  # noqa: F401  (trio-websocket #184, see the module)
 from qfex_oms.core.pacer import PacerSettings, TokenBucket, buckets_for
 from qfex_oms.errors import AuthenticationError, Halted, InvalidArgument
-from qfex_oms.logs import cap_frame
+from qfex_oms.logs import cap_frame, get_logger
 from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import Channel
@@ -29,7 +28,7 @@ from qfex_oms.protocol.errors import ProtocolError
 from qfex_oms.protocol.limits import Bucket, weight_of
 from qfex_oms.protocol.signing import make_auth
 
-log = structlog.get_logger("qfex_oms.client.session")
+log = get_logger("qfex_oms.client.session")
 
 FrameSink = Callable[[bytes | str], None]
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import structlog
 import trio
 
 from qfex_oms.core.model import Order
 from qfex_oms.errors import NotConnected, RequestFailed, RequestTimeout
+from qfex_oms.logs import get_logger
 
-log = structlog.get_logger("qfex_oms.manager")
+log = get_logger("qfex_oms.manager")
 
 FILL_GAP_GRACE = 0.25  # seconds a FILLED report's fill_response may lag before its trade is fetched
 SETTLE_DELAY = 0.05  # gather what a burst of replies marks into one reconcile

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from qfex_oms.core.events import Unmatched
 from qfex_oms.core.model import Order, Twap
+from qfex_oms.logs import get_logger
 from qfex_oms.protocol import messages as m
 
 if TYPE_CHECKING:
     from qfex_oms.core.engine import OmsCore
 
-log = structlog.get_logger("qfex_oms.core")
+log = get_logger("qfex_oms.core")
 
 _LOG_CAP = 512
 

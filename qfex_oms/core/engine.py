@@ -20,8 +20,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import structlog
-
 from qfex_oms.core import cancelling, err_replies, fills, replies, twap_replies
 from qfex_oms.core.cancel import CancelIntent
 from qfex_oms.core.cancelbook import CancelBook
@@ -30,11 +28,12 @@ from qfex_oms.core.model import CancelRequest, ModifyRequest, Order, Twap
 from qfex_oms.core.states import ORDER_TRANSITIONS, LocalStatus, OrderEvent, TwapEvent, next_twap_state
 from qfex_oms.core.tracker import OrderTracker
 from qfex_oms.errors import InvalidArgument
+from qfex_oms.logs import get_logger
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType, OrderStatus, OrderType, Side, TimeInForce
 from qfex_oms.protocol.fastpath import intern_decimal
 
-log = structlog.get_logger("qfex_oms.core")
+log = get_logger("qfex_oms.core")
 
 
 class OmsCore:

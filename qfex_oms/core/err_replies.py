@@ -10,19 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from qfex_oms.core import cancelling
 from qfex_oms.core.drops import capped
 from qfex_oms.core.events import RequestErrored
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent
+from qfex_oms.logs import get_logger
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType
 
 if TYPE_CHECKING:
     from qfex_oms.core.engine import OmsCore
 
-log = structlog.get_logger("qfex_oms.core")
+log = get_logger("qfex_oms.core")
 
 Params = dict[str, Any]
 

@@ -11,21 +11,20 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-import structlog
-
 from qfex_oms.core import twap_replies
 from qfex_oms.core.drops import malformed_fill, wrong_symbol
 from qfex_oms.core.events import FillReceived
 from qfex_oms.core.model import Fill, Order
 from qfex_oms.core.replies import after_ack, fill_event
 from qfex_oms.core.states import OrderState
+from qfex_oms.logs import get_logger
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import OrderStatus, OrderType, TimeInForce
 
 if TYPE_CHECKING:
     from qfex_oms.core.engine import OmsCore
 
-log = structlog.get_logger("qfex_oms.core")
+log = get_logger("qfex_oms.core")
 
 _ZERO = Decimal(0)
 

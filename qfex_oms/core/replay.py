@@ -27,18 +27,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-import structlog
 from attrs import define
 
 from qfex_oms.core.cancel import CancelIntent
 from qfex_oms.core.engine import OmsCore
 from qfex_oms.core.snapshot import apply_settlement_note
+from qfex_oms.logs import get_logger
 from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType
 from qfex_oms.protocol.errors import ProtocolError, RequestError
 
-log = structlog.get_logger("qfex_oms.replay")
+log = get_logger("qfex_oms.replay")
 
 Direction = Literal["out", "in", "note"]
 

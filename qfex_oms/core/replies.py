@@ -14,20 +14,19 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-import structlog
-
 from qfex_oms.core import cancelling, twap_replies
 from qfex_oms.core.drops import wrong_symbol
 from qfex_oms.core.events import Unmatched
 from qfex_oms.core.model import Order
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent
+from qfex_oms.logs import get_logger
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import NON_REJECTIONS, CancelIdType, OrderStatus, OrderType, Side, TimeInForce
 
 if TYPE_CHECKING:
     from qfex_oms.core.engine import OmsCore
 
-log = structlog.get_logger("qfex_oms.core")
+log = get_logger("qfex_oms.core")
 
 Handler = Callable[["OmsCore", Order, m.OrderResponse], None]
 

@@ -39,7 +39,6 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 import orjson
-import structlog
 from attrs import define, field
 
 from qfex_oms.core import fills, twap_replies
@@ -50,10 +49,11 @@ from qfex_oms.core.model import CancelRequest, Fill, Order, Twap
 from qfex_oms.core.replies import order_from_response
 from qfex_oms.core.states import LocalStatus, OrderEvent, OrderState, TwapEvent
 from qfex_oms.core.tracker import OrderTracker
+from qfex_oms.logs import get_logger
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import OrderStatus, OrderType, Side, TimeInForce
 
-log = structlog.get_logger("qfex_oms.core")
+log = get_logger("qfex_oms.core")
 _ZERO = Decimal(0)
 
 SETTLED_MISSING = str(LocalStatus.MISSING_FROM_SNAPSHOT)

@@ -40,18 +40,18 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import structlog
 import trio
 from attrs import define, field, frozen
 
 from qfex_oms.errors import QfexOmsError
+from qfex_oms.logs import get_logger
 
 try:  # advisory single-writer lock; not available on Windows, where it is skipped
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-log = structlog.get_logger("qfex_oms.journal")
+log = get_logger("qfex_oms.journal")
 
 # -2 added "note" records. A journal this build writes to is marked -2, so a build that knows only -1
 # refuses it (naming the format) instead of taking a note for a corrupt record and cutting the tail.

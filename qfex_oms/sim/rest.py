@@ -18,11 +18,11 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl
 
-import structlog
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from qfex_oms.logs import get_logger
 from qfex_oms.protocol import rest as r
 from qfex_oms.protocol.errors import ProtocolError
 from qfex_oms.sim import choices
@@ -34,7 +34,7 @@ from qfex_oms.sim.server import SimServer
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework
 
-log = structlog.get_logger("qfex_oms.sim.rest")
+log = get_logger("qfex_oms.sim.rest")
 
 Answer = tuple[int, bytes]
 Handler = Callable[[str, "Request"], Answer]

@@ -20,12 +20,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-import structlog
 import trio
 from attrs import define, field
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
 from qfex_oms import wsfix  # noqa: F401  (trio-websocket #184, see the module)
+from qfex_oms.logs import get_logger
 from qfex_oms.protocol import (
     Channel,
     ErrorCode,
@@ -42,7 +42,7 @@ from qfex_oms.sim.faults import Action, Disconnect, Faults
 from qfex_oms.sim.ratelimit import RateLimiter
 from qfex_oms.sim.settings import Account, SimSettings
 
-log = structlog.get_logger("qfex_oms.sim")
+log = get_logger("qfex_oms.sim")
 
 _CHANNEL_OF_KEY = {"order_response": Channel.ORDER_RESPONSES, "fill_response": Channel.FILLS}
 _PUBLIC_KEY_HEADER = b"x-qfex-public-key"
