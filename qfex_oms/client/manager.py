@@ -43,6 +43,7 @@ from qfex_oms.client.events import (
     Reconnected,
 )
 from qfex_oms.client.outcomes import SendOutcome
+from qfex_oms.client.reconcile import PAGE, Reconciler
 from qfex_oms.client.reference import ReferenceData, rest_url_for
 from qfex_oms.client.results import CancelResult, KillReport
 from qfex_oms.client.session import Credentials, Session
@@ -65,7 +66,7 @@ from qfex_oms.core.model import CancelRequest, Order, Twap
 from qfex_oms.core.pacer import PacerSettings
 from qfex_oms.core.refdata import Instrument
 from qfex_oms.core.replay import replay
-from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot, settle_from_order_query, settlement_note
+from qfex_oms.core.snapshot import SnapshotDiff
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
 from qfex_oms.errors import (
     Halted,
@@ -89,7 +90,6 @@ from qfex_oms.protocol.errors import ProtocolError
 
 log = get_logger("qfex_oms.client.manager")
 
-PAGE = 1000
 _REPLY_OF = {"get_user_orders": "all_orders_response", "get_user_trades": "user_trades_response",
              "cancel_all_orders": "ack:cancel_all_orders",
              "get_user_leverage": "user_leverage_response",
@@ -121,12 +121,6 @@ def _done(request: CancelRequest) -> Callable[[], bool]:
 
 def _ended(subject: Order | Twap) -> bool:
     return subject.state.is_terminal
-
-
-def _unique_rows(rows: list[m.OrderResponse]) -> list[m.OrderResponse]:
-    """A row seen on two pages (the open set shifted between them) counts once, the later one."""
-    by_id = {row.order_id: row for row in rows}
-    return list(by_id.values()) if len(by_id) < len(rows) else rows
 
 
 def _positive(instance: object, attribute: Any, value: float) -> None:
@@ -183,7 +177,8 @@ class OrderManager:
         self.settler = Settler()
         self._streams: list[EventStream] = []
         self._followups: trio.MemorySendChannel[list[m.Request]] | None = None
-        self.trades_since = int(time.time() - settings.trades_lookback)
+        self.reconciler = Reconciler(self.core, self._query, self.flush, self._journal_note,
+                                     trades_since=int(time.time() - settings.trades_lookback))
         self.on_frame_received: Callable[[bytes | str], None] | None = None
         self.on_frame_sent: Callable[[bytes], None] | None = None
         self.on_settled: Callable[[bytes], None] | None = None  # a snapshot's conclusions (journal)
@@ -476,85 +471,16 @@ class OrderManager:
         return stream
 
     async def reconcile(self) -> SnapshotDiff:
-        """Fetch open orders and recent trades and settle the book against them now.
-
-        A snapshot of several pages proves only what it shows (offset paging shifts when an order
-        leaves between pages): the orders it misses are asked about again, one symbol at a time,
-        and settled only from a symbol's answer that fits on one page (design.md)."""
-        fence = self.core.seq
-        snapshot, complete = await self._fetch_open_orders()
-        trades = await self.fetch_trades()
-        diff = self._settle(fence, snapshot, trades, complete)
-        if diff.unconfirmed:
-            await self._confirm_by_symbol(diff)
-        return diff
-
-    async def _confirm_by_symbol(self, diff: SnapshotDiff) -> None:
-        """Settle the orders a paged snapshot did not show from a one-page snapshot of their symbol;
-        a symbol with a page or more of open orders is left for a later snapshot (nothing guessed)."""
-        for symbol in sorted({o.symbol for o in diff.unconfirmed}):
-            fence = self.core.seq
-            page = await self._query(m.GetUserOrders(limit=PAGE, offset=0, symbol=symbol))
-            waiting = [o for o in diff.unconfirmed if o.symbol == symbol]
-            if len(page.orders) >= PAGE:
-                log.warning("orders missing from a paged snapshot stay unconfirmed: their symbol has "
-                            "a page or more of open orders", symbol=symbol, count=len(waiting))
-                continue
-            trades = await self.fetch_trades()
-            for order in waiting:
-                found = settle_from_order_query(self.core, fence, order, page, trades)
-                self._journal_settlement(found)
-                diff.unconfirmed.remove(order)
-                diff.settled += found.settled
-                diff.confirmed_open += found.confirmed_open
-                diff.ended += found.ended
-                diff.fills_added += found.fills_added
-                diff.unconfirmed += found.unconfirmed
-            self.flush()
-
-    def _settle(self, fence: int, snapshot: m.AllOrdersResponse, trades: list[m.Trade],
-                complete: bool = True) -> SnapshotDiff:
-        """Apply a snapshot, and journal what it concluded: replay cannot re-derive that from the
-        frames (a snapshot's frames do not say whether it was a full one)."""
-        diff = apply_snapshot(self.core, fence, snapshot, trades, complete=complete)
-        self._journal_settlement(diff)
-        self.flush()
-        return diff
-
-    def _journal_settlement(self, diff: SnapshotDiff) -> None:
-        if self.on_settled is not None:
-            note = settlement_note(diff)
-            if note is not None:
-                self.on_settled(note)
+        """Fetch open orders and recent trades and settle the book against them now (see
+        ``client.reconcile``: a paged snapshot proves only what it shows)."""
+        return await self.reconciler.reconcile()
 
     async def fetch_open_orders(self, symbol: str | None = None) -> m.AllOrdersResponse:
         """Every open order and active TWAP, all pages merged (see ``reconcile`` on paging)."""
-        return (await self._fetch_open_orders(symbol))[0]
-
-    async def _fetch_open_orders(self, symbol: str | None = None) -> tuple[m.AllOrdersResponse, bool]:
-        """The merged pages, and whether it was one page (only then is it a complete picture)."""
-        orders: list[m.OrderResponse] = []
-        twaps: dict[str, m.TwapResponse] = {}
-        offset = 0
-        while True:
-            page = await self._query(m.GetUserOrders(limit=PAGE, offset=offset, symbol=symbol))
-            orders.extend(page.orders)
-            twaps.update((t.twap_id, t) for t in page.twaps)
-            if len(page.orders) < PAGE:
-                merged = m.AllOrdersResponse(tuple(_unique_rows(orders)), tuple(twaps.values()))
-                return merged, offset == 0
-            offset += PAGE
+        return (await self.reconciler.fetch_open_orders_paged(symbol))[0]
 
     async def fetch_trades(self) -> list[m.Trade]:
-        trades: list[m.Trade] = []
-        offset = 0
-        while True:
-            page = await self._query(m.GetUserTrades(limit=PAGE, offset=offset,
-                                                     start_ts=self.trades_since))
-            trades.extend(page.trades)
-            if len(page.trades) < PAGE:
-                return trades
-            offset += PAGE
+        return await self.reconciler.fetch_trades()
 
     # ================================================================== sending and waiting
 
@@ -681,6 +607,10 @@ class OrderManager:
         if self.journal_halted:
             raise JournalUnavailable(f"the journal cannot write ({self._journal_error}): {what} are "
                                      "halted until it can (cancels and the kill switch still work)")
+
+    def _journal_note(self, note: bytes) -> None:
+        if self.on_settled is not None:
+            self.on_settled(note)
 
     def journal_health_changed(self, healthy: bool, error: str | None) -> None:
         """The journal's health changed (the journal calls this in the trio thread)."""
@@ -931,7 +861,8 @@ async def _recover(oms: OrderManager, path: str) -> Journal:
     if records:
         stats = replay(oms.core, ((r.direction, r.raw) for r in records))
         oms.resync_on_connect = True
-        oms.trades_since = min(oms.trades_since, int(records[0].ts - oms.settings.trades_lookback))
+        lookback = int(records[0].ts - oms.settings.trades_lookback)
+        oms.reconciler.trades_since = min(oms.reconciler.trades_since, lookback)
         log.info("book rebuilt from journal", path=path, commands=stats.commands, replies=stats.replies,
                  skipped=stats.skipped, orders=len(oms.core.tracker))
     oms.on_frame_sent = journal.append_sent

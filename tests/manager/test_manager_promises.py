@@ -157,9 +157,9 @@ async def test_an_order_shifted_off_a_paged_snapshot_is_not_settled_as_cancelled
     """Item 2: offset paging shifts when an order leaves between pages, so one resting order is on
     no page. It must stay OPEN; the order that really left is settled from its symbol's one-page
     snapshot. PAGE is made small so that a few orders make several pages."""
-    from qfex_oms.client import manager as manager_module
+    from qfex_oms.client import reconcile as reconcile_module
 
-    monkeypatch.setattr(manager_module, "PAGE", 4)
+    monkeypatch.setattr(reconcile_module, "PAGE", 4)
     async with open_order_manager(venue.url, CREDS, **OPTIONS) as oms:
         orders = [await oms.place_order(sym, "BUY", "1", str(100 - i))
                   for sym in (S, "TSLA-USD") for i in range(3)]  # six orders: two pages of four
