@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from clikit import REPO, arun_all, explain, json_out
 
-from qfex_oms.app.cli import _parse_params, main
+from qfex_oms.app.cli import main, parse_params
 from qfex_oms.app.config import DEMO_KEYS, Config, ConfigError, GuardLimits, load_config
 from qfex_oms.errors import InvalidArgument
 
@@ -133,13 +133,13 @@ def test_keys_come_from_the_environment_with_demo_keys_only_for_simulators(
 
 
 def test_strategy_params_are_read_as_toml_values_or_strings() -> None:
-    assert _parse_params(["cycles=5", "interval=0.5", "symbol=TSLA-USD", 'side="SELL"', "on=true",
+    assert parse_params(["cycles=5", "interval=0.5", "symbol=TSLA-USD", 'side="SELL"', "on=true",
                           'symbols=["A", "B"]', "empty=", "eq=a=b"]) == {
         "cycles": 5, "interval": 0.5, "symbol": "TSLA-USD", "side": "SELL", "on": True,
         "symbols": ["A", "B"], "empty": "", "eq": "a=b"}
     for bad in ("novalue", "=5"):
         with pytest.raises(InvalidArgument):
-            _parse_params([bad])
+            parse_params([bad])
 
 
 async def test_every_config_error_exits_2_naming_file_key_and_expectation(tmp_path: Path) -> None:
