@@ -4,9 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench profile lint sim clean faultrun
+.PHONY: demo test bench profile lint sim clean faultrun dist
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -39,5 +39,9 @@ profile: $(STAMP)
 sim: $(STAMP)
 	$(BIN)/qfex-oms sim --host 127.0.0.1 --port 8765
 
+# The wheel users install (tests/app/test_wheel.py installs it in a clean venv and runs it).
+dist: $(STAMP)
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -w dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

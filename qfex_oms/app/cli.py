@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from qfex_oms._version import __version__
 from qfex_oms.app.commands import account, service, trading
 from qfex_oms.app.commands.common import (
     DEFAULT_CONFIG,
@@ -26,6 +27,7 @@ from qfex_oms.app.commands.trading import parse_params
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="qfex-oms", message="%(prog)s %(version)s")
 def main() -> None:
     """qfex_oms: an order manager for the QFEX exchange, and its simulator.
 

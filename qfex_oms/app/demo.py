@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import Counter
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import trio
@@ -30,7 +29,6 @@ from qfex_oms.client.session import Credentials
 from qfex_oms.core.events import CancelFinished, FillReceived
 from qfex_oms.sim import open_simulator
 
-STRATEGIES = Path(__file__).resolve().parents[2] / "strategies"
 SYMBOL = "AAPL-USD"
 MAIN = Credentials("qfex_pub_demo", "qfex_secret_demo")
 COUNTER = Credentials("qfex_pub_demo2", "qfex_secret_demo2")
@@ -125,12 +123,12 @@ async def run_demo(console: Console | None = None, time_scale: float = 1000.0) -
             progress.update(task, advance=1, description=steps[1])
             async with trio.open_nursery() as taking:
                 taking.start_soon(_taker, counter, oms)
-                quoter = load_strategy(STRATEGIES / "quoter.py")
+                quoter = load_strategy("strategies/quoter.py")
                 await quoter(oms, StrategyContext({"symbol": SYMBOL, "cycles": 12, "interval": 0.04}, guard))
                 taking.cancel_scope.cancel()
 
             progress.update(task, advance=1, description=steps[2])
-            rebalancer = load_strategy(STRATEGIES / "rebalancer.py")
+            rebalancer = load_strategy("strategies/rebalancer.py")
             await rebalancer(oms, StrategyContext(
                 {"symbol": SYMBOL, "total_quantity": "10", "num_orders": 5, "stop_after": "6",
                  "client_twap_id": "rebalance-1"}, guard))

@@ -28,6 +28,7 @@ from typing import Any
 import trio
 from attrs import define, field
 
+from qfex_oms.app.bundled import example_names, existing_or_bundled
 from qfex_oms.app.config import Config
 from qfex_oms.app.guard import KillSwitchGuard, plain
 from qfex_oms.client.events import PositionUpdated
@@ -72,9 +73,12 @@ class RunResult:
 
 
 def load_strategy(path: str | Path) -> Strategy:
-    file = Path(path)
+    """The ``run`` of a strategy file. ``strategies/NAME.py`` that does not exist here is the bundled
+    example of that name (``qfex_oms.app.bundled``), so the README's commands work anywhere."""
+    file = existing_or_bundled(path)
     if not file.is_file():
-        raise StrategyError(f"no strategy file at {file}")
+        raise StrategyError(f"no strategy file at {file} (the bundled examples: "
+                            f"{', '.join(f'strategies/{n}.py' for n in example_names())})")
     spec = importlib.util.spec_from_file_location(f"qfex_strategy_{file.stem}", file)
     if spec is None or spec.loader is None:
         raise StrategyError(f"cannot load {file} as a Python module")

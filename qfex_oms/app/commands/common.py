@@ -13,7 +13,6 @@ import traceback
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from enum import Enum
-from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
@@ -47,9 +46,8 @@ EXIT_CODES = {
     EXIT_SIGTERM: "run: stopped by SIGTERM after a clean shutdown",
 }
 
+# Relative to the working directory; where there is none, the one bundled in the package.
 DEFAULT_CONFIG = "config/sim.toml"
-# For an editable install run outside the checkout: the repository's own config/sim.toml.
-_BUNDLED_CONFIG = Path(__file__).resolve().parents[3] / DEFAULT_CONFIG
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,15 +108,10 @@ def exit_codes(command: F) -> F:
 
 
 def load(config_path: str | None, url: str | None = None) -> Any:
+    from qfex_oms.app.bundled import existing_or_bundled
     from qfex_oms.app.config import ConfigError, load_config
 
-    if config_path is None:
-        path = Path(DEFAULT_CONFIG)
-        if not path.is_file() and _BUNDLED_CONFIG.is_file():
-            path = _BUNDLED_CONFIG
-    else:
-        path = Path(config_path)
-    config = load_config(path)
+    config = load_config(existing_or_bundled(config_path or DEFAULT_CONFIG))
     if url is not None:
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"--url: expected a ws:// or wss:// URL, got {url!r}")
