@@ -28,7 +28,7 @@ from cattrs.gen import make_dict_structure_fn
 
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol import numbers
-from qfex_oms.protocol.enums import ErrorCode, OpenStrEnum
+from qfex_oms.protocol.enums import ErrorCode, OpenStrEnum, OrderType, Side
 from qfex_oms.protocol.errors import ProtocolError, RequestError
 from qfex_oms.protocol.fastpath import make_structurers
 
@@ -97,7 +97,47 @@ def _build_converter() -> cattrs.Converter:
     for kind, hook in _FAST.items():
         conv.register_structure_hook(kind, hook)
     conv.register_structure_hook(m.Trade, _sized_trade_hook(conv))
+    conv.register_structure_hook(m.StopOrderResponse, _stop_order_hook(conv))
     return conv
+
+
+# An ``order_response``-shaped stop row (qfex-api.md §14.4: the item shape of ``stop_orders`` is not
+# documented) is read with these names mapped onto the ``StopOrder`` ones.
+_STOP_ROW_NAMES = {"order_id": "stop_order_id", "side": "direction", "type": "stop_order_type"}
+
+
+def _stop_order_hook(conv: cattrs.Converter) -> Callable[[Any, type], m.StopOrderResponse]:
+    """``StopOrder`` by its wire names, or an ``order_response`` row by its own; unknown keys ignored.
+    ``update_time`` is an ISO string in the schema, a float of seconds in ``order_response``: either."""
+
+    def hook(value: Any, _: type) -> m.StopOrderResponse:
+        if not isinstance(value, dict):
+            raise TypeError("a stop order must be an object")
+        if "stop_order_id" not in value and "order_id" in value:
+            value = {_STOP_ROW_NAMES.get(k, k): v for k, v in value.items()}
+            if value.get("quantity_remaining") is not None:
+                value["quantity"] = value["quantity_remaining"]
+        when = value.get("update_time")
+        if not (when is None or isinstance(when, str) or (isinstance(when, int | float)
+                                                          and not isinstance(when, bool))):
+            raise TypeError("update_time: expected a date-time string or a number")
+
+        def opt_text(name: str) -> str | None:
+            return None if value.get(name) is None else conv.structure(value[name], str)
+
+        return m.StopOrderResponse(
+            stop_order_id=conv.structure(value["stop_order_id"], str),
+            symbol=conv.structure(value["symbol"], str),
+            price=_structure_decimal(value["price"], Decimal),
+            quantity=_structure_decimal(value["quantity"], Decimal),
+            direction=cast(Side, structure_enum(value["direction"], Side)),
+            stop_order_type=cast(OrderType, structure_enum(value["stop_order_type"], OrderType)),
+            client_order_id=opt_text("client_order_id"),
+            user_id=opt_text("user_id"),
+            update_time=float(when) if isinstance(when, int) else when,
+        )
+
+    return hook
 
 
 def _sized_trade_hook(conv: cattrs.Converter) -> Callable[[Any, type], m.Trade]:

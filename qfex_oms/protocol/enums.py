@@ -47,6 +47,16 @@ class OrderType(OpenStrEnum):
     STOP_LOSS = "STOP_LOSS"
     STOP_MARKET = "STOP_MARKET"
 
+    @property
+    def is_stop(self) -> bool:
+        """TAKE_PROFIT / STOP_LOSS: a stop order held off the book until the mark crosses ``price``
+        (qfex-api.md §14). STOP_MARKET is what a triggered stop may trade as, not a stop to stage."""
+        return self in STOP_ORDER_TYPES
+
+
+STOP_ORDER_TYPES = frozenset({OrderType.TAKE_PROFIT, OrderType.STOP_LOSS})
+"""The two ``stop_order_type`` values of ``stop_order_response`` (qfex-api.md §14.3)."""
+
 
 class TimeInForce(OpenStrEnum):
     GTC = "GTC"
@@ -112,6 +122,9 @@ class OrderStatus(OpenStrEnum):
     REJECTED_FAILED_TO_PROCESS = "REJECTED_FAILED_TO_PROCESS"
     INVALID_TAKEPROFIT_PRICE = "INVALID_TAKEPROFIT_PRICE"
     INVALID_STOPLOSS_PRICE = "INVALID_STOPLOSS_PRICE"
+    # The older docs' spellings of the two above (qfex-api.md §10.14, §14.8): both decode as known.
+    INVALID_TAKE_PROFIT_PRICE = "INVALID_TAKE_PROFIT_PRICE"
+    INVALID_STOP_LOSS_PRICE = "INVALID_STOP_LOSS_PRICE"
     REJECTED_TOO_MANY_OPEN_ORDERS = "REJECTED_TOO_MANY_OPEN_ORDERS"
     REJECTED_OPEN_INTEREST_LIMIT = "REJECTED_OPEN_INTEREST_LIMIT"
 
@@ -119,6 +132,17 @@ class OrderStatus(OpenStrEnum):
     def is_rejection(self) -> bool:
         """True for every status that refuses a request (unknown statuses included)."""
         return self not in NON_REJECTIONS
+
+
+STOP_PRICE_REJECTIONS = frozenset(
+    {
+        OrderStatus.INVALID_TAKEPROFIT_PRICE,
+        OrderStatus.INVALID_STOPLOSS_PRICE,
+        OrderStatus.INVALID_TAKE_PROFIT_PRICE,
+        OrderStatus.INVALID_STOP_LOSS_PRICE,
+    }
+)
+"""The statuses refusing a stop's trigger price, in both spellings (qfex-api.md §14.8)."""
 
 
 NON_REJECTIONS = frozenset(

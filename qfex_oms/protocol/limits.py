@@ -36,6 +36,10 @@ WEIGHTS: dict[str, tuple[Bucket, Decimal]] = {
     "close_position": (Bucket.GENERAL, Decimal("1.0")),
     "cancel_order": (Bucket.CANCEL, Decimal("1.0")),
     "cancel_all_orders": (Bucket.CANCEL, Decimal("2.0")),
+    # §7: both stop requests weigh 1.0 (current page); the bucket is not documented: a stop cancel is a
+    # cancel, a stop modify is charged like modify_order.
+    "cancel_stop_order": (Bucket.CANCEL, Decimal("1.0")),
+    "modify_stop_order": (Bucket.GENERAL, Decimal("1.0")),
     "auth": (Bucket.GENERAL, Decimal("0")),
 }
 

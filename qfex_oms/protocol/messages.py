@@ -44,6 +44,11 @@ class Auth:
 
 @frozen
 class AddOrder:
+    """``add_order``. With ``order_type`` TAKE_PROFIT / STOP_LOSS it stages a standalone stop order:
+    ``price`` is then the trigger price, ``side`` the direction of the market order it becomes, and
+    ``order_time_in_force`` is "required for legacy reasons" and not read (qfex-api.md §3.10, §14.2).
+    ``take_profit`` / ``stop_loss`` on any other type stage attached stops (§14.1)."""
+
     TYPE: ClassVar[str] = "add_order"
     symbol: str
     side: Side
@@ -78,6 +83,33 @@ class ModifyOrder:
     quantity: Decimal | None = None
     take_profit: Decimal | None = None
     stop_loss: Decimal | None = None
+
+
+@frozen
+class CancelStopOrder:
+    """``cancel_stop_order``: the stop's id only, no symbol (qfex-api.md §14.5)."""
+
+    TYPE: ClassVar[str] = "cancel_stop_order"
+    stop_order_id: str
+
+
+@frozen
+class ModifyStopOrder:
+    """``modify_stop_order``; only ``price`` (the trigger) and ``quantity`` change (qfex-api.md §14.6).
+
+    QFEX's sources disagree (§14.9 item 1): the docs page adds ``side`` and ``order_type`` ("must
+    match the original") and makes price/quantity optional; the AsyncAPI and QFEX's CLI send only
+    ``stop_order_id, symbol, price, quantity``. Both shapes decode; ``side``/``order_type`` left as
+    None are omitted on the wire.
+    """
+
+    TYPE: ClassVar[str] = "modify_stop_order"
+    stop_order_id: str
+    symbol: str
+    price: Decimal | None = None
+    quantity: Decimal | None = None
+    side: Side | None = None
+    order_type: OrderType | None = None
 
 
 @frozen
@@ -187,6 +219,8 @@ Request = (
     | GetUserLeverage
     | SetUserLeverage
     | GetAvailableLeverageLevels
+    | CancelStopOrder
+    | ModifyStopOrder
 )
 REQUEST_TYPES: tuple[type[Any], ...] = (
     Auth,
@@ -205,6 +239,8 @@ REQUEST_TYPES: tuple[type[Any], ...] = (
     GetUserLeverage,
     SetUserLeverage,
     GetAvailableLeverageLevels,
+    CancelStopOrder,
+    ModifyStopOrder,
 )
 
 # --------------------------------------------------------------------------- replies
@@ -289,11 +325,79 @@ class TwapResponse:
 
 
 @frozen
+class StopOrderResponse:
+    """``stop_order_response`` (AsyncAPI ``StopOrder``, qfex-api.md §14.3), pushed on ``stop_orders``.
+
+    The wire names differ from ``order_response``: ``direction`` not ``side``, ``stop_order_type``
+    not ``type``, and ``update_time`` an ISO date-time string (a float of seconds is accepted too).
+    ``price`` is the trigger price. There is no status field and no parent-order id: which events
+    push it is not documented. The decoder also reads an ``order_response``-shaped row (``order_id``,
+    ``side``, ``type``) as a stop, since a ``stop_orders`` list's item shape is not documented (§14.4).
+    """
+
+    KEY: ClassVar[str] = "stop_order_response"
+    stop_order_id: str
+    symbol: str
+    price: Decimal
+    quantity: Decimal
+    direction: Side
+    stop_order_type: OrderType
+    client_order_id: str | None = None
+    user_id: str | None = None
+    update_time: str | float | None = None
+
+    @classmethod
+    def from_order_row(cls, row: OrderResponse) -> StopOrderResponse:
+        """A stop listed as an ``order_response`` row (``type`` TAKE_PROFIT/STOP_LOSS, ``price`` the
+        trigger), as the 2025-10-30 changelog's "stop orders shown in the orders key" reads."""
+        return cls(
+            stop_order_id=row.order_id,
+            symbol=row.symbol,
+            price=row.price if row.price is not None else Decimal(0),
+            quantity=_stop_quantity(row),
+            direction=row.side if row.side is not None else Side.BUY,
+            stop_order_type=row.type if row.type is not None else OrderType.STOP_LOSS,
+            client_order_id=row.client_order_id,
+            user_id=row.user_id,
+            update_time=row.update_time,
+        )
+
+
+def _stop_quantity(row: OrderResponse) -> Decimal:
+    for value in (row.quantity_remaining, row.quantity):
+        if value is not None:
+            return value
+    return Decimal(0)
+
+
+@frozen
 class AllOrdersResponse:
+    """``all_orders_response``. Where stops are listed is disputed (qfex-api.md §14.4, §14.9 item 4):
+    the 2025-10-30 changelog puts them in ``orders`` (rows with ``type`` TAKE_PROFIT/STOP_LOSS), one
+    rendering of the docs in a ``stop_orders`` key. The decoder keeps the wire as sent (a stop row
+    under ``orders`` stays an ``OrderResponse`` there) and ``stops()`` / ``regular_orders()`` give the
+    one reading that covers both.
+    """
+
     KEY: ClassVar[str] = "all_orders_response"
     orders: tuple[OrderResponse, ...] = ()
     twaps: tuple[TwapResponse, ...] = ()
-    stop_orders: tuple[dict[str, Any], ...] = ()
+    stop_orders: tuple[StopOrderResponse, ...] = ()
+
+    def stops(self) -> tuple[StopOrderResponse, ...]:
+        """Every stop in the frame: ``stop_orders`` first, then stop-typed rows of ``orders`` whose id
+        is not already listed (a venue listing a stop in both places yields it once)."""
+        seen = {s.stop_order_id for s in self.stop_orders}
+        extra = tuple(
+            StopOrderResponse.from_order_row(o)
+            for o in self.orders
+            if o.type is not None and o.type.is_stop and o.order_id not in seen
+        )
+        return self.stop_orders + extra
+
+    def regular_orders(self) -> tuple[OrderResponse, ...]:
+        """``orders`` without the stop-typed rows (stops are read through ``stops()``)."""
+        return tuple(o for o in self.orders if o.type is None or not o.type.is_stop)
 
 
 @frozen
@@ -436,6 +540,7 @@ Reply = (
     | OrderResponse
     | FillResponse
     | TwapResponse
+    | StopOrderResponse
     | AllOrdersResponse
     | UserTradesResponse
     | Ack
@@ -453,6 +558,7 @@ REPLY_TYPES: tuple[type[Any], ...] = (
     OrderResponse,
     FillResponse,
     TwapResponse,
+    StopOrderResponse,
     AllOrdersResponse,
     UserTradesResponse,
     Ack,

@@ -304,13 +304,16 @@ def test_all_orders_response_stop_orders_rendering():
     assert reply.stop_orders == ()
 
 
-def test_all_orders_response_stop_orders_are_kept_raw():
+def test_all_orders_response_stop_orders_are_typed():
+    # Items of stop_orders are StopOrder rows (tests/protocol/test_stop_messages.py covers the rest).
     raw = (
-        '{"all_orders_response": {"orders": [], "stop_orders": '
-        '[{"stop_order_id": "510333ac", "symbol": "AAPL-USD", "price": 200.0}]}}'
+        '{"all_orders_response": {"orders": [], "stop_orders": [{"stop_order_id": "510333ac", "symbol":'
+        ' "AAPL-USD", "price": 200.0, "quantity": 1.0, "direction": "BUY",'
+        ' "stop_order_type": "TAKE_PROFIT"}]}}'
     )
     reply = decode_reply(raw)
-    assert reply.stop_orders == ({"stop_order_id": "510333ac", "symbol": "AAPL-USD", "price": 200.0},)
+    assert reply.stop_orders == (m.StopOrderResponse("510333ac", "AAPL-USD", Decimal("200"), Decimal("1"),
+                                                     Side.BUY, OrderType.TAKE_PROFIT),)
 
 
 def test_all_orders_response_empty():

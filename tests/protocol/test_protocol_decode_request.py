@@ -65,6 +65,8 @@ ONE_OF_EACH = [
     m.GetUserLeverage(limit=10, offset=0),
     m.SetUserLeverage("AAPL-USD", D("10")),
     m.GetAvailableLeverageLevels(limit=10, offset=0),
+    m.CancelStopOrder("510333ac-3f7b-4d88-934a-4396d48824cc"),
+    m.ModifyStopOrder("510333ac", "AAPL-USD", price=D("200"), quantity=D("2")),
 ]
 
 
@@ -160,7 +162,6 @@ def test_frame_without_a_string_type_is_invalid_json_format(raw):
 @pytest.mark.parametrize(
     "raw",
     [
-        '{"type": "cancel_stop_order", "params": {"stop_order_id": "x"}}',
         '{"type": "place_order", "params": {}}',
         '{"type": "ADD_ORDER", "params": {}}',
         '{"type": "", "params": {}}',

@@ -234,6 +234,18 @@ DOCUMENTED_REQUESTS = [
         '{"type":"get_available_leverage_levels","params":{"limit":10,"offset":0}}',
         id="get_available_leverage_levels",
     ),
+    pytest.param(
+        m.CancelStopOrder("510333ac-3f7b-4d88-934a-4396d48824cc"),
+        '{"type": "cancel_stop_order", "params": {"stop_order_id": "510333ac-3f7b-4d88-934a-4396d48824cc"}}',
+        id="cancel_stop_order",
+    ),
+    pytest.param(
+        m.ModifyStopOrder("510333ac-3f7b-4d88-934a-4396d48824cc", "AAPL-USD", price=D("200"), quantity=D("2"),
+                          side=Side.BUY, order_type=OrderType.TAKE_PROFIT),
+        '{"type": "modify_stop_order", "params": {"stop_order_id": "510333ac-3f7b-4d88-934a-4396d48824cc",'
+        ' "symbol": "AAPL-USD", "side": "BUY", "order_type": "TAKE_PROFIT", "quantity": 2, "price": 200}}',
+        id="modify_stop_order",
+    ),
 ]
 
 

@@ -31,7 +31,7 @@ def test_cancels_use_the_cancel_bucket(request_type):
 
 def test_only_cancels_use_the_cancel_bucket():
     cancel = {name for name, (bucket, _) in WEIGHTS.items() if bucket is Bucket.CANCEL}
-    assert cancel == {"cancel_order", "cancel_all_orders"}
+    assert cancel == {"cancel_order", "cancel_all_orders", "cancel_stop_order"}
 
 
 # The current rate page's weights (qfex-api.md §7, left column).
@@ -46,6 +46,8 @@ DOCUMENTED = {
     "subscribe": "0.1",
     "unsubscribe": "0.1",
     "cancel_on_disconnect": "0.1",
+    "cancel_stop_order": "1.0",
+    "modify_stop_order": "1.0",
 }
 
 
