@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, contextmanager
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -26,6 +27,8 @@ from attrs import define, field
 
 from bench.common import Row, median_p99
 from qfex_oms import Credentials, OrderManager, open_order_manager
+from qfex_oms.client.connection import TRANSPORT
+from qfex_oms.client.wsconn import connect_ws
 from qfex_oms.protocol import encode, make_auth
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType, Channel, OrderType, Side, TimeInForce
@@ -157,10 +160,11 @@ async def oms_place_and_cancel(oms: OrderManager, first: int, count: int,
 
 
 Side_ = Callable[[int, int], Awaitable[None]]
+Block = Callable[[int, int, Samples, Samples], Awaitable[None]]  # one block of an extra client
 
 
 async def _interleaved(url: str, count: int, block: int,
-                       extra: dict[str, Callable[[], AbstractAsyncContextManager[Side_]]] | None = None,
+                       extra: dict[str, Callable[[], AbstractAsyncContextManager[Block]]] | None = None,
                        ) -> dict[str, Samples]:
     """Every client connected at once (the bare one and the manager on the two demo accounts, so
     neither sees the other's traffic), taking turns in blocks of ``block`` round trips and rotating
@@ -251,6 +255,41 @@ def _floor(tcp_url: str, count: int, block: int) -> dict[str, Samples]:
     return got
 
 
+@asynccontextmanager
+async def oms_on(url: str, transport: str) -> AsyncIterator[Block]:
+    """The manager on the websocket client ``transport`` names (qfex_oms.client.connection.TRANSPORT),
+    as a block of round trips for ``_interleaved``. The reference venue only: on the simulator two
+    managers on one account would each see the other's orders."""
+    token = TRANSPORT.set(transport)
+    try:
+        async with open_order_manager(url, CREDS, pacer=None) as oms:
+            TRANSPORT.reset(token)
+            token = None
+
+            async def block_fn(first: int, n: int, places: Samples, cancels: Samples) -> None:
+                await oms_place_and_cancel(oms, first, n, places, cancels)
+            yield block_fn
+    finally:
+        if token is not None:
+            TRANSPORT.reset(token)
+
+
+@asynccontextmanager
+async def lean_bare(url: str) -> AsyncIterator[Block]:
+    """A bare client on qfex_oms.client.wsconn (wsproto on a trio stream, no reader task): the
+    same frames and waits as the bare trio-websocket client."""
+    ws = await connect_ws(f"{url}/?api_key={CREDS2.public_key}", max_message_size=1 << 26)
+    try:
+        await ws.send_message(encode(make_auth(CREDS2.public_key, CREDS2.secret_key)).decode())
+        await ws.get_message()
+        await ws.send_message(encode(m.Subscribe((Channel.ORDER_RESPONSES,))).decode())
+        await ws.get_message()
+        yield partial(bare_place_and_cancel, ws)  # type: ignore[arg-type]  # duck-typed websocket
+    finally:
+        with trio.move_on_after(2):
+            await ws.aclose()
+
+
 def loop_name() -> str:
     from bench.refvenue import new_event_loop
 
@@ -287,7 +326,8 @@ def rows_round_trips(count: int = 2000, block: int = 100) -> list[Row]:
     """Rows 3 and 4: against the reference venue (judged) and the simulator (a second view), and
     the raw-TCP floor as a reference beside the bare client on the reference venue."""
     with reference_venue() as (url, tcp):
-        ref = trio.run(_interleaved, url, count, block)
+        extra = {"tws": partial(oms_on, url, "trio-websocket"), "lean": partial(lean_bare, url)}
+        ref = trio.run(_interleaved, url, count, block, extra)
         floor = _floor(tcp, count, block)
     with simulator_process() as url:
         sim = trio.run(_interleaved, url, count, block)
@@ -295,6 +335,10 @@ def rows_round_trips(count: int = 2000, block: int = 100) -> list[Row]:
     floor.update(bare_p=ref["bare_p"], bare_c=ref["bare_c"])
     rows += round_trip_rows(floor, "reference venue", count, None, "floor",
                             f"raw TCP floor ({loop_name()}, length-prefixed JSON)")
+    rows += round_trip_rows(ref, "reference venue", count, None, "tws",
+                            "await oms.cancel/place_order on trio-websocket (before issue 19)")
+    rows += round_trip_rows(ref, "reference venue", count, None, "lean",
+                            "bare client on qfex_oms.client.wsconn (wsproto on a trio stream)")
     rows += round_trip_rows(sim, "simulator", count, None)
     return rows
 

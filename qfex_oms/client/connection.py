@@ -13,14 +13,16 @@ else of the manager, and the manager reaches the connection only through its pub
 from __future__ import annotations
 
 import random
-from typing import Protocol
+from contextvars import ContextVar
+from typing import Protocol, cast
 
 import trio
 import trio_websocket
 from attrs import define, frozen
 from wsproto.utilities import LocalProtocolError
 
-from qfex_oms.client.session import Credentials, Session, close_reason, connect
+from qfex_oms.client.session import Credentials, Session, close_reason, connect, url_with_key
+from qfex_oms.client.wsconn import WsClient, connect_ws
 from qfex_oms.core.pacer import PacerSettings
 from qfex_oms.errors import AuthenticationError, NotConnected
 from qfex_oms.logs import get_logger
@@ -31,6 +33,14 @@ log = get_logger("qfex_oms.manager")
 # issue #184, fixed for pings by qfex_oms.wsfix): the connection is over, not the manager.
 CONNECTION_ERRORS = (AuthenticationError, OSError, trio.TooSlowError, trio_websocket.HandshakeError,
                      trio_websocket.ConnectionClosed, LocalProtocolError)
+
+
+# Which websocket client a connection opens: "wsproto" (qfex_oms.client.wsconn, the default: the
+# connection's reader drives wsproto itself, one task switch per reply) or "trio-websocket" (its own
+# reader task and channel; kept for side-by-side measurement, ``bench`` row 3, and as a fallback).
+# A context variable, so a benchmark can open one manager on each in one trio run.
+TRANSPORT: ContextVar[str] = ContextVar("qfex_oms_transport", default="wsproto")
+MAX_MESSAGE_SIZE = 64 * 1024 * 1024  # as the trio-websocket path: a full snapshot fits
 
 
 def sole_exception(exc: BaseException) -> BaseException:
@@ -143,8 +153,9 @@ class Connection:
         reason = "closed by the exchange"
         async with trio.open_nursery() as conn:
             with trio.fail_after(self.settings.handshake_timeout):
-                ws = await connect(conn, self.url, self.credentials)
-                session = Session(ws, self.settings.pacer, on_sent=self._owner.frame_written)
+                ws = await self._open(conn)
+                session = Session(cast(trio_websocket.WebSocketConnection, ws), self.settings.pacer,
+                                  on_sent=self._owner.frame_written)
                 try:
                     await session.handshake(self.credentials,
                                             cancel_on_disconnect=self.settings.cancel_on_disconnect,
@@ -159,6 +170,8 @@ class Connection:
             async def reader() -> None:
                 nonlocal reason
                 try:
+                    if isinstance(ws, WsClient):
+                        await ws.run_reader(self._owner.frame_received)  # wakes callers directly
                     while True:
                         self._owner.frame_received(await ws.get_message())
                 except trio_websocket.ConnectionClosed as exc:
@@ -179,6 +192,13 @@ class Connection:
                 task_status.started()
             await closed.wait()
         return reason
+
+    async def _open(self, nursery: trio.Nursery) -> WsClient | trio_websocket.WebSocketConnection:
+        """The websocket of one attempt, on the transport ``TRANSPORT`` names."""
+        if TRANSPORT.get() == "trio-websocket":
+            return await connect(nursery, self.url, self.credentials)
+        return await connect_ws(url_with_key(self.url, self.credentials.public_key),
+                                max_message_size=MAX_MESSAGE_SIZE)
 
     def _lost(self, reason: str) -> None:
         self.session = None
