@@ -20,12 +20,13 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from qfex_oms.core import cancelling, err_replies, fills, replies, twap_replies
+from qfex_oms.core import cancelling, err_replies, fills, replies, stop_replies, twap_replies
 from qfex_oms.core.cancel import CancelIntent
 from qfex_oms.core.cancelbook import CancelBook
 from qfex_oms.core.events import CoreEvent, ModifyFinished, OrderUpdated, TwapUpdated, Unmatched
 from qfex_oms.core.model import CancelRequest, ModifyRequest, Order, Twap
 from qfex_oms.core.states import ORDER_TRANSITIONS, LocalStatus, OrderEvent, TwapEvent, next_twap_state
+from qfex_oms.core.stops import StopBook, StopEvent, StopOrder, StopRequest
 from qfex_oms.core.tracker import OrderTracker
 from qfex_oms.errors import InvalidArgument
 from qfex_oms.logs import get_logger
@@ -39,6 +40,7 @@ log = get_logger("qfex_oms.core")
 class OmsCore:
     def __init__(self, tracker: OrderTracker | None = None) -> None:
         self.tracker = tracker if tracker is not None else OrderTracker()
+        self.stops = StopBook()  # take-profit / stop-loss orders (stop_replies, stop_snapshot)
         self.cancels = CancelBook()
         self.seq = 0
         # Fills whose order is not known yet, by the order_id they name (fills._place_fill).
@@ -139,7 +141,10 @@ class OmsCore:
         order_id = r.order_id
         order = self._orders_by_id.get(order_id) if order_id else None
         if order is None or order.symbol != r.symbol:
-            order = _order_not_indexed(self, r, order)
+            if order is None and stop_replies.claims(self, r):
+                order = stop_replies.on_order_response(self, r)  # a stop's answer, or not
+            else:
+                order = _order_not_indexed(self, r, order)
             if order is None:
                 return
         quantity, price = r.quantity, r.price
@@ -165,6 +170,8 @@ class OmsCore:
         self.tracker.adopt(order)
         twap_replies.link_twap_child(self, order)
         self._id_learnt(order)
+        if len(self.stops):
+            stop_replies.link_triggered(self, order)  # a stop that fired into it is TRIGGERED now
         return order
 
     def _id_learnt(self, order: Order) -> None:
@@ -209,6 +216,35 @@ class OmsCore:
             take_profit=take_profit, stop_loss=stop_loss, reduce_only=reduce_only,
         ))
         return order
+
+    def place_stop(self, symbol: str, side: Side, kind: OrderType, quantity: Decimal, trigger_price: Decimal,
+                   client_order_id: str) -> StopOrder:
+        """Track a standalone stop (TAKE_PROFIT/STOP_LOSS) as PENDING and queue its ``add_order``."""
+        return stop_replies.place_stop(self, symbol, side, kind, quantity, trigger_price, client_order_id)
+
+    def cancel_stop(self, stop: StopOrder) -> StopRequest:
+        """Queue a ``cancel_stop_order`` (or join the one in flight); ``InvalidArgument`` if it cannot."""
+        return stop_replies.cancel_stop(self, stop)
+
+    def modify_stop(self, stop: StopOrder, price: Decimal | None, quantity: Decimal | None) -> StopRequest:
+        """Queue a ``modify_stop_order``; one per stop in flight."""
+        return stop_replies.modify_stop(self, stop, price, quantity)
+
+    def stop_request_lost(self, request: StopRequest, reason: str) -> None:
+        """No answer to a stop request, and none will come: never a refusal (UNKNOWN, cancel owed)."""
+        stop_replies.request_lost(self, request, reason)
+
+    def withdraw_stop_request(self, request: StopRequest, reason: str) -> None:
+        """The stop request's frame never left the process: the stop is as it was."""
+        stop_replies.withdraw_request(self, request, reason)
+
+    def stop_lost(self, stop: StopOrder, reason: str) -> None:
+        """A stop's ``add_order`` went unanswered: UNKNOWN until a snapshot settles it."""
+        stop_replies.stop_lost(self, stop, reason)
+
+    def apply_stop_event(self, stop: StopOrder, event: StopEvent, status: str | None) -> bool:
+        """One move of the stop table; an illegal one is logged and dropped (False)."""
+        return stop_replies.apply_stop_event(self, stop, event, status)
 
     def place_twap(
         self,
@@ -316,6 +352,7 @@ class OmsCore:
                 twap.cancels_in_doubt += 1
             if twap.twap_id is None:
                 self.apply_twap_event(twap, TwapEvent.LOST, _DISCONNECTED)
+        stop_replies.connection_lost(self)
 
 
 # Module-level aliases of what the reply path uses (a global is ~10 ns to read; an enum member
@@ -332,8 +369,19 @@ _on_rejection = replies.on_rejection
 _order_not_indexed = replies.order_not_indexed
 _resized = replies.resized
 # Every other reply: one handler per type (what the core does not apply, e.g. a snapshot, is skipped).
+def _on_err(core: OmsCore, e: m.Err) -> None:
+    """An ``err`` refusing a stop request is the stop book's; every other one is ``err_replies``'."""
+    incoming = e.incoming_message if isinstance(e.incoming_message, dict) else {}
+    kind, params = incoming.get("type"), incoming.get("params")
+    if not (isinstance(kind, str) and isinstance(params, dict)
+            and stop_replies.on_err(core, params, kind, str(e.error_code))):
+        err_replies.on_err(core, e)
+
+
 _BY_TYPE: dict[type, Callable[[OmsCore, Any], None]] = {
     m.FillResponse: fills.on_fill,
     m.TwapResponse: twap_replies.on_twap_response,
-    m.Err: err_replies.on_err,
+    m.Err: _on_err,
+    m.StopOrderResponse: stop_replies.on_push,
+    m.Ack: stop_replies.on_ack,
 }

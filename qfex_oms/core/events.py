@@ -8,6 +8,7 @@ from attrs import define, frozen
 
 from qfex_oms.core.model import CancelRequest, Fill, ModifyRequest, Order, Twap
 from qfex_oms.core.states import OrderState, TwapState
+from qfex_oms.core.stops import StopOrder, StopRequest, StopState
 
 
 @define(slots=True, eq=False)
@@ -66,8 +67,27 @@ class Unmatched:
     reason: str
 
 
+@frozen
+class StopUpdated:
+    """A stop order changed state (``stop.order`` is the order it became once TRIGGERED; that
+    order's own events follow). An adopted stop (staged from a parent) comes as PENDING -> ACTIVE."""
+
+    stop: StopOrder
+    previous: StopState
+    state: StopState
+    status: str | None
+
+
+@frozen
+class StopRequestFinished:
+    """A ``cancel_stop_order`` or ``modify_stop_order`` was answered, or never will be."""
+
+    request: StopRequest
+
+
 CoreEvent = (
     OrderUpdated | FillReceived | TwapUpdated | CancelFinished | ModifyFinished | RequestErrored | Unmatched
+    | StopUpdated | StopRequestFinished
 )
 
 # Deprecated names, kept for one release (CHANGELOG): ``RequestFailed`` was also the exception's

@@ -12,6 +12,11 @@ never journaled), so a ``subscribe`` to a channel the current connection already
 marks a new connection. Without it, requests that were lost at a disconnect would still look in
 flight (a later modify of the same order would be refused, a pending order would stay PENDING_NEW).
 
+Stop orders replay the same way (``core.stops``): a stop's ``add_order``, ``cancel_stop_order``
+and ``modify_stop_order`` are commands again, its answers (``order_response`` under its id,
+``stop_order_response``, ``ack``) replies, and a snapshot's conclusion about stops is a note of its
+own (``stop_snapshot.stop_settlement_note``).
+
 Snapshot replies (``all_orders_response``, ``user_trades_response``) are journaled but not applied:
 whether a snapshot was a full reconcile cannot be told from the frames alone, and settling an order
 wrongly as gone could not be undone. What a full reconcile concluded is journaled instead as a
@@ -32,6 +37,8 @@ from attrs import define
 from qfex_oms.core.cancel import CancelIntent
 from qfex_oms.core.engine import OmsCore
 from qfex_oms.core.snapshot import apply_settlement_note
+from qfex_oms.core.stop_snapshot import apply_stop_note, is_stop_note
+from qfex_oms.core.stops import STOP_KINDS, StopState
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
@@ -70,7 +77,11 @@ def replay(core: OmsCore, records: Iterable[tuple[Direction, bytes | str]]) -> R
                     _command(core, request)
                 stats.commands += 1
             elif direction == "note":
-                apply_settlement_note(core, raw if isinstance(raw, bytes) else raw.encode())
+                note = raw if isinstance(raw, bytes) else raw.encode()
+                if is_stop_note(note):
+                    apply_stop_note(core, note)
+                else:
+                    apply_settlement_note(core, note)
                 stats.notes += 1
             else:
                 core.on_reply(codec.decode_reply(raw))
@@ -92,7 +103,12 @@ def replay(core: OmsCore, records: Iterable[tuple[Direction, bytes | str]]) -> R
 
 
 def _command(core: OmsCore, request: m.Request) -> None:
-    if isinstance(request, m.AddOrder):
+    if isinstance(request, m.AddOrder) and request.order_type in STOP_KINDS:
+        if request.price is None:
+            raise ValueError("a stop's add_order without a trigger price")
+        core.place_stop(request.symbol, request.side, request.order_type, request.quantity,
+                        request.price, request.client_order_id or "")
+    elif isinstance(request, m.AddOrder):
         core.place_order(request.symbol, request.side, request.order_type, request.order_time_in_force,
                          request.quantity, request.price, request.client_order_id or "",
                          reduce_only=request.reduce_only, take_profit=request.take_profit,
@@ -108,6 +124,19 @@ def _command(core: OmsCore, request: m.Request) -> None:
         order = core.tracker.by_order_id(request.order_id)
         if order is not None and order.state.is_live:
             core.modify_order(order, request.price, request.quantity)
+    elif isinstance(request, m.CancelStopOrder | m.ModifyStopOrder):
+        _stop_command(core, request)
+
+
+def _stop_command(core: OmsCore, request: m.CancelStopOrder | m.ModifyStopOrder) -> None:
+    """A stop cancel or modify, asked again of the book as it was then (if the stop was live)."""
+    stop = core.stops.by_id(request.stop_order_id)
+    if stop is None or not stop.state.is_live or stop.stop_order_id is None:
+        return
+    if isinstance(request, m.CancelStopOrder):
+        core.cancel_stop(stop)
+    elif stop.modify_request is None and stop.state is not StopState.PENDING_CANCEL:
+        core.modify_stop(stop, request.price, request.quantity)
 
 
 def _intent(request: m.CancelOrder) -> CancelIntent:
