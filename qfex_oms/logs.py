@@ -1,4 +1,15 @@
-"""structlog setup: readable on a terminal, JSON lines to a file when configured, secrets redacted.
+"""The package's logging: structlog loggers that hand their events to the standard ``logging`` module.
+
+A library does not decide where its logs go. ``get_logger(name)`` gives a structlog logger over
+``logging.getLogger(name)``: the event's fields are kept on the ``LogRecord`` (``record.qfex_event``)
+and its message is ``event key=value ...``, so a host application routes, filters and silences the
+package through ``logging`` as it does any other library (``logging.getLogger("qfex_oms")``).
+Without a handler configured nothing is printed (a ``NullHandler`` on ``qfex_oms`` keeps
+``logging``'s last-resort handler quiet). The ``qfex-oms`` command configures ``logging`` itself
+(``configure_logging``): stderr as console lines or JSON, optionally JSON lines to a file, UTC ISO
+timestamps for every record, the simulator's included.
+
+A disabled level costs one ``isEnabledFor`` check (cached by ``logging``) before anything is built.
 
 The redaction processor is the last line of defence: code never passes secrets to a logger, and
 anything under a key that looks like one (secret, signature, hmac, password, jwt, token) is replaced
@@ -10,6 +21,7 @@ Logging costs time linear in what is logged and writes a bounded line: a raw fra
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import logging
 import re
@@ -139,44 +151,160 @@ def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any
     return scrubbed
 
 
-class _JsonLinesTee:
-    """Renders the console line and also appends the event as one JSON line to a file."""
+EVENT_ATTRIBUTE = "qfex_event"  # the LogRecord attribute holding the event's fields
+_HANDLER_MARK = "_qfex_oms_handler"  # on the handlers configure_logging installs (and replaces)
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR, "critical": logging.CRITICAL}
 
-    def __init__(self, console: Any, file: TextIO) -> None:
-        self.console, self.file = console, file
-
-    def __call__(self, logger: Any, name: str, event_dict: dict[str, Any]) -> str:
-        # The file gets a formatted traceback; a terminal's ConsoleRenderer formats its own.
-        line = orjson.dumps(structlog.processors.format_exc_info(logger, name, dict(event_dict)),
-                            default=str).decode()
-        self.file.write(line + "\n")
-        self.file.flush()
-        return str(self.console(logger, name, event_dict))
+logging.getLogger("qfex_oms").addHandler(logging.NullHandler())
 
 
-def configure_logging(level: str = "info", json_file: str | None = None, *,
-                      stream: TextIO | None = None) -> None:
-    stream = stream or sys.stderr
-    console: Any = (structlog.dev.ConsoleRenderer(colors=stream.isatty()) if stream.isatty()
-                    else structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]))
-    renderer: Any = _JsonLinesTee(console, open(json_file, "a")) if json_file else console  # noqa: SIM115
-    processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redact_secrets,
-    ]
-    if not stream.isatty():
-        processors.append(structlog.processors.format_exc_info)
-    structlog.configure(
-        processors=[*processors, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(stream),
-        cache_logger_on_first_use=False,
-    )
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def to_stdlib(_: Any, __: str, event_dict: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The last processor: the arguments of the ``logging.Logger`` call. The message reads well
+    under any formatter (``order updated symbol=AAPL-USD state=OPEN``); the fields ride on the record
+    for a structured formatter (``configure_logging``'s, or the host's)."""
+    exc_info = event_dict.pop("exc_info", None)
+    event = _text(event_dict.get("event", ""))
+    fields = " ".join(f"{k}={_text(v)}" for k, v in event_dict.items() if k != "event")
+    return (f"{event} {fields}" if fields else event,), {"extra": {EVENT_ATTRIBUTE: event_dict},
+                                                        "exc_info": exc_info}
+
+
+# The list structlog.testing.capture_logs fills in place: while it captures, the package's events go
+# to it (whatever their level), as they did when the package logged through structlog's defaults.
+_GLOBAL_PROCESSORS: list[Any] = structlog.get_config()["processors"]
+
+
+_LogCapture = structlog.testing.LogCapture
+
+
+def _capturing() -> bool:
+    return bool(_GLOBAL_PROCESSORS) and type(_GLOBAL_PROCESSORS[-1]) is _LogCapture
+
+
+def _to_capture(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    if _capturing():
+        for processor in _GLOBAL_PROCESSORS:
+            event_dict = processor(logger, method, event_dict)  # LogCapture raises DropEvent
+    return event_dict
+
+
+_PROCESSORS: list[Any] = [_to_capture, structlog.contextvars.merge_contextvars, redact_secrets, to_stdlib]
+
+
+_G, _LC = _GLOBAL_PROCESSORS, _LogCapture  # short names for the checks below, inlined for speed
+
+
+class PackageLogger(structlog.stdlib.BoundLogger):
+    """structlog's stdlib logger that asks ``logging`` first: a disabled level returns at once."""
+
+    def debug(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if self._logger.isEnabledFor(logging.DEBUG) or (_G and type(_G[-1]) is _LC):
+            return self._proxy_to_logger("debug", event, *args, **kw)
+        return None
+
+    def info(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if self._logger.isEnabledFor(logging.INFO) or (_G and type(_G[-1]) is _LC):
+            return self._proxy_to_logger("info", event, *args, **kw)
+        return None
+
+    def warning(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if self._logger.isEnabledFor(logging.WARNING) or (_G and type(_G[-1]) is _LC):
+            return self._proxy_to_logger("warning", event, *args, **kw)
+        return None
+
+    warn = warning
+
+    def error(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if self._logger.isEnabledFor(logging.ERROR) or (_G and type(_G[-1]) is _LC):
+            return self._proxy_to_logger("error", event, *args, **kw)
+        return None
+
+    def exception(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if self._logger.isEnabledFor(logging.ERROR) or (_G and type(_G[-1]) is _LC):
+            kw.setdefault("exc_info", True)
+            return self._proxy_to_logger("error", event, *args, **kw)
+        return None
+
+    def critical(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if self._logger.isEnabledFor(logging.CRITICAL) or (_G and type(_G[-1]) is _LC):
+            return self._proxy_to_logger("critical", event, *args, **kw)
+        return None
 
 
 def get_logger(name: str) -> Any:
-    """The logger every module of the package uses: one place decides how the library logs (issue 17
-    routes it through the standard ``logging`` module, so a host application controls it)."""
-    return structlog.get_logger(name)
+    """The logger every module of the package uses (named ``qfex_oms.…``): a structlog logger whose
+    events become ``logging`` records of the logger ``name``; see the module's docstring."""
+    return PackageLogger(logging.getLogger(name), processors=_PROCESSORS, context={})
+
+
+# ---------------------------------------------------------------------- the command's configuration
+
+
+def _from_record(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """A record's event: the package's fields when it has them, its message otherwise (another
+    library's record); then its logger, level and time (UTC, ISO 8601, from the record's creation)."""
+    record: logging.LogRecord = event_dict["_record"]
+    fields = getattr(record, EVENT_ATTRIBUTE, None)
+    out: dict[str, Any] = dict(fields) if isinstance(fields, dict) else {"event": event_dict["event"]}
+    if not isinstance(fields, dict):  # another library's record: redacted here, the package's already were
+        out = redact_secrets(None, "", out)
+    out = {"timestamp": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat().replace("+00:00", "Z"),
+           "level": record.levelname.lower(), "event": out.get("event"), "logger": record.name, **out}
+    for key in ("_record", "_from_structlog", "exc_info", "stack_info"):
+        if key in event_dict:
+            out[key] = event_dict[key]
+    return out
+
+
+def _json_dumps(value: Any, **_: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def _formatter(kind: str, *, tty: bool) -> logging.Formatter:
+    renderer: Any
+    if kind == "json":
+        renderer = structlog.processors.JSONRenderer(serializer=_json_dumps)
+    elif tty:
+        renderer = structlog.dev.ConsoleRenderer(colors=True)
+    else:
+        renderer = structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"])
+    processors: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    if kind == "json" or not tty:
+        processors.append(structlog.processors.format_exc_info)
+    pre_chain: list[Any] = [_from_record]
+    return structlog.stdlib.ProcessorFormatter(processors=[*processors, renderer],
+                                               foreign_pre_chain=pre_chain)
+
+
+def configure_logging(level: str = "info", json_file: str | None = None, *, console: str = "console",
+                      stream: TextIO | None = None) -> None:
+    """The ``qfex-oms`` command's logging (an application's decision, never the library's): records
+    of ``level`` and above, from every library, to ``stream`` (stderr: stdout carries only the
+    command's output) as console lines (``console="console"``: coloured on a terminal, key=value
+    otherwise) or JSON lines (``console="json"``), and as JSON lines appended to ``json_file``.
+    Calling it again replaces what it installed before."""
+    root = unconfigure_logging()
+    stream = stream or sys.stderr
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream)]
+    handlers[0].setFormatter(_formatter(console, tty=stream.isatty()))
+    if json_file:
+        handlers.append(logging.FileHandler(json_file, encoding="utf-8"))
+        handlers[1].setFormatter(_formatter("json", tty=False))
+    for handler in handlers:
+        setattr(handler, _HANDLER_MARK, True)
+        root.addHandler(handler)
+    root.setLevel(_LEVELS[level.lower()])
+
+
+def unconfigure_logging() -> logging.Logger:
+    """Remove (and close) the handlers ``configure_logging`` installed; returns the root logger."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(handler)
+        handler.close()
+    return root

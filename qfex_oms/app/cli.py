@@ -22,12 +22,15 @@ from qfex_oms.app.commands.common import (
     EXIT_SIGTERM,
     EXIT_UNSAFE,
     EXIT_USAGE,
+    configure_logging,
+    logging_options,
 )
 from qfex_oms.app.commands.trading import parse_params
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="qfex-oms", message="%(prog)s %(version)s")
+@logging_options
 def main() -> None:
     """qfex_oms: an order manager for the QFEX exchange, and its simulator.
 
@@ -57,9 +60,12 @@ def main() -> None:
            close: nothing to close (the position is flat)
       130  run: stopped by SIGINT after a clean shutdown
       143  run: stopped by SIGTERM after a clean shutdown
+
+    Logs go to stderr (stdout carries only the command's output: every --json parses), with UTC
+    ISO timestamps; the logging options come before the command: qfex-oms -q orders --json.
     """
-
-
+    # Until a command reads its config: stderr only, warnings and up (or what the options say).
+    configure_logging()
 
 
 COMMANDS: list[click.Command] = [

@@ -52,7 +52,7 @@ class StrategyError(QfexOmsError):
 class StrategyContext:
     params: dict[str, Any]
     guard: KillSwitchGuard
-    log: Any = field(factory=lambda: get_logger("strategy"))
+    log: Any = field(factory=lambda: get_logger("qfex_oms.strategy"))
 
     @property
     def halted(self) -> bool:

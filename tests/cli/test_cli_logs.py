@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,24 +11,30 @@ from pathlib import Path
 
 import orjson
 import pytest
-import structlog
 from clikit import REPO, arun_cli, cli_env, explain, secrets_in, write_config
 from simkit import CREDS2, manager_at
 
-from qfex_oms.logs import FRAME_LOG_LIMIT, REDACTED, VALUE_LOG_LIMIT, cap_frame, configure_logging
+from qfex_oms.logs import (
+    FRAME_LOG_LIMIT,
+    REDACTED,
+    VALUE_LOG_LIMIT,
+    cap_frame,
+    configure_logging,
+    get_logger,
+    unconfigure_logging,
+)
 
 IDENTITY = ("symbol", "order_id", "client_order_id")
 
 
 @pytest.fixture
 def restore_structlog() -> Iterator[None]:
+    level = logging.getLogger().level
     try:
         yield
     finally:
-        tee = structlog.get_config()["processors"][-1]
-        if hasattr(tee, "file"):
-            tee.file.close()
-        structlog.reset_defaults()
+        unconfigure_logging()
+        logging.getLogger().setLevel(level)
 
 
 async def test_a_run_writes_json_lines_with_order_identity_and_no_secret(
@@ -71,7 +78,7 @@ def test_redaction_covers_keys_nested_frames_and_raw_text(tmp_path: Path, restor
     stream = io.StringIO()
     log_file = tmp_path / "r.jsonl"
     configure_logging("debug", str(log_file), stream=stream)
-    log = structlog.get_logger("test")
+    log = get_logger("qfex_oms.test")
     log.warning("exchange error", incoming={"type": "auth", "params": {
         "hmac": {"public_key": "qfex_pub_demo", "nonce": "n", "unix_ts": 1, "signature": "deadbeef"}}})
     log.warning("malformed frame", raw='{"type":"auth","params":{"hmac":{"signature":"deadbeef"}}}')
@@ -92,7 +99,7 @@ def test_the_level_filters_and_exceptions_reach_the_file(tmp_path: Path, restore
     stream = io.StringIO()
     log_file = tmp_path / "e.jsonl"
     configure_logging("warning", str(log_file), stream=stream)
-    log = structlog.get_logger("test")
+    log = get_logger("qfex_oms.test")
     log.info("too quiet")
     try:
         raise ValueError("boom")
@@ -138,7 +145,7 @@ def test_a_hostile_300_kb_frame_is_logged_without_a_hang(text: str, tmp_path: Pa
                                                           restore_structlog: None) -> None:
     stream = io.StringIO()
     configure_logging("debug", str(tmp_path / "h.jsonl"), stream=stream)
-    log = structlog.get_logger("test")
+    log = get_logger("qfex_oms.test")
     with hang_guard():
         log.warning("malformed frame", raw=text)  # as the reader logs it, uncapped by the caller
         log.warning("malformed frame", raw=cap_frame(text))
@@ -161,7 +168,7 @@ def test_any_long_value_is_capped_in_the_log_line(tmp_path: Path, restore_struct
     stream = io.StringIO()
     log_file = tmp_path / "c.jsonl"
     configure_logging("debug", str(log_file), stream=stream)
-    log = structlog.get_logger("test")
+    log = get_logger("qfex_oms.test")
     deep: dict[str, object] = {"leaf": 1}
     for _ in range(900):  # deeper than orjson renders (254) and close to Python's recursion limit
         deep = {"a": deep}

@@ -130,10 +130,48 @@ def one_shot(config: Any) -> Any:
     return attrs.evolve(config, manager=manager, log_level=level)
 
 
-def configure_logging(config: Any) -> None:
-    from qfex_oms.logs import configure_logging
+_LOGGING_OPTIONS = "qfex_oms.logging_options"
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
-    configure_logging(config.log_level, config.log_json_file)
+
+def logging_options(group: F) -> F:
+    """The group's logging options, read by ``configure_logging``: they outrank the config's
+    [logging] table and each command's default."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if param.name is not None:
+            ctx.meta.setdefault(_LOGGING_OPTIONS, {})[param.name] = value
+        return value
+
+    for option in (
+        click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
+                     expose_value=False, callback=remember,
+                     help="Log lines on stderr as console text (key=value off a terminal) or JSON."),
+        click.option("--log-file", default=None, metavar="PATH", expose_value=False, callback=remember,
+                     help="Also append every log record as a JSON line to PATH (overrides "
+                          "logging.json_file)."),
+        click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=remember,
+                     help="Only errors on stderr (same as --log-level error)."),
+        click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
+                     expose_value=False, callback=remember,
+                     help="Log records from this level up, on stderr (overrides logging.level; "
+                          "commands that only query default to warning)."),
+    ):
+        group = option(group)
+    return group
+
+
+def configure_logging(config: Any = None, default_level: str = "warning") -> None:
+    """Logging for this command: the group's options, else the config's [logging], else
+    ``default_level``. Log lines go to stderr (and the log file): stdout is the command's output."""
+    from qfex_oms.logs import configure_logging as configure
+
+    context = click.get_current_context(silent=True)
+    options = {} if context is None else context.meta.get(_LOGGING_OPTIONS, {})
+    level = "error" if options.get("quiet") else options.get("log_level") or (
+        config.log_level if config is not None else default_level)
+    log_file = options.get("log_file") or (config.log_json_file if config is not None else None)
+    configure(level.lower(), log_file, console=options.get("log_format") or "console")
 
 
 def json_default(value: Any) -> Any:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import signal
-import sys
 
 import click
-import structlog
 import trio
 from rich.console import Console
 
-from qfex_oms.app.commands.common import EXIT_OK, EXIT_UNSAFE, exit_codes
+from qfex_oms.app.commands.common import EXIT_OK, EXIT_UNSAFE, configure_logging, exit_codes
 from qfex_oms.sim import RateLimitSettings, open_simulator
 
 # ====================================================================== demo and sim
@@ -21,9 +19,8 @@ from qfex_oms.sim import RateLimitSettings, open_simulator
 def demo() -> None:
     """Run the whole product against an embedded simulator and print a summary (exit 0 if OK, else 4)."""
     from qfex_oms.app.demo import run_demo
-    from qfex_oms.logs import configure_logging
 
-    configure_logging("error")
+    configure_logging(default_level="error")
     summary = trio.run(run_demo, Console())
     raise SystemExit(EXIT_OK if summary.ok else EXIT_UNSAFE)
 
@@ -38,7 +35,7 @@ def sim(host: str, port: int, time_scale: float, no_rate_limit: bool) -> None:
     """Run the QFEX simulator until SIGINT/SIGTERM; the first stdout line is its ws:// URL, the
     second ``rest <http URL>`` of its REST API."""
     # Logs go to stderr so stdout carries only the URL line a parent process waits for.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    configure_logging(default_level="info")
     rate_limits = None if no_rate_limit else RateLimitSettings()
     trio.run(_serve_until_signalled, host, port, time_scale, rate_limits)
 
