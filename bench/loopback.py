@@ -25,10 +25,12 @@ import trio.lowlevel
 import trio_websocket
 from attrs import define, field
 
+from bench import leanpath
 from bench.common import Row, median_p99
 from qfex_oms import Credentials, OrderManager, open_order_manager
 from qfex_oms.client.connection import TRANSPORT
 from qfex_oms.client.wsconn import connect_ws
+from qfex_oms.core.pacer import PacerSettings
 from qfex_oms.protocol import encode, make_auth
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType, Channel, OrderType, Side, TimeInForce
@@ -256,15 +258,18 @@ def _floor(tcp_url: str, count: int, block: int) -> dict[str, Samples]:
 
 
 @asynccontextmanager
-async def oms_on(url: str, transport: str) -> AsyncIterator[Block]:
+async def oms_on(url: str, transport: str = "wsproto", tweak: Callable[[OrderManager], None] | None = None,
+                 pacer: PacerSettings | None = None) -> AsyncIterator[Block]:
     """The manager on the websocket client ``transport`` names (qfex_oms.client.connection.TRANSPORT),
     as a block of round trips for ``_interleaved``. The reference venue only: on the simulator two
     managers on one account would each see the other's orders."""
     token = TRANSPORT.set(transport)
     try:
-        async with open_order_manager(url, CREDS, pacer=None) as oms:
+        async with open_order_manager(url, CREDS, pacer=pacer) as oms:
             TRANSPORT.reset(token)
             token = None
+            if tweak is not None:
+                tweak(oms)
 
             async def block_fn(first: int, n: int, places: Samples, cancels: Samples) -> None:
                 await oms_place_and_cancel(oms, first, n, places, cancels)
@@ -326,7 +331,10 @@ def rows_round_trips(count: int = 2000, block: int = 100) -> list[Row]:
     """Rows 3 and 4: against the reference venue (judged) and the simulator (a second view), and
     the raw-TCP floor as a reference beside the bare client on the reference venue."""
     with reference_venue() as (url, tcp):
-        extra = {"tws": partial(oms_on, url, "trio-websocket"), "lean": partial(lean_bare, url)}
+        extra = {"tws": partial(oms_on, url, "trio-websocket"), "lean": partial(lean_bare, url),
+                 "onescope": partial(oms_on, url, tweak=leanpath.install),
+                 "paced": partial(oms_on, url, pacer=PacerSettings(1e12, 1e12)),
+                 "leanpaced": partial(oms_on, url, tweak=leanpath.install, pacer=PacerSettings(1e12, 1e12))}
         ref = trio.run(_interleaved, url, count, block, extra)
         floor = _floor(tcp, count, block)
     with simulator_process() as url:
@@ -339,6 +347,10 @@ def rows_round_trips(count: int = 2000, block: int = 100) -> list[Row]:
                             "await oms.cancel/place_order on trio-websocket (before issue 19)")
     rows += round_trip_rows(ref, "reference venue", count, None, "lean",
                             "bare client on qfex_oms.client.wsconn (wsproto on a trio stream)")
+    for key, what in (("onescope", "prototype: one deadline scope per cancel (bench/leanpath.py)"),
+                      ("paced", "await oms.cancel/place_order with a pacer that always has tokens"),
+                      ("leanpaced", "prototype (bench/leanpath.py) with a pacer that always has tokens")):
+        rows += round_trip_rows(ref, "reference venue", count, None, key, what)
     rows += round_trip_rows(sim, "simulator", count, None)
     return rows
 
