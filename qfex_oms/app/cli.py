@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from qfex_oms._version import __version__
-from qfex_oms.app.commands import account, service, trading
+from qfex_oms.app.commands import account, check, service, trading
 from qfex_oms.app.commands.common import (
     DEFAULT_CONFIG,
     EXIT_CODES,
@@ -41,6 +41,7 @@ def main() -> None:
                  qfex-oms orders --url ws://127.0.0.1:8765
                  qfex-oms kill --url ws://127.0.0.1:8765 --yes
     The account: qfex-oms positions | balance | close SYMBOL | leverage [SYMBOL [N]]
+    Keys, safely: qfex-oms check --config config/uat.toml   (read-only: never trades)
 
     Commands that connect read --config (default config/sim.toml: an embedded simulator that
     starts and stops with the command) and take --url to point at another venue. Keys come from
@@ -72,6 +73,7 @@ COMMANDS: list[click.Command] = [
     service.demo, service.sim,
     trading.run, trading.orders, trading.cancel, trading.kill,
     account.positions, account.balance, account.close, account.leverage,
+    check.check,
 ]
 for _command in COMMANDS:
     main.add_command(_command)

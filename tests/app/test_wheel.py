@@ -121,9 +121,11 @@ def test_the_wheel_carries_the_examples_and_configs_and_the_version(installed: P
     assert out.returncode == 0 and out.stdout.strip() == f"qfex-oms {version}", _explain(out)
 
 
-def test_demo_and_run_work_from_another_directory(installed: Path, tmp_path: Path) -> None:
+def test_demo_check_and_run_work_from_another_directory(installed: Path, tmp_path: Path) -> None:
     demo = _run(installed, "demo", cwd=tmp_path)
     assert demo.returncode == 0 and "demo OK" in demo.stdout, _explain(demo)
     run = _run(installed, "run", "strategies/quoter.py", "-p", "cycles=2", "--json", cwd=tmp_path)
     assert run.returncode == 0, _explain(run)
     assert orjson.loads(run.stdout)["result"]["quotes"] == 4
+    check = _run(installed, "check", "--json", cwd=tmp_path)
+    assert check.returncode == 0 and orjson.loads(check.stdout)["authenticated"], _explain(check)
