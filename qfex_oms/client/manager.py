@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from decimal import Decimal
 from typing import Any, NoReturn
 
@@ -45,6 +45,7 @@ from qfex_oms.client.events import (
 from qfex_oms.client.outcomes import SendOutcome
 from qfex_oms.client.reconcile import PAGE, Reconciler
 from qfex_oms.client.reference import ReferenceData, rest_url_for
+from qfex_oms.client.rest import RestClient
 from qfex_oms.client.results import CancelResult, KillReport
 from qfex_oms.client.session import Credentials, Session
 from qfex_oms.client.settler import Settler
@@ -813,13 +814,15 @@ async def open_order_manager(
         raise InvalidArgument(f"unknown order manager option: {exc}") from None
     oms = OrderManager(url, credentials, settings)
     try:
-        async with trio.open_nursery() as nursery:
+        async with AsyncExitStack() as stack, trio.open_nursery() as nursery:
             journal = None
             if settings.journal is not None:
                 journal = await _recover(oms, settings.journal)
                 await nursery.start(journal.run)
             try:
-                await nursery.start(oms.reference.run, credentials)
+                rest = await _open_rest(oms, credentials, stack)
+                oms.reconciler.rest = rest
+                await nursery.start(oms.reference.run, rest)
                 await nursery.start(oms.connection.supervise)
                 yield oms
             finally:
@@ -832,6 +835,16 @@ async def open_order_manager(
         # A strict nursery wraps the one error (an AuthenticationError, or the caller's own
         # exception from the block) in a group: raise it as itself, as trio-websocket does.
         _raise_unwrapped(group)
+
+
+async def _open_rest(oms: OrderManager, credentials: Credentials,
+                     stack: AsyncExitStack) -> RestClient | None:
+    """The manager's one REST client (reference data, order history), when QFEX's REST API is known
+    for this venue (``rest_url``); it closes with the manager."""
+    if oms.reference.rest_url is None:
+        return None
+    client = RestClient(oms.reference.rest_url, credentials, timeout=oms.settings.request_timeout)
+    return await stack.enter_async_context(client)
 
 
 def _raise_unwrapped(group: BaseExceptionGroup[BaseException]) -> NoReturn:

@@ -13,18 +13,32 @@ symbol; an order the exchange never named is settled only from a history row tha
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import trio
 
+from qfex_oms.client.rest import RestClient
 from qfex_oms.core.engine import OmsCore
-from qfex_oms.core.snapshot import SnapshotDiff, apply_snapshot, settle_from_order_query, settlement_note
+from qfex_oms.core.history import HISTORY_SOURCE, settle_from_history
+from qfex_oms.core.snapshot import (
+    SnapshotDiff,
+    apply_snapshot,
+    settle_from_order_query,
+    settle_gone,
+    settlement_note,
+)
+from qfex_oms.errors import QfexOmsError
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.rest import HistoricOrder
 
 log = get_logger("qfex_oms.client.reconcile")
 
 PAGE = 1000  # rows per get_user_orders / get_user_trades page (QFEX's maximum)
+HISTORY_PAGE = 100  # history rows asked per client id: more orders sharing one is beyond any use
+MAX_HISTORY_LOOKUPS = 50  # client ids looked up per reconcile; the rest settle as missing orders
+HISTORY_BUDGET = 10.0  # seconds for all of one reconcile's history lookups (REST retries included)
 
 Query = Callable[[m.Request], Awaitable[Any]]
 
@@ -50,6 +64,7 @@ class Reconciler:
         self._flush = flush
         self._note = note
         self.trades_since = trades_since  # epoch seconds: how far back get_user_trades looks
+        self.rest: RestClient | None = None  # QFEX's REST API, for the order history (when known)
 
     async def reconcile(self) -> SnapshotDiff:
         """Fetch open orders and recent trades and settle the book against them now.
@@ -63,18 +78,63 @@ class Reconciler:
         diff = self.settle(fence, snapshot, trades, complete)
         if diff.unconfirmed:
             await self._confirm_by_symbol(diff)
+        if diff.unnamed:
+            await self._settle_unnamed(fence, diff)
         return diff
 
     def settle(self, fence: int, snapshot: m.AllOrdersResponse, trades: list[m.Trade],
                complete: bool = True) -> SnapshotDiff:
-        """Apply a snapshot, and journal what it concluded."""
-        diff = apply_snapshot(self.core, fence, snapshot, trades, complete=complete)
+        """Apply a snapshot, and journal what it concluded. With a REST API, the orders whose
+        every answer was lost and that the snapshot does not show are left to ``_settle_unnamed``."""
+        diff = apply_snapshot(self.core, fence, snapshot, trades, complete=complete,
+                              defer_unnamed=self.rest is not None)
         self.journal(diff)
         self._flush()
         return diff
 
-    def journal(self, diff: SnapshotDiff) -> None:
-        note = settlement_note(diff)
+    async def _settle_unnamed(self, fence: int, diff: SnapshotDiff) -> None:
+        """Ask QFEX's order history about each order the exchange never named to us (by its symbol
+        and client id) and settle it from the answer. Without an answer (REST down, too many to ask
+        about) the order is settled as a missing one, as before history was consulted."""
+        rows: list[HistoricOrder] = []
+        keys = sorted({(o.symbol, o.client_order_id) for o in diff.unnamed})
+        asked = keys[:MAX_HISTORY_LOOKUPS]
+        error = "no answer in time"
+        with trio.move_on_after(HISTORY_BUDGET):
+            try:
+                for symbol, client_order_id in asked:
+                    rows += await self._history(symbol, client_order_id)
+                error = ""
+            except (QfexOmsError, OSError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        if error:
+            log.warning("order history unavailable; orders missing from the snapshot are settled "
+                        "from their fills", error=error, count=len(diff.unnamed))
+            asked = []
+        known = set(asked)
+        found = settle_from_history(self.core, fence, [o for o in diff.unnamed
+                                                       if (o.symbol, o.client_order_id) in known], rows)
+        for order in diff.unnamed:
+            if order.state.is_live and order.order_id is None and order.seq <= fence and \
+                    (order.symbol, order.client_order_id) not in known:
+                settle_gone(self.core, order)
+                found.settled.append(order)
+        self.journal(found, HISTORY_SOURCE)
+        self._flush()
+        diff.settled += found.settled
+        diff.ended += found.ended
+        diff.unresolved += found.unresolved
+        diff.unnamed = [o for o in diff.unnamed if o.state.is_live]
+
+    async def _history(self, symbol: str, client_order_id: str) -> tuple[HistoricOrder, ...]:
+        assert self.rest is not None
+        start = datetime.fromtimestamp(self.trades_since, UTC)
+        page = await self.rest.historic_orders(symbol=symbol, client_order_id=client_order_id,
+                                               start=start, limit=HISTORY_PAGE)
+        return page.data
+
+    def journal(self, diff: SnapshotDiff, source: str | None = None) -> None:
+        note = settlement_note(diff, source)
         if note is not None:
             self._note(note)
 

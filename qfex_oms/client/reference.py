@@ -63,18 +63,18 @@ class ReferenceData:
         if problem is not None:
             raise InvalidArgument(f"{symbol}: {problem} (reference data; nothing was sent)")
 
-    async def run(self, credentials: object,
+    async def run(self, rest: RestClient | None,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Load once (bounded), report started, then refresh every ``refresh`` seconds."""
-        if self.rest_url is None:
+        """Load once (bounded), report started, then refresh every ``refresh`` seconds. ``rest`` is
+        the manager's REST client (None: no REST API, nothing to load)."""
+        if rest is None:
             task_status.started()
             return
-        async with RestClient(self.rest_url, credentials, timeout=self.timeout) as rest:
+        await self._load(rest)
+        task_status.started()
+        while True:
+            await trio.sleep(self.refresh)
             await self._load(rest)
-            task_status.started()
-            while True:
-                await trio.sleep(self.refresh)
-                await self._load(rest)
 
     async def _load(self, rest: RestClient) -> None:
         try:

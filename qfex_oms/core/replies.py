@@ -165,7 +165,9 @@ def _refuse_modify(core: OmsCore, order: Order, status: OrderStatus) -> None:
     if request is None:
         core.emit(Unmatched(order, f"{status} with no modify in flight"))
         return
-    if status is OrderStatus.CANNOT_MODIFY_NO_SUCH_ORDER:
+    if status is OrderStatus.CANNOT_MODIFY_NO_SUCH_ORDER and order.state.is_live:
+        # Gone, perhaps filled: settle it. Unless a report already ended it (a CANCELLED_STP that
+        # overtook the modify): then it is settled, and late fills apply on their own.
         order.needs_settlement = True
     core.finish_modify(request, str(status))
 

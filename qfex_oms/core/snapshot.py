@@ -41,17 +41,16 @@ from decimal import Decimal
 import orjson
 from attrs import define, field
 
-from qfex_oms.core import fills, twap_replies
+from qfex_oms.core import binding, fills, twap_replies
 from qfex_oms.core import twaps as twap_rules
 from qfex_oms.core.drops import malformed_fill
 from qfex_oms.core.engine import OmsCore
 from qfex_oms.core.model import CancelRequest, Fill, Order, Twap
 from qfex_oms.core.replies import order_from_response
 from qfex_oms.core.states import LocalStatus, OrderEvent, OrderState, TwapEvent
-from qfex_oms.core.tracker import OrderTracker
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol import messages as m
-from qfex_oms.protocol.enums import OrderStatus, OrderType, Side, TimeInForce
+from qfex_oms.protocol.enums import OrderStatus, OrderType, TimeInForce
 
 log = get_logger("qfex_oms.core")
 _ZERO = Decimal(0)
@@ -75,6 +74,9 @@ class SnapshotDiff:
     unconfirmed: list[Order] = field(factory=list)
     twaps_unconfirmed: list[Twap] = field(factory=list)
     cancels_resent: list[CancelRequest] = field(factory=list)  # owed cancels sent again
+    # Live orders with no exchange id that a complete snapshot neither showed nor bound, left for
+    # QFEX's history to name (``defer_unnamed``; ``core.history.settle_from_history``).
+    unnamed: list[Order] = field(factory=list)
 
     @property
     def changed(self) -> bool:
@@ -83,11 +85,15 @@ class SnapshotDiff:
 
 
 def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
-                   trades: Iterable[m.Trade] = (), *, complete: bool = True) -> SnapshotDiff:
+                   trades: Iterable[m.Trade] = (), *, complete: bool = True,
+                   defer_unnamed: bool = False) -> SnapshotDiff:
     """Settle the book against the exchange's open orders and trades (see the module docstring).
 
     ``complete`` says the snapshot holds every open order (one page): only then is a live order it
     does not show settled as gone. Otherwise it is left as it was and listed in ``unconfirmed``.
+    ``defer_unnamed``: a live order with no exchange id that the snapshot does not show is left for
+    QFEX's history (``unnamed``) rather than settled from its fills: its answer was lost, and only
+    the history can tell how it ended (and give it its id).
     """
     diff = SnapshotDiff()
     tracker = core.tracker
@@ -121,8 +127,10 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
     for order in tracker.open_orders():
         if order.local_id in seen or not _in_scope(order, fence, learnt):
             continue
-        if complete:
-            _settle_gone(core, order)
+        if complete and defer_unnamed and order.order_id is None:
+            diff.unnamed.append(order)
+        elif complete:
+            settle_gone(core, order)
             diff.settled.append(order)
         else:
             diff.unconfirmed.append(order)
@@ -217,80 +225,17 @@ def _usable_trades(core: OmsCore, trades: Iterable[m.Trade]) -> list[m.Trade]:
     return usable
 
 
-@define
-class _Unknown:
-    """What the snapshot says about an exchange order the book lacks."""
-
-    row: m.OrderResponse | None
-    symbol: str
-    client_order_id: str | None
-    side: Side | None
-    order_type: OrderType | None
-    tif: TimeInForce | None
-    traded: Decimal = Decimal(0)
-
-    def candidates(self, tracker: OrderTracker) -> list[Order]:
-        row = self.row
-        price, least = (row.price, max(row.quantity or _ZERO, self.traded)) if row else (None, self.traded)
-        return [o for o in tracker.pending(self.symbol, self.client_order_id)
-                if o.could_be(self.side, self.order_type, self.tif, price, least)]
-
-
 def _identify(core: OmsCore, fence: int, rows: Sequence[m.OrderResponse], trades: Sequence[m.Trade],
               diff: SnapshotDiff) -> set[int]:
-    """Bind what can be decided; return the local ids of pending orders left undecided.
-
-    Unknown ids with no candidate at all are adopted later, as strangers.
-    """
-    unknown = _unknown_ids(core.tracker, rows, trades)
-    while _bind_decidable(core, fence, unknown):
-        pass
+    """Bind what can be decided (``core.binding``); return the local ids of pending orders left
+    undecided. Unknown ids with no candidate at all are adopted later, as strangers."""
+    unknown = binding.unknown_ids(core.tracker, rows, trades)
+    binding.bind_all(core, fence, unknown)
     undecided: set[int] = set()
     for order_id, entry in unknown.items():
         diff.unresolved.append(order_id)
         undecided.update(o.local_id for o in entry.candidates(core.tracker))
     return undecided
-
-
-def _unknown_ids(tracker: OrderTracker, rows: Sequence[m.OrderResponse],
-                 trades: Sequence[m.Trade]) -> dict[str, _Unknown]:
-    """Exchange order ids the book lacks, described by their row (best) or by their new trades."""
-    unknown: dict[str, _Unknown] = {}
-    for t in trades:
-        if t.trade_id not in tracker.trade_ids and tracker.by_order_id(t.order_id) is None:
-            entry = unknown.setdefault(t.order_id, _Unknown(None, t.symbol, t.client_order_id, t.side,
-                                                            t.order_type, t.tif))
-            entry.traded += t.quantity
-    for row in rows:
-        if tracker.by_order_id(row.order_id) is None:
-            traded = unknown[row.order_id].traded if row.order_id in unknown else _ZERO
-            unknown[row.order_id] = _Unknown(row, row.symbol, row.client_order_id, row.side, row.type,
-                                             row.time_in_force, traded)
-    return unknown
-
-
-def _bind_decidable(core: OmsCore, fence: int, unknown: dict[str, _Unknown]) -> bool:
-    """One round: bind each pair that are each other's only candidate; drop ids with none.
-
-    Returns whether anything was bound (a binding can make another decidable). A row's order must
-    predate the fence: one placed after it cannot be in the snapshot, but its seq alone does not
-    tell "placed after" from "touched after", so that case stays undecided.
-    """
-    fits = {order_id: entry.candidates(core.tracker) for order_id, entry in unknown.items()}
-    claims: dict[int, int] = {}
-    for found in fits.values():
-        for order in found:
-            claims[order.local_id] = claims.get(order.local_id, 0) + 1
-    bound = False
-    for order_id, found in fits.items():
-        if not found:
-            del unknown[order_id]
-        elif len(found) == 1 and claims[found[0].local_id] == 1 and (
-                unknown[order_id].row is None or found[0].seq <= fence):
-            core.bind(found[0], order_id)
-            del unknown[order_id]
-            bound = True
-    return bound
 
 
 def _apply_trade(core: OmsCore, fence: int, trade: m.Trade, diff: SnapshotDiff,
@@ -322,7 +267,7 @@ def _apply_trade(core: OmsCore, fence: int, trade: m.Trade, diff: SnapshotDiff,
         core.apply_order_event(order, event, OrderStatus.FILLED)
 
 
-def settlement_note(diff: SnapshotDiff) -> bytes | None:
+def settlement_note(diff: SnapshotDiff, source: str | None = None) -> bytes | None:
     """What a snapshot concluded that no frame says, for the journal: which orders it ended, as what.
 
     Only orders the book knew by id before the snapshot, and only their end (state, leaves, status):
@@ -330,11 +275,14 @@ def settlement_note(diff: SnapshotDiff) -> bytes | None:
     snapshot met, which a replay does not rebuild exactly (an order bound or adopted by a snapshot is
     not known by that id on replay); the resync that follows every start re-learns them from the
     exchange. An end is safe to replay: it only ever applies to the same order, by id, if still live.
+    ``source`` names what proved it when not a snapshot (``core.history.HISTORY_SOURCE``).
     """
     ended = [{"order_id": o.order_id, "state": str(o.state), "status": o.last_status,
               "leaves": str(o.remaining_quantity)}  # so the replayed filled quantity is the live one
              for o in diff.ended if o.order_id is not None]
-    return orjson.dumps({NOTE_KEY: ended}) if ended else None
+    if not ended:
+        return None
+    return orjson.dumps({NOTE_KEY: ended, "source": source} if source else {NOTE_KEY: ended})
 
 
 def _note_rows(raw: bytes) -> list[tuple[str, str, str | None, Decimal]]:
@@ -366,7 +314,8 @@ def apply_settlement_note(core: OmsCore, raw: bytes) -> None:
 _NOTED_ENDS = {str(OrderState.FILLED): OrderEvent.FULL_FILL, str(OrderState.CANCELLED): OrderEvent.CANCELLED}
 
 
-def _settle_gone(core: OmsCore, order: Order) -> None:
+def settle_gone(core: OmsCore, order: Order) -> None:
+    """End an order provably no longer on the book: FILLED if its fills cover it, else CANCELLED."""
     if order.remaining_quantity <= 0:
         core.apply_order_event(order, OrderEvent.FULL_FILL, OrderStatus.FILLED)
     else:
@@ -481,7 +430,7 @@ def _settle_queried(core: OmsCore, order: Order, response: m.AllOrdersResponse |
     if row is not None and (not single or _open_status(row)):
         _shown_open(core, order, str(row.status), diff)
         return
-    _settle_gone(core, order)
+    settle_gone(core, order)
     diff.settled.append(order)
 
 

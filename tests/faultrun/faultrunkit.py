@@ -403,7 +403,7 @@ async def run_seed(seed: int, steps: int = STEPS) -> tuple[list[str], Intents]:
     rngs = [random.Random(f"{seed}:{part}") for part in ("cp", "faults", *range(WORKERS))]
     async with open_simulator(time_scale=TIME_SCALE) as venue, \
             open_order_manager(venue.url, CREDS2, request_timeout=5.0) as other, \
-            open_order_manager(venue.url, CREDS, **OPTIONS) as oms:
+            open_order_manager(venue.url, CREDS, rest_url=venue.rest_url, **OPTIONS) as oms:
         oms.on_frame_received = lambda raw: intents.received.append(
             f"{trio.current_time():.3f} <- {raw if isinstance(raw, str) else raw.decode()}")
         oms.on_frame_sent = lambda raw: intents.sent.append(f"{trio.current_time():.3f} -> {raw.decode()}")

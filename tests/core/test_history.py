@@ -1,0 +1,149 @@
+"""Issue 11 / 15: orders the exchange never named to us, settled from QFEX's order history.
+
+The fault run's remaining failures: every answer to an ``add_order`` lost, the exchange ended the
+order (cancel-on-disconnect, a fill, a rejection), so no snapshot shows it and nothing gives the
+book its id. ``apply_snapshot(defer_unnamed=True)`` leaves such an order for the history;
+``settle_from_history`` binds it by the same rules as a snapshot row and ends it as the exchange did.
+Two pending orders alike in everything bind pairwise to as many identical exchange orders.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from corekit import SYMBOL, place, resp
+
+from qfex_oms.core import OmsCore, Order, OrderState, apply_snapshot
+from qfex_oms.core.history import settle_from_history
+from qfex_oms.core.snapshot import SETTLED_MISSING
+from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.enums import OrderStatus, OrderType, Side, TimeInForce
+from qfex_oms.protocol.rest import HistoricOrder
+
+D = Decimal
+EMPTY = m.AllOrdersResponse(orders=(), twaps=())
+
+
+def _row(order_id: str, status: str, *, cid: str = "c1", qty: str = "3", filled: str = "0",
+         price: str = "200") -> HistoricOrder:
+    ts = datetime(2026, 12, 3, tzinfo=UTC)
+    return HistoricOrder(order_id, OrderStatus(status), ts, SYMBOL, Side.BUY, OrderType.LIMIT,
+                         TimeInForce.GTC, D(qty), D(price), cid, D(0), D(filled),
+                         None if filled == "0" else D(price), None, None, "")
+
+
+def _lost(core: OmsCore, cid: str = "c1") -> Order:
+    """An order whose every answer was lost: no id, UNKNOWN."""
+    order = place(core, cid)
+    core.order_lost(order, "timeout")
+    return order
+
+
+def _unnamed(core: OmsCore) -> list[Order]:
+    diff = apply_snapshot(core, core.seq, EMPTY, defer_unnamed=True)
+    assert diff.settled == []  # nothing concluded for a missing order with no id
+    return diff.unnamed
+
+
+def test_an_order_cancelled_unseen_is_bound_and_cancelled_from_history(core: OmsCore) -> None:
+    order = _lost(core)
+    fence = core.seq
+    unnamed = _unnamed(core)
+    assert unnamed == [order] and order.state is OrderState.UNKNOWN
+    diff = settle_from_history(core, fence, unnamed, [_row("X1", "CANCELLED")])
+    assert order.order_id == "X1" and order.state is OrderState.CANCELLED
+    assert order.last_status == "CANCELLED"
+    assert diff.settled == [order] and diff.ended == [order]
+
+
+def test_a_fill_learnt_from_history_and_then_from_trades_counts_once(core: OmsCore) -> None:
+    order = _lost(core)
+    fence = core.seq
+    settle_from_history(core, fence, _unnamed(core), [_row("X1", "FILLED", filled="3")])
+    assert order.state is OrderState.FILLED and order.filled_quantity == 3
+    trade = m.Trade("t-1", SYMBOL, D("200"), D("3"), Side.BUY, "X1", fee=D(0), client_order_id="c1",
+                    order_type=OrderType.LIMIT, tif=TimeInForce.GTC)
+    apply_snapshot(core, core.seq, EMPTY, [trade])  # the trade's details arrive afterwards
+    assert order.filled_quantity == 3 and len(order.fills or []) == 1
+
+
+def test_a_rejected_order_ends_rejected_never_cancelled(core: OmsCore) -> None:
+    order = _lost(core)
+    fence = core.seq
+    settle_from_history(core, fence, _unnamed(core), [_row("X1", "REJECTED")])
+    assert order.state is OrderState.REJECTED
+
+
+def test_an_order_the_history_does_not_name_never_arrived(core: OmsCore) -> None:
+    """No row (the request was lost on the way): settled as a missing order, from its fills."""
+    order = _lost(core)
+    fence = core.seq
+    diff = settle_from_history(core, fence, _unnamed(core), [_row("X9", "CANCELLED", price="199")])
+    assert order.order_id is None and order.state is OrderState.CANCELLED
+    assert order.last_status == SETTLED_MISSING and diff.settled == [order]
+
+
+def test_two_rows_for_one_pending_order_decide_nothing(core: OmsCore) -> None:
+    """One more exchange order than ours under the client id: one is a stranger; which is unknown."""
+    order = _lost(core)
+    fence = core.seq
+    diff = settle_from_history(core, fence, _unnamed(core),
+                               [_row("X1", "CANCELLED"), _row("X2", "FILLED", filled="3")])
+    assert order.order_id is None and order.state is OrderState.UNKNOWN
+    assert sorted(diff.unresolved) == ["X1", "X2"]
+
+
+def test_identical_siblings_bind_pairwise_to_as_many_identical_rows(core: OmsCore) -> None:
+    """Fault-run seed 44: two pending orders share a client id and look alike; which exchange order
+    is which cannot matter, and leaving both unsettled would be wrong for ever."""
+    first, second = _lost(core, "g3"), _lost(core, "g3")
+    fence = core.seq
+    settle_from_history(core, fence, _unnamed(core),
+                        [_row("X2", "CANCELLED", cid="g3"), _row("X1", "CANCELLED", cid="g3")])
+    assert {first.order_id, second.order_id} == {"X1", "X2"}
+    assert first.state is second.state is OrderState.CANCELLED
+
+
+def test_identical_siblings_with_a_cancel_waiting_are_not_interchangeable(core: OmsCore) -> None:
+    from qfex_oms.core import CancelIntent
+
+    first, second = place(core, "g3"), place(core, "g3")
+    core.cancel(CancelIntent(target=first))  # held until its ACK: the two now differ
+    core.take_frames()
+    for order in (first, second):
+        core.order_lost(order, "timeout")
+    fence = core.seq
+    settle_from_history(core, fence, [first, second],
+                        [_row("X1", "CANCELLED", cid="g3"), _row("X2", "CANCELLED", cid="g3")])
+    assert first.order_id is None and second.order_id is None
+
+
+def test_an_order_touched_after_the_fence_is_left_alone(core: OmsCore) -> None:
+    order = _lost(core)
+    fence = core.seq
+    unnamed = _unnamed(core)
+    core.on_reply(resp("X1", "ACK", remaining="3"))  # its ACK arrives late, after the snapshot
+    settle_from_history(core, fence, unnamed, [_row("X1", "CANCELLED")])
+    assert order.order_id == "X1" and order.state is OrderState.OPEN
+
+
+def test_without_defer_a_missing_unnamed_order_is_settled_as_before(core: OmsCore) -> None:
+    order = _lost(core)
+    diff = apply_snapshot(core, core.seq, EMPTY)
+    assert order.state is OrderState.CANCELLED and diff.settled == [order] and diff.unnamed == []
+
+
+def test_a_modify_refused_after_a_report_ended_the_order_leaves_nothing_to_settle(core: OmsCore) -> None:
+    """Found by the state machine: CANCELLED_STP overtakes the answer to a modify, which is then
+    CANNOT_MODIFY_NO_SUCH_ORDER. The order is settled by its report; flagging it for settlement
+    left a CANCELLED order 'needing settlement' that no snapshot would ever clear."""
+    from corekit import ack
+
+    order = place(core, qty="1")
+    order_id = ack(core, order)
+    core.modify_order(order, None, D(2))
+    core.take_frames()
+    core.on_reply(resp(order_id, "CANCELLED_STP", qty="1", remaining="1"))
+    core.on_reply(resp(order_id, "CANNOT_MODIFY_NO_SUCH_ORDER", qty="1"))
+    assert order.state is OrderState.CANCELLED and not order.needs_settlement
