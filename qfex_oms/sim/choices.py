@@ -8,6 +8,8 @@ changing a choice here changes it everywhere. Numbers that a test or a benchmark
 
 from __future__ import annotations
 
+from enum import Enum
+
 from qfex_oms.protocol import ErrorCode, OrderStatus
 
 # C1: an unknown or missing public key is refused at the HTTP upgrade (no websocket is opened).
@@ -34,7 +36,8 @@ ALO_WOULD_CROSS_STATUS = OrderStatus.CANCELLED
 UNFILLED_IOC_STATUS = OrderStatus.CANCELLED
 # C9: LIMIT/ALO without a price is refused with this status (no dedicated status exists).
 MISSING_PRICE_STATUS = OrderStatus.REJECTED
-# C10: stop orders (TAKE_PROFIT/STOP_LOSS/STOP_MARKET) are not simulated.
+# C10: an unknown order type (and STOP_MARKET, which a triggered stop trades as, C40) is refused with
+# this; TAKE_PROFIT / STOP_LOSS stage stop orders (C39-C47).
 UNSUPPORTED_ORDER_TYPE_STATUS = OrderStatus.INVALID_ORDER_TYPE
 
 # C11: the price reported for a MARKET order (QFEX's CLI sends 0).
@@ -185,3 +188,93 @@ EXECUTION_NONE = "UNFILLED"
 
 # C38: an unknown path answers 404, a known path with another method 405, a malformed query or body
 # 400, each as problem+json with RFC 9457's `errors[].location` (e.g. "query.limit") where one applies.
+
+# ---------------------------------------------------------------- stop orders (issue 14, qfex-api.md §14)
+
+
+# C39: a stop is staged two ways. (1) add_order with order_type TAKE_PROFIT / STOP_LOSS: price is the
+# trigger, side the direction of the market order it becomes, order_time_in_force not read; quantity
+# must respect the lot size only (not min/max), the trigger the tick size only (not the price bands).
+# It answers an order_response ACK under the stop's id (order_id = stop_order_id, type TAKE_PROFIT /
+# STOP_LOSS, price = trigger) and a stop_order_response push. (2) take_profit / stop_loss on any other
+# add_order: the parent is refused with INVALID_TAKEPROFIT_PRICE / INVALID_STOPLOSS_PRICE when the
+# price is on the wrong side of the parent's limit price (a MARKET parent: the mark, else the best
+# opposite price), else its stops are staged when the parent FILLS, sized to what it filled (each
+# later fill grows them: an order_response MODIFIED and a push), in the opposite direction, carrying
+# the parent's client_order_id (QFEX's StopOrder has no parent id: this is the only link a client
+# can read). A size beyond the position the stop would close is clipped to it; nothing to close,
+# nothing staged. Cancelling or filling the parent does not touch its stops; a modify_order of the
+# parent's take_profit / stop_loss applies to stops staged afterwards only.
+ATTACHED_STOPS_INHERIT_CLIENT_ID = True
+
+# C40: trigger. A SELL stop (closing a long): STOP_LOSS fires when mark <= trigger, TAKE_PROFIT when
+# mark >= trigger; a BUY stop mirrors it. The mark is C26's (pinned, else the last trade), checked
+# after every command and every set_mark. A fired stop becomes a reduce-only MARKET IOC order with
+# the stop's id as its order_id (QFEX: stops "convert to a Market Order"), the stop's client_order_id,
+# and this type in its order_response / fill_response (the enum value QFEX lists in both for it);
+# its quantity is clipped to the position it closes. It answers ACK (type STOP_MARKET), then fills
+# and FILLED, or CANCELLED if the book is empty (C8, C24): ordinary fills and reports. A stop with
+# nothing left to close when it fires ends with REJECTED under its id instead.
+TRIGGERED_ORDER_TYPE_NAME = "STOP_MARKET"
+TRIGGERED_NOTHING_TO_CLOSE_STATUS = OrderStatus.REJECTED
+
+# C41: refusals of a standalone stop (no ACK, the order_response under a new stop id is the answer):
+# a size beyond the position it would close (QFEX: "cannot exceed your current position ... could
+# cause your order to be rejected") answers this status; a trigger already crossed by the mark
+# answers INVALID_TAKEPROFIT_PRICE / INVALID_STOPLOSS_PRICE (the statuses QFEX has for a bad TP/SL
+# price; QFEX does not say whether such a stop fires or is refused). Before any mark, no side check.
+STOP_EXCEEDS_POSITION_STATUS = OrderStatus.REJECTED
+# "... or other stop orders to be cancelled": after every command, a live stop larger than the
+# position it would close is cancelled (order_response CANCELLED), so when one leg of a bracket fires
+# and closes the position, the other leg is cancelled.
+CANCEL_STOPS_EXCEEDING_POSITION = True
+
+# C42: stop_order_response is pushed (channel stop_orders) when a stop is staged and when it is
+# modified or grown, with its live price and quantity. It has no status field, so it is never pushed
+# for an ending: a stop's end is its order_response (CANCELLED, REJECTED, or the ACK of the order it
+# became, C40). update_time is an ISO 8601 UTC string, as QFEX's schema has it. No snapshot on
+# subscribe.
+
+# C43: cancel_stop_order answers `ack` (what QFEX's CLI waits for) to the requester, then the
+# order_response CANCELLED under the stop's id (QFEX's docs page: quantity and quantity_remaining 0,
+# price the trigger, time_in_force GTC). A stop that is unknown, another account's, triggered or
+# already ended answers only an order_response NO_SUCH_ORDER echoing the id (C23): no ack, since
+# QFEX's CLI reads an ack as success.
+STOP_CANCEL_ANSWERS_ACK = True
+STOP_NOT_FOUND_STATUS = OrderStatus.NO_SUCH_ORDER
+STOP_TIME_IN_FORCE_NAME = "GTC"
+
+# C44: modify_stop_order accepts both shapes QFEX's sources give (with or without side/order_type;
+# price and quantity each optional). side/order_type, when present, must match the stop, and symbol
+# must: otherwise (and for a stop not live) it answers CANNOT_MODIFY_NO_SUCH_ORDER under the id sent.
+# The new quantity must respect lot size, min and max (QFEX's modify page), and the position (C41);
+# the new trigger the tick size and C41's side check. Success: `ack`, then order_response MODIFIED
+# and a stop_order_response push. A refusal: the order_response alone, the stop unchanged.
+STOP_MODIFY_NOT_FOUND_STATUS = OrderStatus.CANNOT_MODIFY_NO_SUCH_ORDER
+
+
+class StopListing(Enum):
+    """C45: where get_user_orders / get_order's all_orders_response lists live stops (qfex-api.md
+    §14.4: the 2025-10-30 changelog says "stop orders shown in the orders key"; a docs rendering has a
+    ``stop_orders`` key). BOTH serves every reader; the two others let a client's tests run against
+    each reading alone (``venue.stop_rules.listing``)."""
+
+    ORDERS_KEY = "orders"  # order_response rows, type TAKE_PROFIT / STOP_LOSS, price = trigger
+    STOP_ORDERS_KEY = "stop_orders"  # stop_order_response rows (StopOrder)
+    BOTH = "both"
+
+
+STOP_LISTING = StopListing.BOTH
+# Stops are not paged by limit/offset (like TWAPs); get_order on a stop's id answers its
+# order_response (C15), live or ended.
+
+# C46: cancel_all_orders (and cancel-on-disconnect) cancels live stops too, after the orders and
+# TWAPs, one order_response CANCELLED each (QFEX does not say; "cancels all open orders" plus the
+# 2025-10-30 change making stops orders). ``venue.stop_rules.cancel_all_covers_stops = False`` gives
+# the other reading.
+CANCEL_ALL_COVERS_STOPS = True
+
+# C47: the refuse-stop-cancel fault (``venue.faults.refuse_stop_cancel(stop_id)``): cancel_stop_order
+# on that stop answers an order_response with this status and no ack, and cancel_all_orders leaves
+# it live, until the fault is cleared.
+REFUSED_STOP_CANCEL_STATUS = OrderStatus.REJECTED

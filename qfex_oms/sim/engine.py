@@ -32,8 +32,10 @@ from qfex_oms.protocol.messages import (
     AddOrder,
     AddTwap,
     CancelOrder,
+    CancelStopOrder,
     ClosePosition,
     ModifyOrder,
+    ModifyStopOrder,
     OrderResponse,
     Reply,
 )
@@ -42,6 +44,7 @@ from qfex_oms.sim.book import Book, BookSide, crosses
 from qfex_oms.sim.ledger import Ledger
 from qfex_oms.sim.records import ZERO, SimOrder, SimTrade, SimTwap
 from qfex_oms.sim.settings import DEFAULT_DEPOSIT, Account, SymbolSpec
+from qfex_oms.sim.stops import SimStop, StopDesk
 from qfex_oms.sim.validation import (
     PRICED_TYPES,
     check_new_order,
@@ -57,6 +60,9 @@ Event = tuple[str, Reply]
 
 _MARKET_PRICE = Decimal(choices.MARKET_ORDER_PRICE_TEXT)
 _CLIENT_KINDS = frozenset({CancelIdType.CLIENT_ORDER_ID, CancelIdType.CLIENT_TWAP_ID})
+_TRIGGERED_TYPE = OrderType(choices.TRIGGERED_ORDER_TYPE_NAME)
+# Order types that trade at any price (no limit): a fired stop's order is one (C40).
+_MARKET_TYPES = frozenset({OrderType.MARKET, _TRIGGERED_TYPE})
 
 
 def _new_id() -> str:
@@ -102,17 +108,23 @@ class Engine:
         self.twaps_by_id: dict[str, SimTwap] = {}
         # TWAP ids that ended since the server last drained this list (it stops their timers).
         self.ended_twaps: list[str] = []
+        # Stop orders, off the book until the mark crosses their trigger (stops.py, CHOICES C39-C47).
+        self.stops = StopDesk(self)
 
     # ------------------------------------------------------------------ orders
 
     def add_order(self, account: str, request: AddOrder) -> list[Event]:
         require_known_side(request.side)
-        events: list[Event] = []
-        self._place(
-            account, request.symbol, request.side, request.order_type, request.order_time_in_force,
-            request.quantity, request.price, request.client_order_id or "", events,
-            take_profit=request.take_profit or ZERO, stop_loss=request.stop_loss or ZERO,
-        )
+        if request.order_type.is_stop:
+            events = self.stops.add(account, request)
+        else:
+            events = []
+            self._place(
+                account, request.symbol, request.side, request.order_type, request.order_time_in_force,
+                request.quantity, request.price, request.client_order_id or "", events,
+                take_profit=request.take_profit or ZERO, stop_loss=request.stop_loss or ZERO,
+            )
+        self.stops.settle(events)
         return events
 
     def _place(
@@ -134,6 +146,8 @@ class Engine:
         state = self.accounts[account]
         spec = self.symbols.get(symbol)
         status = check_new_order(spec, order_type, tif, quantity, price)
+        if status is None:
+            status = self.stops.check_attached(symbol, side, order_type, price, take_profit, stop_loss)
         now = self.clock()
         shown_price = price if order_type in PRICED_TYPES else _MARKET_PRICE
         order = SimOrder(
@@ -180,7 +194,7 @@ class Engine:
             else:
                 self._rest(order, book.side(order.side))
             return
-        limit = None if order.order_type is OrderType.MARKET else order.price
+        limit = None if order.order_type in _MARKET_TYPES else order.price
         if order.time_in_force is TimeInForce.FOK and not self._fok_fillable(order, opposite, limit):
             self._close(order, choices.UNFILLED_IOC_STATUS, events)
             return
@@ -261,6 +275,8 @@ class Engine:
             is_maker=is_maker,
             realised_pnl=self.ledger.fill(order.account, order.symbol, order.side, price, quantity),
         )
+        if order.take_profit > ZERO or order.stop_loss > ZERO:
+            self.stops.parent_filled(order, quantity)
         state = self.accounts[order.account]
         state.trades.append(trade)
         state.trades_by_order.setdefault(order.order_id, []).append(trade)
@@ -344,6 +360,7 @@ class Engine:
         order.update_time = self.clock()
         events: list[Event] = [(account, order.response(OrderStatus.MODIFIED))]
         self._execute(order, events)
+        self.stops.settle(events)
         return events
 
     def cancel_order(
@@ -377,6 +394,7 @@ class Engine:
         if raced:
             for order in targets:
                 self._synthetic_fill(order, events)
+            self.stops.settle(events)
             targets = []
         if not targets:
             events.append((account, self._not_found(account, request.order_id, request.symbol,
@@ -416,8 +434,9 @@ class Engine:
             update_time=self.clock(),
         )
 
-    def cancel_all(self, account: str) -> list[Event]:
-        """Cancel every open order of the account, then end every active TWAP."""
+    def cancel_all(self, account: str, keep_stops: Iterable[str] = ()) -> list[Event]:
+        """Cancel every open order of the account, end every active TWAP, then cancel its stops
+        (CHOICES C46) but those in ``keep_stops`` (the refuse-stop-cancel fault, C47)."""
         state = self.accounts[account]
         events: list[Event] = []
         for order in list(state.open_orders.values()):
@@ -425,7 +444,38 @@ class Engine:
         for twap in list(state.active_twaps.values()):
             self._end_twap(twap, choices.TWAP_CANCELLED)
             events.append((account, twap.response()))
+        events.extend(self.stops.cancel_all(account, keep_stops))
         return events
+
+    # ------------------------------------------------------------------ stop orders
+
+    def cancel_stop(self, account: str, request: CancelStopOrder,
+                    refused: Iterable[str] = ()) -> tuple[list[Event], bool]:
+        """``cancel_stop_order``: the events and whether the stop was cancelled (CHOICES C43)."""
+        return self.stops.cancel(account, request, refused)
+
+    def modify_stop(self, account: str, request: ModifyStopOrder) -> tuple[list[Event], bool]:
+        """``modify_stop_order``: the events and whether the stop changed (C44). A trigger the mark
+        already crossed is refused (C41), so a modify never fires a stop by itself."""
+        events, changed = self.stops.modify(account, request)
+        self.stops.settle(events)
+        return events, changed
+
+    def place_triggered(self, stop: SimStop, quantity: Decimal, events: list[Event]) -> SimOrder:
+        """The reduce-only market order a fired stop becomes (C40): the stop's id and client id, type
+        STOP_MARKET, IOC; no margin check (it only reduces). Its fills are ordinary fills."""
+        now = self.clock()
+        order = SimOrder(
+            order_id=stop.stop_order_id, account=stop.account, user_id=stop.user_id,
+            symbol=stop.symbol, side=stop.side, order_type=_TRIGGERED_TYPE,
+            time_in_force=TimeInForce.IOC, quantity=quantity, price=_MARKET_PRICE,
+            client_order_id=stop.client_order_id, remaining=quantity, created_at=now, update_time=now,
+        )
+        self.accounts[stop.account].orders.append(order)
+        self.orders_by_id[order.order_id] = order
+        events.append((order.account, order.response(OrderStatus.ACK)))
+        self._execute(order, events)
+        return order
 
     # ------------------------------------------------------------------ account
 
@@ -444,6 +494,7 @@ class Engine:
         events: list[Event] = []
         self._place(account, request.symbol, side, OrderType.LIMIT, TimeInForce.IOC,
                     min(abs(held), spec.max_quantity), price, client_id, events)
+        self.stops.settle(events)
         return events
 
     def _no_close(self, account: str, symbol: str, client_id: str, status: OrderStatus) -> OrderResponse:
@@ -454,11 +505,15 @@ class Engine:
             update_time=self.clock(),
         )
 
-    def set_mark(self, symbol: str, price: Decimal | None) -> None:
-        """Pin (or with None release) the mark price of a listed symbol."""
+    def set_mark(self, symbol: str, price: Decimal | None) -> list[Event]:
+        """Pin (or with None release) the mark price of a listed symbol; returns what the stops
+        whose trigger it crossed did (CHOICES C40)."""
         if symbol not in self.symbols:
             raise KeyError(f"unknown symbol {symbol!r}")
         self.ledger.set_mark(symbol, price)
+        events: list[Event] = []
+        self.stops.settle(events)
+        return events
 
     def apply_funding(self, symbol: str, rate: Decimal) -> None:
         if symbol not in self.symbols:
@@ -506,6 +561,7 @@ class Engine:
         self._place(twap.account, twap.symbol, twap.side, OrderType.MARKET, TimeInForce.IOC,
                     twap.child_quantities[n - 1], None, client_id, events, twap_id=twap.twap_id)
         twap.children_placed = n
+        self.stops.settle(events)
         if n >= twap.num_orders:
             self._end_twap(twap, choices.TWAP_COMPLETED)
             events.append((twap.account, twap.response()))

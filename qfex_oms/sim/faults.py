@@ -56,12 +56,14 @@ class FaultPlan:
     fill_races_cancel: int = 0
     lost_requests: _Counted | None = None
     drop_with_lost: bool = True
+    refused_stop_cancels: set[str] = field(factory=set)
 
     def is_empty(self) -> bool:
         return (
             self.latency <= 0 and self.disconnect_after is None and self.fill_races_cancel <= 0
             and all(c.remaining <= 0 for c in self.counted.values())
             and (self.lost_requests is None or self.lost_requests.remaining <= 0)
+            and not self.refused_stop_cancels
         )
 
 
@@ -128,6 +130,11 @@ class Faults:
         """The next ``n`` cancels that hit a resting order find it filled first (NO_SUCH_ORDER)."""
         self._plan(public_key).fill_races_cancel = n
 
+    def refuse_stop_cancel(self, stop_order_id: str, public_key: str | None = None) -> None:
+        """The venue refuses to cancel this stop until cleared: ``cancel_stop_order`` answers a refusal
+        and ``cancel_all_orders`` leaves it live (CHOICES C47), so a kill switch cannot clear it."""
+        self._plan(public_key).refused_stop_cancels.add(stop_order_id)
+
     def clear(self, public_key: str | None = None) -> None:
         self._plans.pop(public_key, None)
         self._refresh()
@@ -172,6 +179,12 @@ class Faults:
             if plan.lost_requests is not None and plan.lost_requests.take(request_type):
                 return True, plan.lost_requests.remaining <= 0 and plan.drop_with_lost
         return False, False
+
+    def refused_stop_cancels(self, account: str) -> frozenset[str]:
+        """The stop ids the venue will not cancel for ``account`` (empty without the fault)."""
+        if not self.active:
+            return frozenset()
+        return frozenset(i for p in self._targets(account) for i in p.refused_stop_cancels)
 
     def fill_race_armed(self, account: str) -> bool:
         return any(p.fill_races_cancel > 0 for p in self._targets(account))

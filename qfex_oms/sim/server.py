@@ -19,6 +19,7 @@ from itertools import count
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import attrs
 import orjson
 import trio
 from attrs import define, field
@@ -29,6 +30,7 @@ from qfex_oms.logs import get_logger
 from qfex_oms.protocol import (
     Channel,
     ErrorCode,
+    OrderStatus,
     RequestError,
     decode_request,
     encode,
@@ -44,7 +46,8 @@ from qfex_oms.sim.settings import Account, SimSettings
 
 log = get_logger("qfex_oms.sim")
 
-_CHANNEL_OF_KEY = {"order_response": Channel.ORDER_RESPONSES, "fill_response": Channel.FILLS}
+_CHANNEL_OF_KEY = {"order_response": Channel.ORDER_RESPONSES, "fill_response": Channel.FILLS,
+                   "stop_order_response": Channel.STOP_ORDERS}
 _PUBLIC_KEY_HEADER = b"x-qfex-public-key"
 _conn_ids = count(1)
 
@@ -115,6 +118,8 @@ class SimServer:
             m.GetUserLeverage: self._on_get_user_leverage,
             m.SetUserLeverage: self._on_set_user_leverage,
             m.GetAvailableLeverageLevels: self._on_get_available_levels,
+            m.CancelStopOrder: self._on_cancel_stop_order,
+            m.ModifyStopOrder: self._on_modify_stop_order,
         }
         if settings.funding_interval is not None:
             nursery.start_soon(self._run_funding, settings.funding_interval)
@@ -157,7 +162,8 @@ class SimServer:
         log.info("sim.disconnected", conn=conn.conn_id, code=code, unexpected=unexpected)
         if conn.cancel_on_disconnect and unexpected and not self.closing:
             log.info("sim.cancel_on_disconnect", account=conn.account.public_key)
-            self._route(self.engine.cancel_all(conn.account.public_key))
+            account = conn.account.public_key
+            self._route(self.engine.cancel_all(account, self.faults.refused_stop_cancels(account)))
             self._stop_ended_twaps()
 
     async def _reader(self, conn: Connection) -> None:
@@ -391,8 +397,7 @@ class SimServer:
                     conn.push(m.BalanceResponse.KEY, data)
 
     def set_mark(self, symbol: str, price: Decimal | None) -> None:
-        self.engine.set_mark(symbol, price)
-        self.push_account_changes()
+        self._route(self.engine.set_mark(symbol, price))  # stops it fires trade now (CHOICES C40)
 
     def apply_funding(self, symbol: str, rate: Decimal) -> None:
         self.engine.apply_funding(symbol, rate)
@@ -422,8 +427,25 @@ class SimServer:
 
     def _on_cancel_all(self, conn: Connection, request: m.CancelAllOrders) -> None:
         self._reply(conn, m.Ack(incoming_echo(request)))
-        self._route(self.engine.cancel_all(conn.account.public_key))
+        account = conn.account.public_key
+        self._route(self.engine.cancel_all(account, self.faults.refused_stop_cancels(account)))
         self._stop_ended_twaps()
+
+    def _on_cancel_stop_order(self, conn: Connection, request: m.CancelStopOrder) -> None:
+        """``ack`` to the requester when the stop was cancelled, then the order_response (C43)."""
+        account = conn.account.public_key
+        events, cancelled = self.engine.cancel_stop(account, request,
+                                                    self.faults.refused_stop_cancels(account))
+        if cancelled and choices.STOP_CANCEL_ANSWERS_ACK:
+            self._reply(conn, m.Ack(incoming_echo(request)))
+        self._route(events)
+
+    def _on_modify_stop_order(self, conn: Connection, request: m.ModifyStopOrder) -> None:
+        """``ack`` to the requester when the stop changed, then MODIFIED and the push (C44)."""
+        events, changed = self.engine.modify_stop(conn.account.public_key, request)
+        if changed and choices.STOP_CANCEL_ANSWERS_ACK:
+            self._reply(conn, m.Ack(incoming_echo(request)))
+        self._route(events)
 
     def _on_add_twap(self, conn: Connection, request: m.AddTwap) -> None:
         events = self.engine.add_twap(conn.account.public_key, request)
@@ -455,10 +477,24 @@ class SimServer:
         self.engine.ended_twaps.clear()
 
     def _on_get_order(self, conn: Connection, request: m.GetOrder) -> None:
-        self._reply(conn, queries.get_order(self.engine, conn.account.public_key, request))
+        account = conn.account.public_key
+        reply = queries.get_order(self.engine, account, request)
+        stop = self.engine.stops.find(account, request.order_id)
+        if reply.status is OrderStatus.NO_SUCH_ORDER and stop is not None and stop.symbol == request.symbol:
+            reply = stop.response(stop.status)  # a stop's id answers the stop (CHOICES C45)
+        self._reply(conn, reply)
 
     def _on_get_user_orders(self, conn: Connection, request: m.GetUserOrders) -> None:
-        self._reply(conn, queries.user_orders(self.engine, conn.account.public_key, request))
+        """Open orders and TWAPs (queries.py), plus the live stops where C45 lists them."""
+        account = conn.account.public_key
+        reply = queries.user_orders(self.engine, account, request)
+        stops = self.engine.stops.listed(account, request.symbol)
+        listing = self.engine.stops.rules.listing
+        if stops and listing is not choices.StopListing.STOP_ORDERS_KEY:
+            reply = attrs.evolve(reply, orders=reply.orders + tuple(s.response(s.status) for s in stops))
+        if stops and listing is not choices.StopListing.ORDERS_KEY:
+            reply = attrs.evolve(reply, stop_orders=tuple(s.push() for s in stops))
+        self._reply(conn, reply)
 
     def _on_get_user_trades(self, conn: Connection, request: m.GetUserTrades) -> None:
         self._reply(conn, queries.user_trades(self.engine, conn.account.public_key, request))

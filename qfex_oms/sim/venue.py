@@ -32,6 +32,7 @@ from qfex_oms.sim.settings import (
     SimSettings,
     SymbolSpec,
 )
+from qfex_oms.sim.stops import SimStop, StopRules
 
 DEFAULT_RATE_LIMITS = RateLimitSettings()
 
@@ -47,6 +48,7 @@ class Venue:
         self.settings = server.settings
         self.accounts: tuple[Account, ...] = server.settings.accounts
         self.faults: Faults = server.faults
+        self.stop_rules: StopRules = server.engine.stops.rules  # CHOICES C45/C46, switchable
 
     def account(self, public_key: str) -> Account:
         return self._server.accounts[public_key]
@@ -79,6 +81,11 @@ class Venue:
         state = self._state(public_key)
         source = state.active_twaps.values() if active_only else state.twaps
         return [copy.copy(t) for t in source]
+
+    def stops(self, public_key: str, open_only: bool = True) -> list[SimStop]:
+        """The account's stop orders (live ones, or every one ever staged or refused), oldest first
+        (copies)."""
+        return [copy.copy(s) for s in self._server.engine.stops.stops(public_key, open_only)]
 
     def depth(self, symbol: str) -> dict[str, list[tuple[Decimal, Decimal]]]:
         """Aggregated depth ``{"bids": [(price, qty)...], "asks": [...]}``, best first."""

@@ -23,7 +23,7 @@ from simkit import PUB, PUB2
         ({"order_type": "MARKET", "order_time_in_force": "FOK"}, "INVALID_TIME_IN_FORCE"),
         ({"order_type": "ALO", "order_time_in_force": "IOC"}, "INVALID_TIME_IN_FORCE"),
         ({"order_time_in_force": "GFD"}, "INVALID_TIME_IN_FORCE"),
-        ({"order_type": "STOP_LOSS"}, "INVALID_ORDER_TYPE"),
+        ({"order_type": "STOP_MARKET"}, "INVALID_ORDER_TYPE"),
         ({"order_type": "ICEBERG"}, "INVALID_ORDER_TYPE"),
         ({"price": None}, "REJECTED"),
     ],
