@@ -22,6 +22,8 @@ from qfex_oms.protocol.messages import CancelOrder
 from qfex_oms.sim.engine import AccountState
 from qfex_oms.sim.faults import Faults
 from qfex_oms.sim.ledger import BalanceView, PositionView
+from qfex_oms.sim.market import BackgroundMarket, MarketSettings
+from qfex_oms.sim.mds import DEFAULT_PULSE, MdsServer, MdsSettings
 from qfex_oms.sim.records import SimOrder, SimTrade, SimTwap
 from qfex_oms.sim.rest import serve_rest
 from qfex_oms.sim.server import SimServer
@@ -40,11 +42,18 @@ DEFAULT_RATE_LIMITS = RateLimitSettings()
 class Venue:
     """A running simulator: its URL, accounts, fault control and read-only inspection."""
 
-    def __init__(self, server: SimServer, url: str, rest_url: str | None = None) -> None:
+    def __init__(self, server: SimServer, url: str, rest_url: str | None = None,
+                 mds_url: str | None = None, mds: MdsServer | None = None) -> None:
         self._server = server
         self.url = url
         # The REST API (qfex-api.md §15) on its own port, same accounts (CHOICES C32).
         self.rest_url = rest_url
+        # The public market-data websocket (qfex-api.md §13) on its own port; ``mds`` for tests
+        # (inject a frame, drop connections, silence a channel).
+        self.mds_url = mds_url
+        self.mds = mds
+        # The background market (sim/market.py) when it is on.
+        self.market: BackgroundMarket | None = None
         self.settings = server.settings
         self.accounts: tuple[Account, ...] = server.settings.accounts
         self.faults: Faults = server.faults
@@ -150,16 +159,28 @@ async def open_simulator(
     funding_interval: float | None = None,
     funding_rate: Decimal = Decimal("0.0001"),
     rest_port: int | None = 0,
+    mds_port: int | None = 0,
+    mds_pulse: float = DEFAULT_PULSE,
+    market: MarketSettings | bool | None = None,
 ) -> AsyncIterator[Venue]:
-    """Serve a QFEX-compatible trade websocket on ``ws://host:port`` and its REST API on
-    ``http://host:rest_port`` for the duration of the block.
+    """Serve a QFEX-compatible trade websocket on ``ws://host:port``, its REST API on
+    ``http://host:rest_port`` and its market data (MDS) on ``ws://host:mds_port`` for the duration
+    of the block.
 
-    ``port=0`` / ``rest_port=0`` pick free ports (read ``venue.url`` / ``venue.rest_url``);
-    ``rest_port=None`` serves no REST API. ``rate_limits=None`` disables rate limiting.
+    ``port=0`` / ``rest_port=0`` / ``mds_port=0`` pick free ports (read ``venue.url`` /
+    ``venue.rest_url`` / ``venue.mds_url``); ``None`` serves no REST API / no MDS.
+    ``rate_limits=None`` disables rate limiting. ``mds_pulse``: seconds between level2 images.
+    ``market``: the background market (``True`` for ``MarketSettings()``); off by default. Its
+    account is added to ``accounts`` when missing.
     """
+    market_settings = MarketSettings() if market is True else (market or None)
     defaults = SimSettings()
+    all_accounts = tuple(accounts) if accounts is not None else defaults.accounts
+    if market_settings is not None and all(a.public_key != market_settings.account.public_key
+                                           for a in all_accounts):
+        all_accounts += (market_settings.account,)
     settings = SimSettings(
-        accounts=tuple(accounts) if accounts is not None else defaults.accounts,
+        accounts=all_accounts,
         symbols=tuple(symbols) if symbols is not None else defaults.symbols,
         time_scale=time_scale,
         rate_limits=rate_limits,
@@ -178,7 +199,16 @@ async def open_simulator(
         rest_url = None
         if rest_port is not None:
             rest_url = await nursery.start(partial(serve_rest, server, host, rest_port))
-        venue = Venue(server, f"ws://{host}:{ws_server.port}", rest_url)
+        mds_url, mds = None, None
+        if mds_port is not None:
+            mds = MdsServer(server, MdsSettings(pulse=mds_pulse))
+            mds_server = await nursery.start(partial(serve_websocket, mds.handle, host, mds_port, None))
+            mds_url = f"ws://{host}:{mds_server.port}"
+            nursery.start_soon(mds.publish)
+        venue = Venue(server, f"ws://{host}:{ws_server.port}", rest_url, mds_url, mds)
+        if market_settings is not None:
+            venue.market = BackgroundMarket(venue.url, market_settings, settings.symbols)
+            await nursery.start(venue.market.run)
         try:
             yield venue
         finally:
