@@ -240,3 +240,35 @@ async def test_cancel_on_disconnect_cancels_stops(venue):
             listed = await again.recv_key("all_orders_response")
     assert listed["orders"] == [] and listed["stop_orders"] == []
     assert venue.stops(PUB) == []
+
+
+async def test_a_resting_parent_stages_its_stops_on_its_first_fill_and_grows_them(venue):
+    async with connect(venue, PUB, channels=WITH_STOPS) as a, connect(venue, PUB2) as b:
+        parent = await rest(a, "BUY", "100", "2", take_profit=110, stop_loss=90, client_order_id="p-1")
+        assert venue.stops(PUB) == []  # nothing staged before it trades (C39)
+        await b.send("add_order", symbol=SYMBOL, side="SELL", order_type="LIMIT", order_time_in_force="IOC",
+                     quantity=1, price=100)
+        first = await frames_until(a, lambda fs: len(replies(fs, "stop_order_response")) == 2)
+        assert {(r["type"], r["quantity"]) for r in replies(first, status="ACK")} == {
+            ("TAKE_PROFIT", 1), ("STOP_LOSS", 1)}
+        await b.send("add_order", symbol=SYMBOL, side="SELL", order_type="LIMIT", order_time_in_force="IOC",
+                     quantity=1, price=100)
+        second = await frames_until(a, lambda fs: len(replies(fs, "stop_order_response")) == 2)
+        assert {(r["type"], r["quantity"]) for r in replies(second, status="MODIFIED")} == {
+            ("TAKE_PROFIT", 2), ("STOP_LOSS", 2)}
+    stops = venue.stops(PUB)
+    shown = {(s.parent_order_id, s.client_order_id, s.quantity) for s in stops}
+    assert shown == {(parent["order_id"], "p-1", 2)}
+
+
+async def test_another_accounts_stop_cannot_be_cancelled_or_modified(venue):
+    async with connect(venue, PUB) as a, connect(venue, PUB2) as b:
+        await go_long(a, b)
+        sl = await stop(a, "SELL", "STOP_LOSS", "95", "1")
+        await b.send("cancel_stop_order", stop_order_id=sl["order_id"])
+        assert (await b.recv_key("order_response"))["status"] == "NO_SUCH_ORDER"
+        await b.send("modify_stop_order", stop_order_id=sl["order_id"], symbol=SYMBOL, price=96, quantity=1)
+        assert (await b.recv_key("order_response"))["status"] == "CANNOT_MODIFY_NO_SUCH_ORDER"
+        await b.send("cancel_stop_order")
+        assert (await b.recv_key("err"))["error_code"] == "InvalidParameter"
+    assert [s.price for s in venue.stops(PUB)] == [D("95")]
