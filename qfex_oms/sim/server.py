@@ -5,7 +5,8 @@ routing) so requests of all connections are applied one at a time in arrival ord
 interleave inside a command. Replies are queued to per-connection writers, which apply injected
 faults and never block the engine. Routing follows QFEX's account-wide push: an ``order_response``
 goes to every connection of the account subscribed to ``order_responses`` (not only the sender), a
-``fill_response`` to every one subscribed to ``fills``; direct answers (``ack``, ``err``, queries,
+``fill_response`` to every one subscribed to ``fills``, a ``stop_order_response`` to every one
+subscribed to ``stop_orders`` (CHOICES C42); direct answers (``ack``, ``err``, queries,
 ``subscribed``) go to the requester only.
 """
 
