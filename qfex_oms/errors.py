@@ -24,6 +24,17 @@ class AuthenticationError(QfexOmsError):
     """The exchange refused the credentials or the connection during authentication."""
 
 
+class ConnectError(QfexOmsError, ConnectionError):
+    """The exchange could not be reached: nothing listening, a refused or failed TCP/TLS connection,
+    a handshake that timed out. Not a verdict on the credentials (that is ``AuthenticationError``).
+    ``url`` is where it tried; the message says what to check (for a loopback URL: is ``qfex-oms
+    sim`` running?)."""
+
+    def __init__(self, message: str, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
 class NotConnected(QfexOmsError):
     """No authenticated connection right now (reconnecting, or closed). Nothing was sent."""
 

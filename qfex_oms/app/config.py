@@ -67,6 +67,20 @@ class Config:
         """A plain ``ws://`` URL on loopback: a ``qfex-oms sim`` process, never a real QFEX venue."""
         return urlsplit(self.url).scheme == "ws" and urlsplit(self.url).hostname in _LOOPBACK
 
+    def key_origin(self) -> str:
+        """Where ``credentials()`` takes the keys from, for an error message about them."""
+        where = f"in {self.path}" if self.path is not None else "in the config"
+        if self.auth == "jwt":
+            return (f"(the JWT came from the environment variable {self.jwt_env}, named by "
+                    f"exchange.jwt_env {where})")
+        public, secret = os.environ.get(self.public_key_env), os.environ.get(self.secret_key_env)
+        if not (public and secret):
+            return (f"(the simulator's demo keys: {self.public_key_env} / {self.secret_key_env} are "
+                    "unset)")
+        return (f"(the public key came from the environment variable {self.public_key_env}, the secret "
+                f"from {self.secret_key_env}: named by exchange.public_key_env / exchange.secret_key_env "
+                f"{where})")
+
     def credentials(self) -> Credentials:
         """Keys (or a JWT) from the environment variables the file names, and its ``account_id``.
 

@@ -17,7 +17,9 @@ client_order_id / twap ids).
 
 from __future__ import annotations
 
+import decimal
 import importlib.util
+import inspect
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -90,7 +92,20 @@ def load_strategy(path: str | Path) -> Strategy:
     entry = getattr(module, "run", None)
     if entry is None or not callable(entry):
         raise StrategyError(f"{file} has no `async def run(oms, ctx)` entry point")
+    _check_entry(file, entry)
     return entry  # type: ignore[no-any-return]
+
+
+def _check_entry(file: Path, entry: Any) -> None:
+    """Refuse, before anything connects, a ``run`` the runner could not call as ``await run(oms, ctx)``."""
+    if not inspect.iscoroutinefunction(entry):
+        kind = "a generator" if inspect.isgeneratorfunction(entry) else "a plain `def`"
+        raise StrategyError(f"{file}: run must be `async def run(oms, ctx)`; it is {kind}")
+    try:
+        inspect.signature(entry).bind(None, None)
+    except TypeError:
+        shown = f"run{inspect.signature(entry)}"
+        raise StrategyError(f"{file}: run must take two parameters, (oms, ctx); it is `{shown}`") from None
 
 
 @asynccontextmanager
@@ -148,7 +163,7 @@ async def run_strategy(strategy: Strategy, config: Config, oms: OrderManager) ->
             except Exception as exc:
                 # Any failure, not only ours: the exit policy below must still run.
                 result.stopped_by = "error"
-                result.error = f"{type(exc).__name__}: {exc}"
+                result.error = f"{type(exc).__name__}: {exc}{_parameter_hint(exc, ctx.params)}"
                 if isinstance(exc, QfexOmsError):
                     log.error("strategy failed", error=str(exc), kind=type(exc).__name__)
                 else:
@@ -172,6 +187,27 @@ async def run_strategy(strategy: Strategy, config: Config, oms: OrderManager) ->
     return result
 
 
+def _parameter_hint(exc: Exception, params: dict[str, Any]) -> str:
+    """For a strategy that failed converting a value: the parameters that are not numbers, by name
+    (``-p mid=abc`` makes ``Decimal(ctx.params["mid"])`` raise a bare ``InvalidOperation``)."""
+    if not isinstance(exc, decimal.InvalidOperation | ValueError | TypeError):
+        return ""
+    suspects = [f"{key}={value!r}" for key, value in params.items()
+                if isinstance(value, str) and not _is_number(value)]
+    if not suspects:
+        return ""
+    return (f" (strategy parameters that are not numbers: {', '.join(suspects)}: check the -p values "
+            "and the config's strategy table)")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        return False
+    return True
+
+
 async def log_order_events(oms: OrderManager,
                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """One log line per order, fill and TWAP change, each carrying the order's identity."""
@@ -179,8 +215,9 @@ async def log_order_events(oms: OrderManager,
         task_status.started()
         async for event in stream:
             if isinstance(event, OrderUpdated):
-                order_log.info("order updated", **event.order.describe(), previous=str(event.previous),
-                               status=event.status)
+                # The event's state, not the order's current one (a later event may have moved it).
+                order_log.info("order updated", **{**event.order.describe(), "state": str(event.state)},
+                               previous=str(event.previous), status=event.status)
             elif isinstance(event, FillReceived):
                 f = event.fill
                 order_log.info("order filled", **event.order.describe(), trade_id=f.trade_id,

@@ -9,6 +9,7 @@ the pacer (``priority=True``). trio-websocket serialises concurrent sends with a
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -19,7 +20,7 @@ from attrs import define, field, frozen
 
 from qfex_oms import wsfix  # noqa: F401  (trio-websocket #184, see the module)
 from qfex_oms.core.pacer import PacerSettings, TokenBucket, buckets_for
-from qfex_oms.errors import AuthenticationError, Halted, InvalidArgument
+from qfex_oms.errors import AuthenticationError, ConnectError, Halted, InvalidArgument
 from qfex_oms.logs import cap_frame, get_logger
 from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
@@ -79,6 +80,7 @@ class Session:
     _buckets: dict[Bucket, TokenBucket] = field(init=False)
     _locks: dict[Bucket, trio.Lock] = field(init=False)
     sent: int = 0
+    _auth_sent: m.Auth | None = field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         self._buckets = buckets_for(self.pacer, trio.current_time()) if self.pacer else {}
@@ -129,6 +131,7 @@ class Session:
         auth = make_auth(credentials.public_key, credentials.secret_key,
                          account_id=credentials.account_id)
         await self.send(auth, priority=True)
+        self._auth_sent = auth
         await self._expect(lambda r: isinstance(r, m.Authenticated), on_frame, "authenticating")
         for channel in SUBSCRIPTIONS:
             await self.send(m.Subscribe((channel,)), priority=True)
@@ -148,24 +151,42 @@ class Session:
 
         await self._expect(done, on_frame, "subscribing")
 
+    def _whose(self) -> str:
+        auth = self._auth_sent
+        if auth is None or auth.hmac is None:
+            return ""
+        account = f" (subaccount {auth.account_id})" if auth.account_id else ""
+        return f" of public key {auth.hmac.public_key}{account}"
+
+    def _clock(self) -> str:
+        """The hint for a refused signature: it covers the local time, which the exchange checks."""
+        auth = self._auth_sent
+        if auth is None or auth.hmac is None:
+            return "this machine's clock is off: sync it (NTP)"
+        local = dt.datetime.fromtimestamp(auth.hmac.unix_ts, dt.UTC).isoformat().replace("+00:00", "Z")
+        return (f"this machine's clock is off (the signature carries unix_ts {auth.hmac.unix_ts}, "
+                f"{local}; QFEX accepts only a window around its own time): sync it (NTP), then "
+                "`qfex-oms check` reports the skew")
+
     async def _expect(self, done: Callable[[m.Reply], bool], on_frame: FrameSink, stage: str) -> None:
         while True:
             try:
                 raw = await self.ws.get_message()
             except trio_websocket.ConnectionClosed as exc:
-                raise AuthenticationError(f"the exchange closed the connection while {stage}: "
-                                          f"{close_reason(exc)}") from None
+                raise AuthenticationError(f"the exchange closed the connection while {stage}"
+                                          f"{self._whose()}: {close_reason(exc)}") from None
             try:
                 reply = codec.decode_reply(raw)
             except ProtocolError as exc:
                 log.warning("malformed frame", error=str(exc), raw=cap_frame(exc.raw))
                 continue
             if isinstance(reply, m.Authenticated) and not reply.authenticated:
-                raise AuthenticationError("the exchange refused the credentials "
-                                          "({\"authenticated\": false})")
+                raise AuthenticationError(f"the exchange refused the signature{self._whose()}: the "
+                                          f"secret key does not match the public key, or {self._clock()}")
             if isinstance(reply, m.Err) and stage == "authenticating":
-                raise AuthenticationError(f"the exchange refused authentication: {reply.error_code} "
-                                          f"{reply.message or ''}".rstrip())
+                raise AuthenticationError(f"the exchange refused authentication{self._whose()}: "
+                                          f"{reply.error_code} {reply.message or ''}".rstrip()
+                                          + f"; check the keys, or {self._clock()}")
             if done(reply):
                 return
             if not isinstance(reply, m.Subscribed | m.Ack | m.Authenticated):
@@ -181,4 +202,37 @@ async def connect(
             nursery, url_with_key(url, credentials.public_key), message_queue_size=4096,
             max_message_size=64 * 1024 * 1024)
     except trio_websocket.ConnectionRejected as exc:
-        raise AuthenticationError(f"the exchange refused the connection: HTTP {exc.status_code}") from None
+        raise rejected_upgrade(url, exc.status_code, credentials.public_key) from None
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(url: str) -> bool:
+    return urlsplit(url).hostname in LOOPBACK_HOSTS
+
+
+def rejected_upgrade(url: str, status: int | None, public_key: str) -> AuthenticationError:
+    """The exchange answered the websocket upgrade with an HTTP error: for 401/403 it refused the
+    public key (sent as ``?api_key=``), before any signature was checked."""
+    host = urlsplit(url).netloc or "the exchange"
+    if status in (401, 403):
+        return AuthenticationError(
+            f"{host} refused the public key {public_key} (HTTP {status}, before any signature was "
+            "checked): check the public key, and that it belongs to this venue (UAT keys do not work "
+            "on production, nor the other way round)")
+    return AuthenticationError(f"{host} refused the websocket upgrade: HTTP {status}")
+
+
+def connect_failure(url: str, exc: BaseException) -> ConnectError:
+    """A network failure before any reply, as ``ConnectError``: nothing listening, DNS, TLS, or no
+    answer in time; a loopback URL is most likely a simulator that is not running."""
+    if isinstance(exc, trio.TooSlowError):
+        why = "no answer in time"
+    elif isinstance(exc, OSError):
+        why = exc.strerror or str(exc) or type(exc).__name__
+    else:
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    hint = ("is `qfex-oms sim` running? start one with `qfex-oms sim --port PORT` and pass the URL it "
+            "prints to --url") if is_loopback(url) else "check the URL, the network and the venue's status"
+    return ConnectError(f"could not connect to {url}: {why}; {hint}", url)

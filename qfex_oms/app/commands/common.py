@@ -8,6 +8,7 @@ in ``EXIT_CODES``. Every command that connects takes ``--config`` (default ``con
 from __future__ import annotations
 
 import functools
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import attrs
 import click
 import orjson
+import trio
 from rich.console import Console
 from rich.table import Table
 
@@ -66,14 +68,20 @@ def classify(exc: BaseException) -> tuple[int, BaseException]:
 
     from qfex_oms.app.config import ConfigError
     from qfex_oms.app.runner import StrategyError
-    from qfex_oms.errors import AuthenticationError, InvalidArgument, NotConnected, RequestTimeout
+    from qfex_oms.errors import (
+        AuthenticationError,
+        ConnectError,
+        InvalidArgument,
+        NotConnected,
+        RequestTimeout,
+    )
     from qfex_oms.journal import JournalError
 
     found = leaves(exc)
     rules: list[tuple[int, tuple[type[BaseException], ...]]] = [
         (EXIT_SIGINT, (KeyboardInterrupt,)),
         (EXIT_USAGE, (ConfigError, InvalidArgument, StrategyError, JournalError)),
-        (EXIT_CONNECTION, (AuthenticationError, NotConnected, RequestTimeout, OSError,
+        (EXIT_CONNECTION, (ConnectError, AuthenticationError, NotConnected, RequestTimeout, OSError,
                            trio_websocket.HandshakeError, trio_websocket.ConnectionClosed)),
     ]
     for code, kinds in rules:
@@ -95,6 +103,7 @@ def exit_codes(command: F) -> F:
             raise
         except BaseException as exc:
             code, cause = classify(exc)
+            cause = explained(cause)
             message = "interrupted" if code == EXIT_SIGINT else str(cause) or type(cause).__name__
             if code == EXIT_ERROR:
                 traceback.print_exception(exc, file=sys.stderr)
@@ -105,6 +114,33 @@ def exit_codes(command: F) -> F:
             raise SystemExit(code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+_LOADED_CONFIG = "qfex_oms.loaded_config"
+
+
+def explained(cause: BaseException) -> BaseException:
+    """What to tell the user about a connection failure: a network failure the client still raised
+    as ``AuthenticationError`` becomes ``ConnectError`` (with its loopback hint), and a refused
+    credential says where the keys came from (which environment variables, named where)."""
+    import trio_websocket
+
+    from qfex_oms.client.session import connect_failure, rejected_upgrade
+    from qfex_oms.errors import AuthenticationError, ConnectError
+
+    context = click.get_current_context(silent=True)
+    config = None if context is None else context.meta.get(_LOADED_CONFIG)
+    if not isinstance(cause, AuthenticationError) or isinstance(cause, ConnectError) or config is None:
+        return cause
+    network = cause.__cause__
+    if isinstance(network, OSError | trio.TooSlowError | trio_websocket.HandshakeError) and not \
+            isinstance(network, trio_websocket.ConnectionRejected):
+        return connect_failure(config.url, network)
+    # The connection's own wording for a refused upgrade (until it raises rejected_upgrade's).
+    refused = re.fullmatch(r"the exchange refused the connection: HTTP (\d+)", str(cause))
+    if refused is not None:
+        cause = rejected_upgrade(config.url, int(refused.group(1)), config.credentials().public_key)
+    return AuthenticationError(f"{cause} {config.key_origin()}")
 
 
 def load(config_path: str | None, url: str | None = None) -> Any:
@@ -120,7 +156,10 @@ def load(config_path: str | None, url: str | None = None) -> Any:
     overrides = {} if context is None else context.meta.get(CREDENTIAL_OPTIONS, {})
     if overrides.get("account_id") == "":
         raise ConfigError("--account-id: expected a subaccount id, got an empty string")
-    return attrs.evolve(config, **overrides)
+    config = attrs.evolve(config, **overrides)
+    if context is not None:
+        context.meta[_LOADED_CONFIG] = config
+    return config
 
 
 def one_shot(config: Any) -> Any:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 
 import click
 import trio
 from rich.console import Console
 
-from qfex_oms.app.commands.common import EXIT_OK, EXIT_UNSAFE, configure_logging, exit_codes
+from qfex_oms.app.commands.common import EXIT_OK, EXIT_UNSAFE, configure_logging, exit_codes, leaves
+from qfex_oms.errors import InvalidArgument
 from qfex_oms.sim import RateLimitSettings, open_simulator
 
 # ====================================================================== demo and sim
@@ -31,13 +33,25 @@ def demo() -> None:
 @click.option("--time-scale", default=1.0, show_default=True, type=float,
               help="Divide TWAP intervals by this factor.")
 @click.option("--no-rate-limit", is_flag=True, help="Disable QFEX's rate limits.")
+@exit_codes
 def sim(host: str, port: int, time_scale: float, no_rate_limit: bool) -> None:
     """Run the QFEX simulator until SIGINT/SIGTERM; the first stdout line is its ws:// URL, the
-    second ``rest <http URL>`` of its REST API."""
+    second ``rest <http URL>`` of its REST API. Exit 2 when the port is taken."""
     # Logs go to stderr so stdout carries only the URL line a parent process waits for.
     configure_logging(default_level="info")
     rate_limits = None if no_rate_limit else RateLimitSettings()
-    trio.run(_serve_until_signalled, host, port, time_scale, rate_limits)
+    try:
+        trio.run(_serve_until_signalled, host, port, time_scale, rate_limits)
+    except (OSError, BaseExceptionGroup) as exc:
+        if not any(_address_in_use(leaf) for leaf in leaves(exc)):
+            raise
+        raise InvalidArgument(f"cannot listen on {host}:{port}: the address is already in use (another "
+                              "`qfex-oms sim`?); pick another --port, or --port 0 for a free one") from None
+
+
+def _address_in_use(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and (exc.errno == errno.EADDRINUSE
+                                         or "address already in use" in str(exc))
 
 
 async def _serve_until_signalled(

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import click
 import trio
+from rich.markup import escape
 
 from qfex_oms.app.commands.common import (
     EXIT_ERROR,
@@ -108,7 +109,7 @@ def run(strategy: str, config_path: str | None, url: str | None, params: tuple[s
         if result.guard_reason:
             line += f" (guard: {result.guard_reason})"
         if result.error:
-            line += f" ({result.error})"
+            line += f" ({escape(result.error)})"
         if result.exit_report is not None:
             r = result.exit_report
             line += (f"; exit policy {config.on_exit}: {len(r.cancelled_orders)} orders cancelled, "
