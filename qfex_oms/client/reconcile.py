@@ -20,12 +20,12 @@ import trio
 
 from qfex_oms.client.rest import RestClient
 from qfex_oms.core.engine import OmsCore
-from qfex_oms.core.history import HISTORY_SOURCE, settle_from_history
+from qfex_oms.core.history import HISTORY_SOURCE, mark, settle_from_history
+from qfex_oms.core.model import Order
 from qfex_oms.core.snapshot import (
     SnapshotDiff,
     apply_snapshot,
     settle_from_order_query,
-    settle_gone,
     settlement_note,
 )
 from qfex_oms.errors import QfexOmsError
@@ -37,7 +37,9 @@ log = get_logger("qfex_oms.client.reconcile")
 
 PAGE = 1000  # rows per get_user_orders / get_user_trades page (QFEX's maximum)
 HISTORY_PAGE = 100  # history rows asked per client id: more orders sharing one is beyond any use
-MAX_HISTORY_LOOKUPS = 50  # client ids looked up per reconcile; the rest settle as missing orders
+MAX_HISTORY_LOOKUPS = 20  # client ids looked up one by one; more, and whole symbols are read
+MAX_PAGE = 1000  # QFEX's largest history page
+HISTORY_MAX_PAGES = 10  # per symbol; an order past them is settled from its fills
 HISTORY_BUDGET = 10.0  # seconds for all of one reconcile's history lookups (REST retries included)
 
 Query = Callable[[m.Request], Awaitable[Any]]
@@ -78,60 +80,65 @@ class Reconciler:
         diff = self.settle(fence, snapshot, trades, complete)
         if diff.unconfirmed:
             await self._confirm_by_symbol(diff)
-        if diff.unnamed:
-            await self._settle_unnamed(fence, diff)
+        if diff.missing:
+            await self._settle_missing(fence, diff)
         return diff
 
     def settle(self, fence: int, snapshot: m.AllOrdersResponse, trades: list[m.Trade],
                complete: bool = True) -> SnapshotDiff:
-        """Apply a snapshot, and journal what it concluded. With a REST API, the orders whose
-        every answer was lost and that the snapshot does not show are left to ``_settle_unnamed``."""
+        """Apply a snapshot, and journal what it concluded. With a REST API, the orders a complete
+        snapshot does not show are left to ``_settle_missing`` (QFEX's history says how they ended)."""
         diff = apply_snapshot(self.core, fence, snapshot, trades, complete=complete,
-                              defer_unnamed=self.rest is not None)
+                              defer_missing=self.rest is not None)
         self.journal(diff)
         self._flush()
         return diff
 
-    async def _settle_unnamed(self, fence: int, diff: SnapshotDiff) -> None:
-        """Ask QFEX's order history about each order the exchange never named to us (by its symbol
-        and client id) and settle it from the answer. Without an answer (REST down, too many to ask
-        about) the order is settled as a missing one, as before history was consulted."""
+    async def _settle_missing(self, fence: int, diff: SnapshotDiff) -> None:
+        """Ask QFEX's order history how each order missing from a complete snapshot ended, and settle
+        it from the answer. Without an answer (REST down or slow) each is settled from its fills, as
+        a missing order always was, and its status says so (``MISSING_FROM_SNAPSHOT``)."""
         rows: list[HistoricOrder] = []
-        keys = sorted({(o.symbol, o.client_order_id) for o in diff.unnamed})
-        asked = keys[:MAX_HISTORY_LOOKUPS]
+        marks = {o.local_id: mark(o) for o in diff.missing}  # replies may change them meanwhile
         error = "no answer in time"
         with trio.move_on_after(HISTORY_BUDGET):
             try:
-                for symbol, client_order_id in asked:
-                    rows += await self._history(symbol, client_order_id)
+                rows = await self._history_of(diff.missing)
                 error = ""
             except (QfexOmsError, OSError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
         if error:
             log.warning("order history unavailable; orders missing from the snapshot are settled "
-                        "from their fills", error=error, count=len(diff.unnamed))
-            asked = []
-        known = set(asked)
-        found = settle_from_history(self.core, fence, [o for o in diff.unnamed
-                                                       if (o.symbol, o.client_order_id) in known], rows)
-        for order in diff.unnamed:
-            if order.state.is_live and order.order_id is None and order.seq <= fence and \
-                    (order.symbol, order.client_order_id) not in known:
-                settle_gone(self.core, order)
-                found.settled.append(order)
-        self.journal(found, HISTORY_SOURCE)
+                        "from their fills", error=error, count=len(diff.missing))
+        found = settle_from_history(self.core, fence, diff.missing, rows, marks)
+        self.journal(found, HISTORY_SOURCE if not error else None)
         self._flush()
         diff.settled += found.settled
         diff.ended += found.ended
         diff.unresolved += found.unresolved
-        diff.unnamed = [o for o in diff.unnamed if o.state.is_live]
+        diff.missing = [o for o in diff.missing if o.state.is_live]
 
-    async def _history(self, symbol: str, client_order_id: str) -> tuple[HistoricOrder, ...]:
+    async def _history_of(self, orders: list[Order]) -> list[HistoricOrder]:
+        """The history rows that can name these orders: by client id when they are few, else every
+        closed order of their symbols since the trades lookback (a few pages at most)."""
         assert self.rest is not None
         start = datetime.fromtimestamp(self.trades_since, UTC)
-        page = await self.rest.historic_orders(symbol=symbol, client_order_id=client_order_id,
-                                               start=start, limit=HISTORY_PAGE)
-        return page.data
+        keys = sorted({(o.symbol, o.client_order_id) for o in orders})
+        rows: list[HistoricOrder] = []
+        if len(keys) <= MAX_HISTORY_LOOKUPS:
+            for symbol, client_order_id in keys:
+                page = await self.rest.historic_orders(symbol=symbol, client_order_id=client_order_id,
+                                                       start=start, limit=HISTORY_PAGE)
+                rows += page.data
+            return rows
+        for symbol in sorted({symbol for symbol, _ in keys}):
+            for offset in range(0, HISTORY_MAX_PAGES * MAX_PAGE, MAX_PAGE):
+                page = await self.rest.historic_orders(symbol=symbol, start=start, limit=MAX_PAGE,
+                                                       offset=offset)
+                rows += page.data
+                if len(page.data) < MAX_PAGE:
+                    break
+        return rows
 
     def journal(self, diff: SnapshotDiff, source: str | None = None) -> None:
         note = settlement_note(diff, source)

@@ -1,9 +1,12 @@
-"""Settle orders the exchange never named to us, from QFEX's order history (REST).
+"""Settle orders missing from a snapshot from QFEX's order history (REST), rather than by a guess.
 
-An order whose every answer was lost has no exchange id. If a complete snapshot does not show it
-open, it has ended (filled, cancelled — by cancel-on-disconnect, say — or rejected) or it never
-reached the exchange. The snapshot cannot tell which, nor give the order its id; QFEX's
-``GET /user/historic-orders`` (filled or terminally closed orders, by client id and symbol) can.
+An order a complete snapshot does not show has ended: filled, cancelled (by cancel-on-disconnect,
+say, or by another connection) or rejected; an order whose every answer was lost may also never have
+reached the exchange. The snapshot cannot tell which, nor give an id-less order its id; QFEX's
+``GET /user/historic-orders`` (filled or terminally closed orders, by symbol and client id, with
+``terminal_status`` and ``filled_qty``) can. Without it, a missing order is settled from its fills
+(FILLED when they cover it, else CANCELLED with status ``MISSING_FROM_SNAPSHOT``: the status says
+that it was concluded, not reported).
 
 A history row names an order by the same attributes a snapshot row does, so it is bound to a pending
 order by the same rules (``core.binding``: only where it cannot be wrong). Once bound, the row is
@@ -20,7 +23,7 @@ strangers would only add noise.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from qfex_oms.core import binding
 from qfex_oms.core.engine import OmsCore
@@ -37,31 +40,52 @@ log = get_logger("qfex_oms.core")
 HISTORY_SOURCE = "historic-orders"  # what the journal note says settled these orders
 
 
-def settle_from_history(core: OmsCore, fence: int, orders: Sequence[Order],
-                        rows: Iterable[HistoricOrder]) -> SnapshotDiff:
-    """Bind and settle ``orders`` (live, id-less, missing from a complete snapshot) from history.
+Mark = tuple[object, ...]
 
-    ``fence`` as for snapshots: an order touched after it is left alone. Returns a diff whose
-    ``settled`` lists every order this ended, ``ended`` those it ended with an id now known, and
-    ``unresolved`` the history rows that several pending orders could be.
+
+def mark(order: Order) -> Mark:
+    """What an order looked like when the snapshot found it missing (see ``settle_from_history``)."""
+    return (order.state, order.order_id, order.fill_total, order.last_status)
+
+
+def settle_from_history(core: OmsCore, fence: int, orders: Sequence[Order],
+                        rows: Iterable[HistoricOrder],
+                        marks: Mapping[int, Mark] | None = None) -> SnapshotDiff:
+    """Settle ``orders`` (live, missing from a complete snapshot) from history rows.
+
+    An order known by id ends as its row says; an order with no id is first bound to a row (see the
+    module docstring). An order no row names is settled as a missing one (from its fills,
+    ``MISSING_FROM_SNAPSHOT``), unless a row could be it but cannot be told from a sibling's.
+    ``fence`` as for snapshots: an order touched after it is left alone. ``marks`` (``mark`` of each
+    order when the snapshot was applied; the history is asked in between): an order a report has
+    changed since is not settled for being missing — the report is newer than the snapshot — though
+    a history row naming it still ends it (closed is closed). Returns a diff whose
+    ``settled`` lists every order this ended, ``ended`` those with an id, and ``unresolved`` the
+    history rows that several pending orders could be.
     """
     diff = SnapshotDiff()
-    waiting = [o for o in orders if o.state.is_live and o.order_id is None and o.seq <= fence]
+    waiting = [o for o in orders if o.state.is_live and o.seq <= fence]
     if not waiting:
         return diff
-    symbols = {(o.symbol, o.client_order_id) for o in waiting}
-    unknown = {row.order_id: binding.Unknown.of_history(row) for row in rows
-               if (row.symbol, row.client_order_id) in symbols
-               and core.tracker.by_order_id(row.order_id) is None}
+    rows = list(rows)
     by_id = {row.order_id: row for row in rows}
+    for order in waiting:
+        row = by_id.get(order.order_id) if order.order_id is not None else None
+        if row is not None and row.symbol == order.symbol:
+            _end(core, order, row)
+    keys = {(o.symbol, o.client_order_id) for o in waiting if o.order_id is None}
+    unknown = {row.order_id: binding.Unknown.of_history(row) for row in rows
+               if (row.symbol, row.client_order_id) in keys
+               and core.tracker.by_order_id(row.order_id) is None}
     for order in binding.bind_all(core, fence, unknown):
         assert order.order_id is not None  # bind_all binds
         _end(core, order, by_id[order.order_id])
-        log.info("settled from QFEX's order history", **order.describe())
+        log.info("named and settled from QFEX's order history", **order.describe())
     diff.unresolved = list(unknown)
     undecided = {o.local_id for entry in unknown.values() for o in entry.candidates(core.tracker)}
     for order in waiting:
-        if order.state.is_live and order.order_id is None and order.local_id not in undecided:
+        changed = marks is not None and marks.get(order.local_id) != mark(order)
+        if order.state.is_live and order.local_id not in undecided and not changed:
             settle_gone(core, order)
         if not order.state.is_live:
             diff.settled.append(order)

@@ -74,9 +74,9 @@ class SnapshotDiff:
     unconfirmed: list[Order] = field(factory=list)
     twaps_unconfirmed: list[Twap] = field(factory=list)
     cancels_resent: list[CancelRequest] = field(factory=list)  # owed cancels sent again
-    # Live orders with no exchange id that a complete snapshot neither showed nor bound, left for
-    # QFEX's history to name (``defer_unnamed``; ``core.history.settle_from_history``).
-    unnamed: list[Order] = field(factory=list)
+    # Live orders a complete snapshot did not show (nor bind), left for QFEX's order history to say
+    # how they ended (``defer_missing``; ``core.history.settle_from_history``).
+    missing: list[Order] = field(factory=list)
 
     @property
     def changed(self) -> bool:
@@ -86,14 +86,14 @@ class SnapshotDiff:
 
 def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
                    trades: Iterable[m.Trade] = (), *, complete: bool = True,
-                   defer_unnamed: bool = False) -> SnapshotDiff:
+                   defer_missing: bool = False) -> SnapshotDiff:
     """Settle the book against the exchange's open orders and trades (see the module docstring).
 
     ``complete`` says the snapshot holds every open order (one page): only then is a live order it
     does not show settled as gone. Otherwise it is left as it was and listed in ``unconfirmed``.
-    ``defer_unnamed``: a live order with no exchange id that the snapshot does not show is left for
-    QFEX's history (``unnamed``) rather than settled from its fills: its answer was lost, and only
-    the history can tell how it ended (and give it its id).
+    ``defer_missing``: a live order that the snapshot does not show is left for QFEX's order history
+    (``missing``) rather than settled from its fills: the history says how it really ended (and names
+    an order whose every answer was lost).
     """
     diff = SnapshotDiff()
     tracker = core.tracker
@@ -127,8 +127,8 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
     for order in tracker.open_orders():
         if order.local_id in seen or not _in_scope(order, fence, learnt):
             continue
-        if complete and defer_unnamed and order.order_id is None:
-            diff.unnamed.append(order)
+        if complete and defer_missing:
+            diff.missing.append(order)
         elif complete:
             settle_gone(core, order)
             diff.settled.append(order)

@@ -2,8 +2,9 @@
 
 The fault run's remaining failures: every answer to an ``add_order`` lost, the exchange ended the
 order (cancel-on-disconnect, a fill, a rejection), so no snapshot shows it and nothing gives the
-book its id. ``apply_snapshot(defer_unnamed=True)`` leaves such an order for the history;
-``settle_from_history`` binds it by the same rules as a snapshot row and ends it as the exchange did.
+book its id. ``apply_snapshot(defer_missing=True)`` leaves such an order (and any order it does not
+show) for the history; ``settle_from_history`` binds it by the same rules as a snapshot row and ends
+it as the exchange did, and ends an order known by id with the status QFEX gives.
 Two pending orders alike in everything bind pairwise to as many identical exchange orders.
 """
 
@@ -41,9 +42,9 @@ def _lost(core: OmsCore, cid: str = "c1") -> Order:
 
 
 def _unnamed(core: OmsCore) -> list[Order]:
-    diff = apply_snapshot(core, core.seq, EMPTY, defer_unnamed=True)
-    assert diff.settled == []  # nothing concluded for a missing order with no id
-    return diff.unnamed
+    diff = apply_snapshot(core, core.seq, EMPTY, defer_missing=True)
+    assert diff.settled == []  # nothing concluded for a missing order: the history decides
+    return diff.missing
 
 
 def test_an_order_cancelled_unseen_is_bound_and_cancelled_from_history(core: OmsCore) -> None:
@@ -119,19 +120,31 @@ def test_identical_siblings_with_a_cancel_waiting_are_not_interchangeable(core: 
     assert first.order_id is None and second.order_id is None
 
 
-def test_an_order_touched_after_the_fence_is_left_alone(core: OmsCore) -> None:
+def test_an_order_answered_after_the_snapshot_is_not_settled_as_missing(core: OmsCore) -> None:
+    """Its ACK arrives while the history is asked (a delayed reply): the ACK is newer than the
+    snapshot, so the order is not settled for having been missing from it."""
+    from qfex_oms.core.history import mark
+
     order = _lost(core)
     fence = core.seq
-    unnamed = _unnamed(core)
-    core.on_reply(resp("X1", "ACK", remaining="3"))  # its ACK arrives late, after the snapshot
-    settle_from_history(core, fence, unnamed, [_row("X1", "CANCELLED")])
+    missing = _unnamed(core)
+    marks = {o.local_id: mark(o) for o in missing}
+    core.on_reply(resp("X1", "ACK", remaining="3"))
+    settle_from_history(core, fence, missing, [], marks)
     assert order.order_id == "X1" and order.state is OrderState.OPEN
+
+
+def test_an_order_placed_after_the_fence_is_left_alone(core: OmsCore) -> None:
+    fence = core.seq
+    order = _lost(core)
+    settle_from_history(core, fence, [order], [_row("X1", "CANCELLED")])
+    assert order.order_id is None and order.state is OrderState.UNKNOWN
 
 
 def test_without_defer_a_missing_unnamed_order_is_settled_as_before(core: OmsCore) -> None:
     order = _lost(core)
     diff = apply_snapshot(core, core.seq, EMPTY)
-    assert order.state is OrderState.CANCELLED and diff.settled == [order] and diff.unnamed == []
+    assert order.state is OrderState.CANCELLED and diff.settled == [order] and diff.missing == []
 
 
 def test_a_modify_refused_after_a_report_ended_the_order_leaves_nothing_to_settle(core: OmsCore) -> None:
@@ -147,3 +160,36 @@ def test_a_modify_refused_after_a_report_ended_the_order_leaves_nothing_to_settl
     core.on_reply(resp(order_id, "CANCELLED_STP", qty="1", remaining="1"))
     core.on_reply(resp(order_id, "CANNOT_MODIFY_NO_SUCH_ORDER", qty="1"))
     assert order.state is OrderState.CANCELLED and not order.needs_settlement
+
+
+def test_a_known_order_cancelled_unseen_ends_with_qfex_status_not_a_guess(core: OmsCore) -> None:
+    from corekit import ack
+
+    order = place(core)
+    order_id = ack(core, order)
+    fence = core.seq
+    missing = _unnamed(core)
+    assert missing == [order] and order.state is OrderState.OPEN
+    diff = settle_from_history(core, fence, missing, [_row(order_id, "CANCELLED_STP")])
+    assert order.state is OrderState.CANCELLED and order.last_status == "CANCELLED_STP"
+    assert diff.ended == [order]
+
+
+def test_a_known_order_filled_while_away_ends_filled_from_history(core: OmsCore) -> None:
+    from corekit import ack
+
+    order = place(core)
+    order_id = ack(core, order)
+    fence = core.seq
+    settle_from_history(core, fence, _unnamed(core), [_row(order_id, "FILLED", filled="3")])
+    assert order.state is OrderState.FILLED and order.filled_quantity == 3
+
+
+def test_a_known_order_the_history_does_not_list_is_settled_from_its_fills(core: OmsCore) -> None:
+    from corekit import ack
+
+    order = place(core)
+    ack(core, order)
+    fence = core.seq
+    settle_from_history(core, fence, _unnamed(core), [])
+    assert order.state is OrderState.CANCELLED and order.last_status == SETTLED_MISSING

@@ -66,3 +66,14 @@ async def test_history_unreachable_falls_back_to_settling_as_missing(venue: Venu
         order, _ = await _lost_then_cancelled_unseen(oms, venue, "lost-3")
         await wait_state(order, OrderState.CANCELLED, within=10)
         assert order.order_id is None and order.last_status == SETTLED_MISSING
+
+
+async def test_a_known_order_cancelled_unseen_ends_with_the_status_history_gives(venue: Venue) -> None:
+    """An ACKed order the venue cancels without a word: the snapshot no longer shows it, and the
+    history says CANCELLED (QFEX's status), where the snapshot alone could only say MISSING."""
+    async with manager(venue, request_timeout=SHORT, rest_url=venue.rest_url) as oms:
+        order = await oms.place_order(S, "BUY", "1", "100", client_order_id="known-1")
+        assert venue.cancel_unannounced(PUB, str(order.order_id))
+        diff = await oms.reconcile()
+        assert order in diff.settled
+        assert order.state is OrderState.CANCELLED and order.last_status == "CANCELLED"
