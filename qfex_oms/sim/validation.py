@@ -64,7 +64,7 @@ def check_new_order(
         return OrderStatus.BAD_SYMBOL
     allowed = ALLOWED_TIF.get(order_type)
     if allowed is None:
-        # Unknown types and the stop types (not simulated, CHOICES C10).
+        # Unknown types and STOP_MARKET (CHOICES C10); the stop types are staged by sim/stops.py (C39).
         return choices.UNSUPPORTED_ORDER_TYPE_STATUS
     if tif not in allowed:
         return OrderStatus.INVALID_TIME_IN_FORCE
