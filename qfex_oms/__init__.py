@@ -2,6 +2,7 @@
 
 from qfex_oms.client.connection import ReconnectPolicy
 from qfex_oms.client.manager import ManagerSettings, OrderManager, open_order_manager
+from qfex_oms.client.marketdata import MarketData, MarketDataSettings, open_market_data
 from qfex_oms.client.results import CancelResult, KillReport
 from qfex_oms.client.session import Credentials
 from qfex_oms.core.model import Fill, Order, Twap
@@ -34,6 +35,8 @@ __all__ = [
     "JournalUnavailable",
     "KillReport",
     "ManagerSettings",
+    "MarketData",
+    "MarketDataSettings",
     "ModifyRejected",
     "NotConnected",
     "NotSent",
@@ -51,5 +54,6 @@ __all__ = [
     "Twap",
     "TwapRejected",
     "TwapState",
+    "open_market_data",
     "open_order_manager",
 ]
