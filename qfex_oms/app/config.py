@@ -1,8 +1,10 @@
 """TOML configuration for the runner and the CLI, checked strictly.
 
 A config file names the venue and *the environment variables* that hold the keys, never the keys.
-Every problem (missing key, unknown key, wrong type) is reported with the file, the dotted key and
-what was expected, before anything connects.
+Each [section] is an attrs class with validated fields, built by cattrs (unknown keys forbidden, no
+type coercion: ``"5"`` is not an integer). Every problem (missing key, unknown key, wrong type, a
+value out of range such as a negative timeout or guard limit) is reported with the file, the dotted
+key and what was expected, before anything connects.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
+import cattrs
 from attrs import define, field
 
 from qfex_oms.client.session import Credentials
@@ -29,15 +32,49 @@ class ConfigError(QfexOmsError):
     pass
 
 
+class InvalidValue(ValueError):
+    """A value out of range; ``key`` is its dotted config key (``guard.max_open_orders``)."""
+
+    def __init__(self, key: str, expected: str, value: Any, note: str = "") -> None:
+        super().__init__(f"{key}: expected {expected}, got {value!r}{note}")
+        self.key, self.expected, self.value = key, expected, value
+
+
+def _at_least(bound: int, strict: bool = False) -> Any:
+    """A validator: None, or a number >= bound (> bound when strict), named by its dotted key."""
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or \
+                (value <= bound if strict else value < bound):
+            section = _SECTION_OF[type(instance)]
+            raise InvalidValue(f"{section}.{attribute.name}", _EXPECTED[section][attribute.name], value)
+
+    return check
+
+
+def _one_of(*choices: str) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and value not in choices:
+            raise InvalidValue(f"{_SECTION_OF[type(instance)]}.{attribute.name}",
+                               _EXPECTED[_SECTION_OF[type(instance)]][attribute.name], value)
+
+    return check
+
+
 @define
 class GuardLimits:
-    max_open_orders: int | None = None
-    max_position: Decimal | None = None  # absolute position per symbol, as the exchange reports it
-    max_notional: Decimal | None = None  # sum over symbols of |position| * last fill price
-    max_rejects_per_minute: int | None = None
-    max_disconnect_seconds: float | None = None
+    """The kill-switch guard's limits (None: no limit). Negative limits are refused."""
+
+    max_open_orders: int | None = field(default=None, validator=_at_least(0))
+    # absolute position per symbol, as the exchange reports it
+    max_position: Decimal | None = field(default=None, validator=_at_least(0))
+    # sum over symbols of |position| * last fill price
+    max_notional: Decimal | None = field(default=None, validator=_at_least(0))
+    max_rejects_per_minute: int | None = field(default=None, validator=_at_least(0))
+    max_disconnect_seconds: float | None = field(default=None, validator=_at_least(0, strict=True))
     # per symbol: the position if every open order and TWAP remainder on one side filled
-    max_exposure: Decimal | None = None
+    max_exposure: Decimal | None = field(default=None, validator=_at_least(0))
 
 
 @define
@@ -114,61 +151,168 @@ class Config:
         return Credentials(**fields)
 
 
-# section -> key -> (expected type description, converter, required)
+# What each key expects, as the error messages say it.
 _NUMBER = "a number"
-_SCHEMA: dict[str, dict[str, tuple[str, Any, bool]]] = {
+_EXPECTED: dict[str, dict[str, str]] = {
     "exchange": {
-        "url": ("a ws:// or wss:// URL, or \"embedded\"", str, True),
-        "public_key_env": ("an environment variable name", str, False),
-        "secret_key_env": ("an environment variable name", str, False),
-        "account_id": ("a subaccount id (a string)", str, False),
-        "auth": ("\"hmac\" (API keys) or \"jwt\"", str, False),
-        "jwt_env": ("an environment variable name", str, False),
-        "sim_time_scale": (_NUMBER, float, False),
+        "url": "a ws:// or wss:// URL, or \"embedded\"",
+        "public_key_env": "an environment variable name",
+        "secret_key_env": "an environment variable name",
+        "account_id": "a subaccount id (a string)",
+        "auth": "\"hmac\" (API keys) or \"jwt\"",
+        "jwt_env": "an environment variable name",
+        "sim_time_scale": "a number > 0",
     },
     "manager": {
-        "request_timeout": (_NUMBER, float, False),
-        "cancel_on_disconnect": ("true or false", bool, False),
-        "kill_timeout": (_NUMBER, float, False),
-        "journal": ("a file path", str, False),
-        "journal_retention": ("a number of seconds", float, False),
-        "journal_failure": ("\"halt_new_orders\" or \"continue\"", str, False),
-        "client_id_prefix": ("a string", str, False),
+        "request_timeout": "a number > 0",
+        "cancel_on_disconnect": "true or false",
+        "kill_timeout": "a number > 0",
+        "journal": "a file path",
+        "journal_retention": "a number of seconds >= 0",
+        "journal_failure": "\"halt_new_orders\" or \"continue\"",
+        "client_id_prefix": "a string",
     },
     "guard": {
-        "max_open_orders": ("an integer", int, False),
-        "max_position": (_NUMBER, Decimal, False),
-        "max_notional": (_NUMBER, Decimal, False),
-        "max_rejects_per_minute": ("an integer", int, False),
-        "max_disconnect_seconds": (_NUMBER, float, False),
-        "max_exposure": (_NUMBER, Decimal, False),
+        "max_open_orders": "an integer >= 0",
+        "max_position": "a number >= 0",
+        "max_notional": "a number >= 0",
+        "max_rejects_per_minute": "an integer >= 0",
+        "max_disconnect_seconds": "a number > 0",
+        "max_exposure": "a number >= 0",
     },
     "runner": {
-        "on_exit": ("\"cancel_all\", \"leave_gtc\" or \"flatten\"", str, False),
-        "shutdown_timeout": (_NUMBER, float, False),
+        "on_exit": "\"cancel_all\", \"leave_gtc\" or \"flatten\"",
+        "shutdown_timeout": "a number > 0",
     },
     "logging": {
-        "level": ("one of debug, info, warning, error", str, False),
-        "json_file": ("a file path", str, False),
+        "level": "one of debug, info, warning, error",
+        "json_file": "a file path",
     },
 }
 _FREE_SECTIONS = {"strategy"}  # parameters passed to the strategy as they are
 
 
-def _convert(where: str, value: Any, expected: str, kind: Any) -> Any:
-    ok = (isinstance(value, bool) if kind is bool else
-          isinstance(value, int) and not isinstance(value, bool) if kind is int else
-          isinstance(value, int | float) and not isinstance(value, bool) if kind is float else
-          isinstance(value, int | float | str) and not isinstance(value, bool) if kind is Decimal else
-          isinstance(value, str))
-    if not ok:
-        raise ConfigError(f"{where}: expected {expected}, got {type(value).__name__} {value!r}")
-    if kind is Decimal:
+def _url(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value != EMBEDDED and not value.startswith(("ws://", "wss://")):
+        raise InvalidValue("exchange.url", _EXPECTED["exchange"]["url"], value)
+
+
+def _not_empty(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value == "":
+        raise InvalidValue("exchange.account_id", _EXPECTED["exchange"]["account_id"], value,
+                           " (an empty string: leave it out for the primary account)")
+
+
+@define(kw_only=True)
+class ExchangeSection:
+    url: str = field(validator=_url)
+    public_key_env: str = "QFEX_PUBLIC_KEY"
+    secret_key_env: str = "QFEX_SECRET_KEY"
+    account_id: str | None = field(default=None, validator=_not_empty)
+    auth: str = field(default="hmac", validator=_one_of("hmac", "jwt"))
+    jwt_env: str = "QFEX_JWT"
+    sim_time_scale: float = field(default=1000.0, validator=_at_least(0, strict=True))
+
+
+@define(kw_only=True)
+class ManagerSection:
+    """The order manager's options the file may set (None: the manager's default)."""
+
+    request_timeout: float | None = field(default=None, validator=_at_least(0, strict=True))
+    cancel_on_disconnect: bool | None = None
+    kill_timeout: float | None = field(default=None, validator=_at_least(0, strict=True))
+    journal: str | None = None
+    journal_retention: float | None = field(default=None, validator=_at_least(0))
+    journal_failure: str | None = field(default=None, validator=_one_of("halt_new_orders", "continue"))
+    client_id_prefix: str | None = None
+
+
+@define(kw_only=True)
+class RunnerSection:
+    on_exit: str = field(default="cancel_all", validator=_one_of("cancel_all", "leave_gtc", "flatten"))
+    shutdown_timeout: float = field(default=5.0, validator=_at_least(0, strict=True))
+
+
+@define(kw_only=True)
+class LoggingSection:
+    level: str = field(default="info", validator=_one_of("debug", "info", "warning", "error"))
+    json_file: str | None = None
+
+
+@define(kw_only=True)
+class ConfigFile:
+    """A config file as cattrs builds it, section by section."""
+
+    exchange: ExchangeSection
+    manager: ManagerSection = field(factory=ManagerSection)
+    guard: GuardLimits = field(factory=GuardLimits)
+    runner: RunnerSection = field(factory=RunnerSection)
+    logging: LoggingSection = field(factory=LoggingSection)
+    strategy: dict[str, Any] = field(factory=dict)
+
+
+_SECTION_OF: dict[type, str] = {ExchangeSection: "exchange", ManagerSection: "manager", GuardLimits: "guard",
+                                RunnerSection: "runner", LoggingSection: "logging"}
+_CLASS_OF = {name: cls for cls, name in _SECTION_OF.items()}
+
+
+class _WrongType(TypeError):
+    def __init__(self, value: Any) -> None:
+        super().__init__(f"got {type(value).__name__} {value!r}")
+        self.value = value
+
+
+def _strict(kind: type, accepts: Any, build: Any = None) -> Any:
+    """A cattrs hook that takes TOML's value as it is: no "5" -> 5, no true -> 1."""
+
+    def hook(value: Any, _: Any) -> Any:
+        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, accepts):
+            raise _WrongType(value)
         try:
-            return Decimal(str(value))
-        except InvalidOperation:
-            raise ConfigError(f"{where}: expected {expected}, got {value!r}") from None
-    return kind(value)
+            return (build or kind)(value)
+        except (InvalidOperation, ValueError):
+            raise _WrongType(value) from None
+
+    return hook
+
+
+def _converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    converter.register_structure_hook(str, _strict(str, str))
+    converter.register_structure_hook(bool, _strict(bool, bool))
+    converter.register_structure_hook(int, _strict(int, int))
+    converter.register_structure_hook(float, _strict(float, int | float))
+    converter.register_structure_hook(Decimal, _strict(Decimal, int | float | str, lambda v: Decimal(str(v))))
+    converter.register_structure_hook_func(lambda t: t == dict[str, Any], _strict(dict, dict))
+    return converter
+
+
+_CONVERTER = _converter()
+
+
+def _first_problem(exc: BaseException, section: str | None = None) -> str:
+    """The dotted key and what was wrong, for the first failure cattrs found in the file (``section``
+    None) or in one section."""
+    if isinstance(exc, InvalidValue):
+        return str(exc)
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        known = ", ".join(_EXPECTED[section or ""])
+        return f"unknown key {section}.{sorted(exc.extra_fields)[0]} (known: {known})"
+    if not isinstance(exc, cattrs.ClassValidationError):
+        return f"{section}: {exc}" if section else str(exc)
+    inner = exc.exceptions[0]
+    name = next((note.name for note in getattr(inner, "__notes__", ())
+                 if isinstance(note, cattrs.AttributeValidationNote)), "")
+    if section is None:
+        if isinstance(inner, KeyError):  # no [exchange] table at all
+            return f"missing key exchange.url ({_EXPECTED['exchange']['url']})"
+        return _first_problem(inner, name)
+    expected = _EXPECTED[section].get(name, "")
+    if isinstance(inner, KeyError):
+        return f"missing key {section}.{name} ({expected})"
+    if isinstance(inner, _WrongType):
+        return f"{section}.{name}: expected {expected}, {inner}"
+    return _first_problem(inner, section)
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
@@ -183,59 +327,28 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{file}: not valid TOML: the file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
-    values: dict[str, dict[str, Any]] = {}
     for section, body in data.items():
-        if section in _FREE_SECTIONS:
-            if not isinstance(body, dict):
-                raise ConfigError(f"{file}: [{section}] must be a table")
-            continue
-        schema = _SCHEMA.get(section)
-        if schema is None and not isinstance(body, dict):
+        known = section in _EXPECTED or section in _FREE_SECTIONS
+        if not known and not isinstance(body, dict):
             raise ConfigError(f"{file}: unknown top-level key {section} (keys belong in a [section])")
-        if schema is None:
-            known = ", ".join(sorted([*_SCHEMA, *_FREE_SECTIONS]))
-            raise ConfigError(f"{file}: unknown section [{section}] (known: {known})")
+        if not known:
+            names = ", ".join(sorted([*_EXPECTED, *_FREE_SECTIONS]))
+            raise ConfigError(f"{file}: unknown section [{section}] (known: {names})")
         if not isinstance(body, dict):
             raise ConfigError(f"{file}: [{section}] must be a table")
-        for key, value in body.items():
-            if key not in schema:
-                raise ConfigError(f"{file}: unknown key {section}.{key} (known: {', '.join(schema)})")
-            expected, kind, _ = schema[key]
-            values.setdefault(section, {})[key] = _convert(f"{file}: {section}.{key}", value, expected, kind)
-    for section, schema in _SCHEMA.items():
-        for key, (expected, _, required) in schema.items():
-            if required and key not in values.get(section, {}):
-                raise ConfigError(f"{file}: missing key {section}.{key} ({expected})")
-    return _build(file, values, data.get("strategy", {}))
+    try:
+        parsed = _CONVERTER.structure(data, ConfigFile)
+    except (cattrs.BaseValidationError, InvalidValue) as exc:
+        raise ConfigError(f"{file}: {_first_problem(exc)}") from None
+    return _build(file, parsed)
 
 
-def _build(file: Path, v: dict[str, dict[str, Any]], strategy: dict[str, Any]) -> Config:
-    exchange, runner, logging = v.get("exchange", {}), v.get("runner", {}), v.get("logging", {})
-    url = exchange["url"]
-    if url != EMBEDDED and not url.startswith(("ws://", "wss://")):
-        raise ConfigError(f"{file}: exchange.url: expected {_SCHEMA['exchange']['url'][0]}, got {url!r}")
-    on_exit = runner.get("on_exit", "cancel_all")
-    if on_exit not in ("cancel_all", "leave_gtc", "flatten"):
-        raise ConfigError(f"{file}: runner.on_exit: expected {_SCHEMA['runner']['on_exit'][0]}, "
-                          f"got {on_exit!r}")
-    if exchange.get("auth", "hmac") not in ("hmac", "jwt"):
-        raise ConfigError(f"{file}: exchange.auth: expected {_SCHEMA['exchange']['auth'][0]}, "
-                          f"got {exchange['auth']!r}")
-    if exchange.get("account_id") == "":
-        raise ConfigError(f"{file}: exchange.account_id: expected {_SCHEMA['exchange']['account_id'][0]}, "
-                          "got an empty string (leave it out for the primary account)")
-    failure = v.get("manager", {}).get("journal_failure", "halt_new_orders")
-    if failure not in ("halt_new_orders", "continue"):
-        raise ConfigError(f"{file}: manager.journal_failure: expected "
-                          f"{_SCHEMA['manager']['journal_failure'][0]}, got {failure!r}")
-    level = logging.get("level", "info")
-    if level not in ("debug", "info", "warning", "error"):
-        raise ConfigError(f"{file}: logging.level: expected {_SCHEMA['logging']['level'][0]}, got {level!r}")
-    config = Config(file, url, strategy=dict(strategy), manager=dict(v.get("manager", {})),
-                    guard=GuardLimits(**v.get("guard", {})), on_exit=on_exit,
-                    shutdown_timeout=runner.get("shutdown_timeout", 5.0), log_level=level,
-                    log_json_file=logging.get("json_file"))
-    for key in ("public_key_env", "secret_key_env", "account_id", "auth", "jwt_env", "sim_time_scale"):
-        if key in exchange:
-            setattr(config, key, exchange[key])
-    return config
+def _build(file: Path, parsed: ConfigFile) -> Config:
+    exchange, runner = parsed.exchange, parsed.runner
+    manager = {k: v for k, v in attrs.asdict(parsed.manager).items() if v is not None}
+    return Config(file, exchange.url, public_key_env=exchange.public_key_env,
+                  secret_key_env=exchange.secret_key_env, account_id=exchange.account_id, auth=exchange.auth,
+                  jwt_env=exchange.jwt_env, sim_time_scale=exchange.sim_time_scale, manager=manager,
+                  guard=parsed.guard, on_exit=runner.on_exit, shutdown_timeout=runner.shutdown_timeout,
+                  log_level=parsed.logging.level, log_json_file=parsed.logging.json_file,
+                  strategy=dict(parsed.strategy))
