@@ -453,11 +453,17 @@ def _the_stop_it_came_from(core: OmsCore, order: Order) -> StopOrder | None:
 
 
 def find_triggered_order(core: OmsCore, stop: StopOrder) -> Order | None:
-    """The one adopted order, linked to no stop, that this stop can have fired into; or None."""
+    """The one adopted order, linked to no stop, that this stop can have fired into, and for which
+    this stop is the one it can have come from (both ways unique: a guess is worse than nothing)."""
     linked = {id(s.order) for s in core.stops if s.order is not None}
     fits = [o for o in core.tracker.orders() if o.adopted and o.symbol == stop.symbol
             and o.side is stop.side and id(o) not in linked and _came_from(o, stop)]
-    return fits[0] if len(fits) == 1 else None
+    if len(fits) != 1:
+        return None
+    came_from = core.stops.by_id(fits[0].order_id)
+    if came_from is None or came_from.symbol != stop.symbol:
+        came_from = _the_stop_it_came_from(core, fits[0])
+    return fits[0] if came_from is stop else None
 
 
 def _came_from(order: Order, stop: StopOrder) -> bool:
