@@ -198,7 +198,8 @@ class StopsAgainstFakeExchange(RuleBasedStateMachine):
                                    order_type=order_type, tif=TimeInForce.IOC))
         if report:
             self.pending.append(m.OrderResponse(order_id=order_id, symbol=SYMBOL, status=OrderStatus.FILLED,
-                                                side=Side.SELL, type=order_type, time_in_force=TimeInForce.IOC,
+                                                side=Side.SELL, type=order_type,
+                                                time_in_force=TimeInForce.IOC,
                                                 quantity=x.quantity, price=x.trigger,
                                                 quantity_remaining=Decimal(0), client_order_id=cid))
         self.pending.append(fill)
