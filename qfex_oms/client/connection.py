@@ -21,8 +21,15 @@ import trio_websocket
 from attrs import define, frozen
 from wsproto.utilities import LocalProtocolError
 
-from qfex_oms.client.session import Credentials, Session, close_reason, connect, url_with_key
-from qfex_oms.client.wsconn import WsClient, connect_ws
+from qfex_oms.client.session import (
+    Credentials,
+    Session,
+    close_reason,
+    connect,
+    rejected_upgrade,
+    url_with_key,
+)
+from qfex_oms.client.wsconn import UpgradeRejected, WsClient, connect_ws
 from qfex_oms.core.pacer import PacerSettings
 from qfex_oms.errors import AuthenticationError, NotConnected
 from qfex_oms.logs import get_logger
@@ -146,7 +153,7 @@ class Connection:
         if isinstance(exc, AuthenticationError):
             return exc, False
         if isinstance(exc, trio_websocket.ConnectionRejected):
-            return AuthenticationError(f"the exchange refused the connection: HTTP {exc.status_code}"), False
+            return rejected_upgrade(self.url, exc.status_code, self.credentials.public_key), False
         return AuthenticationError(f"could not connect to {self.url}: {exc!r}"), True
 
     async def _run(self, first: bool, task_status: trio.TaskStatus[None]) -> str:
@@ -197,8 +204,11 @@ class Connection:
         """The websocket of one attempt, on the transport ``TRANSPORT`` names."""
         if TRANSPORT.get() == "trio-websocket":
             return await connect(nursery, self.url, self.credentials)
-        return await connect_ws(url_with_key(self.url, self.credentials.public_key),
-                                max_message_size=MAX_MESSAGE_SIZE)
+        key = self.credentials.public_key
+        try:
+            return await connect_ws(url_with_key(self.url, key), max_message_size=MAX_MESSAGE_SIZE)
+        except UpgradeRejected as exc:
+            raise rejected_upgrade(self.url, exc.status_code, key) from None
 
     def _lost(self, reason: str) -> None:
         self.session = None

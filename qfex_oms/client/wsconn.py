@@ -10,10 +10,10 @@ Measured side by side in ``bench`` (issue 19).
 
 Kept from trio-websocket, so the rest of the package sees no difference: the method names the
 session uses (``send_message``, ``get_message``, ``aclose``), ``trio_websocket.ConnectionClosed``
-with its ``CloseReason`` when the connection ends, and ``AuthenticationError`` naming the HTTP
-status of a refused upgrade. Kept from ``qfex_oms.wsfix``: no pong once a closing handshake has
-started (RFC 6455 §5.5.2 owes none, and wsproto refuses one), so a ping crossing our close frame
-ends nothing.
+with its ``CloseReason`` when the connection ends, and a refused upgrade worded by the session's
+``rejected_upgrade``, as on the trio-websocket path. Kept from ``qfex_oms.wsfix``: no pong once a
+closing handshake has started (RFC 6455 §5.5.2 owes none, and wsproto refuses one), so a ping
+crossing our close frame ends nothing.
 """
 
 from __future__ import annotations
@@ -40,11 +40,17 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from qfex_oms.errors import AuthenticationError
-
 RECEIVE_SIZE = 64 * 1024
 ABNORMAL = 1006  # RFC 6455 §7.1.5: closed without a close frame
 MessageSink = Callable[[str | bytes], None]
+
+
+class UpgradeRejected(Exception):
+    """The server answered the upgrade with an HTTP error (the session names it for the user)."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"the websocket upgrade was refused: HTTP {status_code}")
+        self.status_code = status_code
 
 
 class WsClient:
@@ -187,7 +193,7 @@ class WsClient:
 async def connect_ws(url: str, *, max_message_size: int, ssl_context: ssl.SSLContext | None = None
                      ) -> WsClient:
     """Open ``url`` (ws:// or wss://) and complete the upgrade. A refused upgrade raises
-    ``AuthenticationError`` naming the HTTP status, as the session's trio-websocket path does."""
+    ``UpgradeRejected`` with the HTTP status."""
     parts = urlsplit(url)
     secure = parts.scheme == "wss"
     host = parts.hostname or "localhost"
@@ -212,8 +218,7 @@ async def connect_ws(url: str, *, max_message_size: int, ssl_context: ssl.SSLCon
                 if isinstance(event, AcceptConnection):
                     accepted = True
                 elif isinstance(event, RejectConnection):
-                    status = event.status_code
-                    raise AuthenticationError(f"the exchange refused the connection: HTTP {status}")
+                    raise UpgradeRejected(event.status_code)
                 elif isinstance(event, Message):
                     client._message(event)  # noqa: SLF001  (its own class: arrived with the upgrade)
         return client

@@ -17,9 +17,9 @@ import trio
 import trio_websocket
 from simkit import manager
 
-from qfex_oms import AuthenticationError
+from qfex_oms import AuthenticationError, Credentials
 from qfex_oms.client.connection import TRANSPORT
-from qfex_oms.client.wsconn import WsClient, connect_ws
+from qfex_oms.client.wsconn import UpgradeRejected, WsClient, connect_ws
 from qfex_oms.sim import Venue
 
 Handler = Callable[[trio_websocket.WebSocketConnection], Awaitable[None]]
@@ -88,8 +88,26 @@ async def test_a_refused_upgrade_names_its_http_status() -> None:
         raise AssertionError("not reached")
 
     async with server(never, reject=403) as url:
-        with trio.fail_after(5), pytest.raises(AuthenticationError, match="HTTP 403"):
+        with trio.fail_after(5), pytest.raises(UpgradeRejected) as caught:
             await connect_ws(url, max_message_size=1 << 20)
+    assert caught.value.status_code == 403
+
+
+async def test_the_manager_words_a_refused_upgrade_as_the_session_does(venue: Venue) -> None:
+    """An unknown public key: the simulator refuses the upgrade with 401 (tests/manager/
+    test_manager_auth.py checks the wording), on either transport alike."""
+    messages = []
+    for transport in ("wsproto", "trio-websocket"):
+        token = TRANSPORT.set(transport)
+        try:
+            with trio.fail_after(5), pytest.raises(AuthenticationError) as caught:
+                async with manager(venue, Credentials("qfex_pub_nobody", "whatever")):
+                    pytest.fail("the block must not run with an unknown key")
+        finally:
+            TRANSPORT.reset(token)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
+    assert "HTTP 401" in messages[0]
 
 
 async def test_concurrent_senders_take_turns_and_a_send_after_close_raises() -> None:
