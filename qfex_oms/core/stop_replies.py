@@ -212,7 +212,7 @@ def on_order_response(core: OmsCore, r: m.OrderResponse) -> Order | None:
                              symbol=r.symbol, status=str(r.status))
                 return None
             return order_not_indexed(core, r, None)
-    if r.status is OrderStatus.FILLED:
+    if r.status is OrderStatus.FILLED or (r.type is not None and r.type not in STOP_KINDS):
         return _fired_under_its_id(core, stop, r)
     _BY_STATUS.get(r.status, _on_refusal)(core, stop, r)
     return None
@@ -281,14 +281,18 @@ def _on_refusal(core: OmsCore, stop: StopOrder, r: m.OrderResponse) -> None:
         request = stop.modify_request
         apply_stop_event(core, stop, StopEvent.MODIFY_REFUSED, status)
         finish_request(core, request, status)
+    elif stop.state is StopState.ACTIVE:  # ended by the exchange (fired with nothing to close)
+        apply_stop_event(core, stop, StopEvent.REJECT, status)
     else:
         core.emit(Unmatched(r, f"{status} for a stop order with no request in flight"))
         log.warning("stop refusal matched no request", **stop.describe(), status=status)
 
 
 def _fired_under_its_id(core: OmsCore, stop: StopOrder, r: m.OrderResponse) -> Order | None:
-    """A FILLED report under the stop's own id: the market order it became shares its id. The
-    order is adopted (fills count on it, once) and the report applied to it by the order path."""
+    """A report under the stop's own id that is not a stop's (FILLED, or a type that is not
+    TAKE_PROFIT/STOP_LOSS: the simulator's ACK of type STOP_MARKET): the market order it became
+    shares its id. The order is adopted (fills count on it, once) and the report applied to it by
+    the order path."""
     order = order_not_indexed(core, r, None)
     if order is not None and stop.order is None:
         trigger(core, stop, order)

@@ -16,7 +16,9 @@ The table is the order table's counterpart, with the edges the real world has:
 * NO_SUCH_ORDER is never a cancel: the stop may have fired, or been cancelled elsewhere; it is
   UNKNOWN until a snapshot (or the order it became) settles it;
 * a lost request (timeout, failed send, disconnect) is never a rejection: UNKNOWN until settled;
-* a push about a stop that has ended (duplicate, reordered) changes nothing.
+* a push about a stop that has ended (duplicate, reordered) changes nothing;
+* an ACTIVE stop the exchange refuses with no request of ours in flight was ended by it (the
+  simulator's choice C40: a stop that fires with no position left to close ends REJECTED).
 
 Moves not in the table are logged and dropped by the caller (``stop_replies.apply_stop_event``).
 """
@@ -82,6 +84,7 @@ STOP_TRANSITIONS: dict[StopState, dict[StopEvent, StopState]] = {
     },
     S.ACTIVE: {
         E.ACK: S.ACTIVE,
+        E.REJECT: S.REJECTED,  # the exchange ended it unasked (it fired with nothing to close)
         E.CANCEL_SENT: S.PENDING_CANCEL,
         E.CANCELLED: S.CANCELLED,
         E.CANCEL_REFUSED: S.ACTIVE,

@@ -455,3 +455,26 @@ def test_replay_after_a_crash_between_staging_and_trigger_leaves_the_stop_unknow
     apply_stop_note(rebuilt, b'{"stops_settled": []}')
     settle_stops(rebuilt, rebuilt.seq, m.AllOrdersResponse(stop_orders=(push("S1"),)))
     assert s.state is StopState.ACTIVE and s.stop_order_id == "S1"
+
+
+def test_the_simulators_trigger_sequence_ack_of_type_stop_market_under_the_stop_id() -> None:
+    """C40: the fired order has the stop's id and client id, type STOP_MARKET: ACK, fill, FILLED."""
+    core = OmsCore()
+    s = active(core)
+    core.on_reply(m.OrderResponse(order_id="S1", symbol=SYMBOL, status=OrderStatus.ACK, side=Side.SELL,
+                                  type=OrderType.STOP_MARKET, time_in_force=TimeInForce.IOC,
+                                  quantity=Decimal(1), price=Decimal(180), quantity_remaining=Decimal(1),
+                                  client_order_id="s1"))
+    assert s.state is StopState.TRIGGERED and s.order is not None
+    order = s.order
+    core.on_reply(triggered_fill("S1", "t1", cid="s1", order_type=OrderType.STOP_MARKET))
+    core.on_reply(triggered_fill("S1", "t1", cid="s1", order_type=OrderType.STOP_MARKET))
+    assert order.filled_quantity == Decimal(1) and order.state.is_terminal
+    check(core)
+
+
+def test_a_refusal_with_no_request_in_flight_ends_an_active_stop() -> None:
+    core = OmsCore()
+    s = active(core)
+    core.on_reply(resp("S1", "REJECTED"))  # fired with nothing left to close (C40)
+    assert s.state is StopState.REJECTED
