@@ -3,14 +3,17 @@
 A trio-websocket server plays the venue, so each behaviour is checked against another
 implementation of RFC 6455: messages both ways (a large one arrives fragmented over many reads),
 pings answered while open, the close reason carried by ``ConnectionClosed``, a refused upgrade
-named by its HTTP status, and concurrent senders never interleaving their frames. The manager on
+named by its HTTP status, concurrent senders never interleaving their frames, and wss:// over TLS. The manager on
 both transports (``connection.TRANSPORT``) places and cancels alike.
 """
 
 from __future__ import annotations
 
+import shutil
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import trio
@@ -153,3 +156,36 @@ async def test_the_manager_trades_on_either_transport(venue: Venue, transport: s
             assert isinstance(session.ws, WsClient) is (transport == "wsproto")
     finally:
         TRANSPORT.reset(token)
+
+
+async def test_wss_over_tls_with_the_servers_name_checked(tmp_path: Path) -> None:
+    """Production QFEX is wss://: the TLS handshake, the server's name checked against its
+    certificate (``localhost`` here, self-signed with the openssl command line)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    await trio.run_process([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                            "-keyout", str(key), "-out", str(cert)], capture_stdout=True, capture_stderr=True)
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+    client_side = ssl.create_default_context(cafile=str(cert))
+
+    async def echo(ws: trio_websocket.WebSocketConnection) -> None:
+        await ws.send_message(f"echo {await ws.get_message()}")
+        await trio.sleep_forever()
+
+    async def accept(request: trio_websocket.WebSocketRequest) -> None:
+        await echo(await request.accept())
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(trio_websocket.serve_websocket, accept, "127.0.0.1", 0, server_side)
+        with trio.fail_after(5):
+            url = f"wss://localhost:{listeners.port}/?api_key=k"
+            client = await connect_ws(url, max_message_size=1 << 20, ssl_context=client_side)
+            await client.send_message("over tls")
+            assert await client.get_message() == "echo over tls"
+            with trio.move_on_after(1):
+                await client.aclose()
+        nursery.cancel_scope.cancel()
