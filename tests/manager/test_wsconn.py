@@ -3,8 +3,8 @@
 A trio-websocket server plays the venue, so each behaviour is checked against another
 implementation of RFC 6455: messages both ways (a large one arrives fragmented over many reads),
 pings answered while open, the close reason carried by ``ConnectionClosed``, a refused upgrade
-named by its HTTP status, concurrent senders never interleaving their frames, and wss:// over TLS. The manager on
-both transports (``connection.TRANSPORT``) places and cancels alike.
+named by its HTTP status, concurrent senders never interleaving their frames, and wss:// over TLS.
+The manager on both transports (``connection.TRANSPORT``) places and cancels alike.
 """
 
 from __future__ import annotations
