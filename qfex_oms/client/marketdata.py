@@ -306,7 +306,15 @@ class MarketData:
         request = mds.Subscribe(channels=(channel,), symbols=(symbol,))
         await ws.send_message(mds.encode_subscribe(request).decode())
 
-    async def restart_connection(self, reason: str) -> None:
+    async def _resubscribe(self, channel: str, symbol: str) -> None:
+        """A resubscribe from the reader's side: a connection that died meanwhile is the
+        supervisor's to handle (it resubscribes everything), not an error of this task."""
+        try:
+            await self._send_subscribe(channel, symbol)
+        except CONNECTION_ERRORS as exc:
+            log.info("market data resubscribe not sent", channel=channel, symbol=symbol, error=repr(exc))
+
+    def restart_connection(self, reason: str) -> None:
         """Drop the connection now; the supervisor reconnects and resubscribes."""
         log.warning("market data restarting the connection", reason=reason)
         if self._restart is not None:
@@ -382,7 +390,7 @@ class MarketData:
                 self._restart.cancel()
             return
         if key[1] in self.settings.channels:
-            self._nursery.start_soon(self._send_subscribe, key[1], key[0])
+            self._nursery.start_soon(self._resubscribe, key[1], key[0])
 
     def _publish(self, item: Update) -> None:
         symbol = item.symbol
