@@ -186,6 +186,7 @@ class MarketBook:
     _sequence: dict[str, int] = field(factory=dict)
     _time: dict[str, int] = field(factory=dict)
     _trade_ids: set[str] = field(factory=set)
+    _image_quote: Quote | None = None  # the image's top as a Quote, built on first read
 
     def __attrs_post_init__(self) -> None:
         self.trades = deque(maxlen=self.trade_history)
@@ -225,8 +226,11 @@ class MarketBook:
         """The freshest best bid/offer: the bbo channel's, or the image's top if that is newer."""
         image = self.book_stamp
         if image is not None and (self.quote is None or image.received > self.quote.stamp.received):
-            bid, ask = self.bids.best(), self.asks.best()
-            return Quote(bid and bid[0], bid and bid[1], ask and ask[0], ask and ask[1], image)
+            if self._image_quote is None:
+                bid, ask = self.bids.best(), self.asks.best()
+                self._image_quote = Quote(bid and bid[0], bid and bid[1], ask and ask[0], ask and ask[1],
+                                          image)
+            return self._image_quote
         return self.quote
 
     def stale(self, now: float, seconds: float, channel: str | None = None) -> bool:
@@ -275,6 +279,7 @@ class MarketBook:
             return self._refuse(mds.LEVEL2, refused)
         (self.bids if is_bid else self.asks).set(price, size)
         self.book_stamp = Stamp(exchange_ns, received)
+        self._image_quote = None
         return self._accepted(mds.LEVEL2, sequence, exchange_ns, received)
 
     def _apply_image(self, image: mds.BookImage, received: float) -> Result:
@@ -285,6 +290,7 @@ class MarketBook:
         self.bids.replace(image.bid)
         self.asks.replace(image.ask)
         self.book_stamp = Stamp(image.time_ns, received)
+        self._image_quote = None
         return self._accepted(mds.LEVEL2, image.sequence, image.time_ns, received)
 
     def _apply_bbo(self, bbo: mds.Bbo, received: float) -> Result:

@@ -286,10 +286,29 @@ def _str(value: Any, _: type) -> str:
     return value
 
 
+# Pulsed images repeat the same price and size texts pulse after pulse: each distinct text is parsed
+# (and checked against the number domain) once. Decimals are immutable, so sharing them is safe;
+# the memo is bounded by clearing it when full.
+_TEXT_MEMO: dict[str, Decimal] = {}
+TEXT_MEMO_LIMIT = 65_536
+
+
+def _level_number(value: Any) -> Decimal:
+    if type(value) is str:
+        found = _TEXT_MEMO.get(value)
+        if found is None:
+            found = numbers.parse(value)
+            if len(_TEXT_MEMO) >= TEXT_MEMO_LIMIT:
+                _TEXT_MEMO.clear()
+            _TEXT_MEMO[value] = found
+        return found
+    return numbers.parse(value)
+
+
 def _level(value: Any, _: type) -> Level:
     if not isinstance(value, list | tuple) or len(value) != 2:
         raise TypeError("a level must be a [price, size] pair")
-    return numbers.parse(value[0]), numbers.parse(value[1])
+    return _level_number(value[0]), _level_number(value[1])
 
 
 def _level_side(value: Any, _: type) -> tuple[Level, ...]:
@@ -401,8 +420,30 @@ def _collect(item: Any, inherited: str | None, out: list[MdsMessage]) -> None:
     out.append(decode_message(kind, item))
 
 
+def _opt(payload: dict[str, Any], key: str, hook: Callable[[Any, type], Any]) -> Any:
+    value = payload.get(key)
+    return None if value is None else hook(value, int)
+
+
+def _fast_book(kind: type[BookImage] | type[Bbo], payload: dict[str, Any]) -> MdsMessage:
+    """level2 and bbo, the frames that arrive by the thousand, read without cattrs' dispatch
+    (same rules as the converter: ``test_mds_codec`` checks both paths agree)."""
+    symbol = _str(payload["symbol"], str)
+    bid = _level_side(payload.get("bid"), tuple)
+    ask = _level_side(payload.get("ask"), tuple)
+    sequence = _opt(payload, "sequence", _int_or_text)
+    time_ns = _opt(payload, "time", _time)
+    if kind is Bbo:
+        return Bbo(symbol, bid, ask, sequence, time_ns)
+    return BookImage(symbol, bid, ask, sequence, time_ns, _opt(payload, "sig_figs", _int_or_text))
+
+
 def decode_message(kind: str, payload: dict[str, Any]) -> MdsMessage:
     """One flat message of type ``kind``; cattrs/ValueError/TypeError if it is malformed."""
+    if kind == LEVEL2:
+        return _fast_book(BookImage, payload)
+    if kind == BBO:
+        return _fast_book(Bbo, payload)
     if kind == REFDATA:
         return RefData(payload)
     cls = _CLASS_OF.get(kind)

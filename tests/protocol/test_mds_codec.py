@@ -171,3 +171,18 @@ def test_subscribe_frame_is_flat() -> None:
 def test_time_round_trip() -> None:
     assert mds.format_time(T_BOOK) == "2025-09-04T09:26:39.545268322Z"
     assert mds.parse_time("2025-09-04T11:26:39.5+02:00") == mds.parse_time("2025-09-04T09:26:39.500Z")
+
+
+@pytest.mark.parametrize(("raw", "kind"), [(LEVEL2, mds.BookImage), (BBO, mds.Bbo)])
+def test_the_fast_book_path_agrees_with_the_converter(raw: bytes, kind: type) -> None:
+    payload = orjson.loads(raw)
+    payload["sig_figs"] = "1"
+    assert one(orjson.dumps(payload)) == mds.converter.structure(payload, kind)
+
+
+def test_the_number_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mds, "TEXT_MEMO_LIMIT", 3)
+    for n in range(10):
+        image = one(orjson.dumps({"type": "level2", "symbol": "X", "bid": [[f"{n}.5", "1"]]}))
+        assert isinstance(image, mds.BookImage) and image.bid == ((D(f"{n}.5"), D(1)),)
+    assert len(mds._TEXT_MEMO) <= 3
