@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import click
 
-from qfex_oms._version import __version__
 from qfex_oms.app.commands import account, check, service, trading
 from qfex_oms.app.commands.common import (
     DEFAULT_CONFIG,
@@ -29,7 +28,9 @@ from qfex_oms.app.commands.trading import parse_params
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", "-V", prog_name="qfex-oms", message="%(prog)s %(version)s")
+# The installed distribution's version: pyproject.toml takes it from qfex_oms/_version.py.
+@click.version_option(None, "--version", "-V", package_name="qfex_oms", prog_name="qfex-oms",
+                      message="%(prog)s %(version)s")
 @logging_options
 def main() -> None:
     """qfex_oms: an order manager for the QFEX exchange, and its simulator.

@@ -115,7 +115,7 @@ def test_the_wheel_carries_the_examples_and_configs_and_the_version(installed: P
     module, version, examples, uat = proc.stdout.splitlines()
     assert str(REPO) not in module and "site-packages" in module
     assert version == md.version("qfex_oms")
-    assert examples == "['kill_drill', 'quoter', 'rebalancer']"
+    assert examples == str(sorted(path.stem for path in (REPO / "strategies").glob("*.py")))  # all shipped
     assert "site-packages" in uat and uat.endswith("qfex_oms/configs/uat.toml")
     out = _run(installed, "--version", cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.strip() == f"qfex-oms {version}", _explain(out)
