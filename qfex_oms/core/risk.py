@@ -14,7 +14,8 @@ Rules every check follows:
   ``5 %``.
 - **An order that does not make things worse is never refused by an exposure limit** (position,
   gross notional, margin): a sell that brings a long closer to flat passes even if the account is
-  already past the limit (the guard, not this check, deals with a breach that already exists).
+  already past the limit (the guard, not this check, deals with a breach that already exists); one
+  that flips the position past the limit on the other side is refused.
 - **What cannot be valued is skipped, and said so**: with no reference price (no mark, no last
   trade) the price band is skipped; a MARKET order with neither a price nor a reference skips the
   notional, gross and margin checks unless ``refuse_unpriced``; with no balance reported yet the
@@ -412,7 +413,8 @@ class RiskCheck:
         buying = side is _BUY
         before = held + buys if buying else held - sells  # the worst case on the order's side, signed
         after = before + added if buying else before - added
-        if position_limit is not None and abs(after) > position_limit and abs(after) > abs(before):
+        if position_limit is not None and abs(after) > position_limit and \
+                (abs(after) > abs(before) or (after < 0) != (before < 0)):  # worse, or flipped past it
             return Refusal("max_position", abs(after), position_limit, symbol,
                            f"position after the order {plain(after)} (reported {plain(held)}, open buys "
                            f"{plain(buys)}, open sells {plain(sells)}, this {side} {plain(added)}) > "
@@ -482,6 +484,11 @@ class RiskCheck:
         if stamp is None or now > stamp:
             self._stamp = now
         return None
+
+    @property
+    def bucket(self) -> tuple[float, float | None]:
+        """The bucket's raw state (tokens at the last take, the clock value of that take)."""
+        return self._tokens, self._stamp
 
     def tokens(self, now: float) -> float:
         """What the bucket holds at ``now`` (read-only: for tests and reports)."""
