@@ -68,6 +68,7 @@ class WsClient:
         self._reading = False
         self._ended = trio.Event()
         self.close_reason: CloseReason | None = None
+        self.buffered = False  # wsproto may hold frames that arrived with the upgrade
 
     # ----------------------------------------------------------------- sending
 
@@ -118,43 +119,54 @@ class WsClient:
             self._reading = False
 
     async def _pump(self) -> None:
-        """Receive once from the socket and turn it into messages (or the end)."""
+        """Receive once from the socket and turn it into messages (or the end). The end is raised
+        on the call after it is seen, so the messages that came before it in the same read are
+        handed over first."""
         if self.close_reason is not None:
             raise ConnectionClosed(self.close_reason)
-        try:
-            data = await self._stream.receive_some(RECEIVE_SIZE)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            data = b""
-        if not data:
-            self._end(CloseReason(ABNORMAL, "the socket closed without a close frame"))
-            raise ConnectionClosed(self.close_reason)
-        try:
-            self._ws.receive_data(bytes(data))
-        except RemoteProtocolError as exc:
-            self._end(CloseReason(1002, f"protocol error: {exc}"))
-            raise ConnectionClosed(self.close_reason) from None
+        if self.buffered:
+            self.buffered = False  # frames that came with the upgrade: parse them before reading
+        else:
+            try:
+                data = await self._stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                self._end(CloseReason(ABNORMAL, "the socket closed without a close frame"))
+                raise ConnectionClosed(self.close_reason)
+            try:
+                self._ws.receive_data(bytes(data))
+            except RemoteProtocolError as exc:
+                self._end(CloseReason(1002, f"protocol error: {exc}"))
+                raise ConnectionClosed(self.close_reason) from None
         for event in self._ws.events():
             if isinstance(event, Message):
-                self._message(event)
+                if not self._message(event):
+                    await trio.aclose_forcefully(self._stream)  # too large: the connection is over
+                    return
             elif isinstance(event, Ping):
                 if self._ws.state is ConnectionState.OPEN:  # the wsfix lesson: none owed once closing
-                    await self._write(self._ws.send(event.response()))
+                    with contextlib.suppress(ConnectionClosed):  # a broken socket shows on the next read
+                        await self._write(self._ws.send(event.response()))
             elif isinstance(event, CloseConnection):
                 await self._closed_by_peer(event)
+                return
 
-    def _message(self, event: Message) -> None:  # type: ignore[type-arg]
+    def _message(self, event: Message) -> bool:  # type: ignore[type-arg]
+        """Queue a whole message (or keep a fragment); False when it grows past the limit."""
         data = event.data
-        if event.message_finished and not self._parts:
-            self._pending.append(data)
-            return
+        if event.message_finished and not self._parts and len(data) <= self._max:
+            self._pending.append(data)  # the usual case: one whole message in one event
+            return True
         self._size += len(data)
         if self._size > self._max:
             self._end(CloseReason(1009, f"message over {self._max} bytes"))
-            raise ConnectionClosed(self.close_reason)
+            return False
         self._parts.append(data)
         if event.message_finished:
             parts, self._parts, self._size = self._parts, [], 0
             self._pending.append("".join(parts) if isinstance(data, str) else b"".join(parts))  # type: ignore[arg-type]
+        return True
 
     async def _closed_by_peer(self, event: CloseConnection) -> None:
         reason = CloseReason(event.code, event.reason)
@@ -163,7 +175,6 @@ class WsClient:
                 await self._write(self._ws.send(event.response()))
         self._end(reason)
         await self._stream.aclose()
-        raise ConnectionClosed(reason)
 
     def _end(self, reason: CloseReason) -> None:
         if self.close_reason is None:
@@ -208,20 +219,19 @@ async def connect_ws(url: str, *, max_message_size: int, ssl_context: ssl.SSLCon
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         netloc = host if parts.port is None else f"{host}:{parts.port}"
         await stream.send_all(ws.send(Request(host=netloc, target=target)))
-        client, accepted = WsClient(stream, ws, max_message_size), False
-        while not accepted:
+        while True:
             data = await stream.receive_some(RECEIVE_SIZE)
             if not data:
                 raise OSError(f"{url} closed the connection during the upgrade")
             ws.receive_data(bytes(data))
-            for event in ws.events():  # to the end: frames that came with the upgrade are kept
+            for event in ws.events():
                 if isinstance(event, AcceptConnection):
-                    accepted = True
-                elif isinstance(event, RejectConnection):
+                    # Stop here: wsproto keeps what came after the upgrade for the client's reader.
+                    client = WsClient(stream, ws, max_message_size)
+                    client.buffered = True
+                    return client
+                if isinstance(event, RejectConnection):
                     raise UpgradeRejected(event.status_code)
-                elif isinstance(event, Message):
-                    client._message(event)  # noqa: SLF001  (its own class: arrived with the upgrade)
-        return client
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise

@@ -14,11 +14,14 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 import trio_websocket
 from simkit import manager
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
 from qfex_oms import AuthenticationError, Credentials
 from qfex_oms.client.connection import TRANSPORT
@@ -189,3 +192,44 @@ async def test_wss_over_tls_with_the_servers_name_checked(tmp_path: Path) -> Non
             with trio.move_on_after(1):
                 await client.aclose()
         nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def batching_server(*frames: Any) -> AsyncIterator[str]:
+    """A wsproto server that accepts, then writes ``frames`` (wsproto events) in one send: they
+    reach the client in one read."""
+    async def handler(stream: trio.SocketStream) -> None:
+        ws = WSConnection(ConnectionType.SERVER)
+        while True:
+            ws.receive_data(await stream.receive_some(65536))
+            if any(isinstance(event, Request) for event in ws.events()):
+                break
+        await stream.send_all(ws.send(AcceptConnection()) + b"".join(ws.send(f) for f in frames))
+        await trio.sleep(5)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(trio.serve_tcp, handler, 0)
+        yield f"ws://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
+        nursery.cancel_scope.cancel()
+
+
+async def test_messages_read_together_with_the_close_are_all_handed_over() -> None:
+    async with batching_server(TextMessage("one"), TextMessage("two"), CloseConnection(4002, "bye")) as url:
+        client = await open_client(url)
+        got: list[str | bytes] = []
+        with trio.fail_after(5), pytest.raises(trio_websocket.ConnectionClosed) as caught:
+            await client.run_reader(got.append)
+    assert got == ["one", "two"]
+    assert caught.value.reason.code == 4002
+
+
+async def test_a_message_over_the_limit_ends_the_connection_after_the_ones_before_it() -> None:
+    big = TextMessage("z" * 5000)
+    async with batching_server(TextMessage("small"), big, TextMessage("after")) as url:
+        with trio.fail_after(5):
+            client = await connect_ws(url, max_message_size=4096)
+        got: list[str | bytes] = []
+        with trio.fail_after(5), pytest.raises(trio_websocket.ConnectionClosed) as caught:
+            await client.run_reader(got.append)
+    assert got == ["small"]
+    assert caught.value.reason.code == 1009
