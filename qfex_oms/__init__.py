@@ -1,5 +1,6 @@
 """qfex_oms: a trio order manager for the QFEX exchange, with a QFEX-compatible simulator."""
 
+from qfex_oms._version import __version__
 from qfex_oms.client.connection import ReconnectPolicy
 from qfex_oms.client.manager import ManagerSettings, OrderManager, open_order_manager
 from qfex_oms.client.marketdata import MarketData, MarketDataSettings, open_market_data
@@ -11,6 +12,7 @@ from qfex_oms.core.snapshot import SnapshotDiff
 from qfex_oms.core.states import OrderState, TwapState
 from qfex_oms.errors import (
     AuthenticationError,
+    ConnectError,
     Halted,
     InvalidArgument,
     JournalUnavailable,
@@ -28,6 +30,7 @@ from qfex_oms.errors import (
 __all__ = [
     "AuthenticationError",
     "CancelResult",
+    "ConnectError",
     "Credentials",
     "Fill",
     "Halted",
@@ -54,6 +57,7 @@ __all__ = [
     "Twap",
     "TwapRejected",
     "TwapState",
+    "__version__",
     "open_market_data",
     "open_order_manager",
 ]

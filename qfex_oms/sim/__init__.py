@@ -7,6 +7,7 @@ in README.md ("Simulator choices").
 
 from qfex_oms.sim.faults import Faults
 from qfex_oms.sim.ledger import BalanceView, PositionView
+from qfex_oms.sim.market import MarketSettings, MarketSymbol
 from qfex_oms.sim.records import SimOrder, SimTrade, SimTwap
 from qfex_oms.sim.settings import (
     DEFAULT_SYMBOLS,
@@ -23,6 +24,8 @@ __all__ = [
     "Account",
     "BalanceView",
     "Faults",
+    "MarketSettings",
+    "MarketSymbol",
     "PositionView",
     "RateLimitSettings",
     "SimOrder",

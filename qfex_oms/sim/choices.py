@@ -278,3 +278,24 @@ CANCEL_ALL_COVERS_STOPS = True
 # on that stop answers an order_response with this status and no ack, and cancel_all_orders leaves
 # it live, until the fault is cleared.
 REFUSED_STOP_CANCEL_STATUS = OrderStatus.REJECTED
+
+# C48: GET /user/historic-twaps ("Return historic TWAPs (cancelled or completed)", params symbol and
+# limit) is documented without a row shape. Served as a {data, count} page like historic-orders, each
+# row the websocket twap_response's fields under the same names with ISO timestamps
+# (``protocol.rest.HistoricTwap``), newest first; an active TWAP is not listed.
+
+# C49-C54: the market-data (MDS) endpoint, sim/mds.py, where qfex-api.md §13 is silent:
+# C49: a subscribe is not acknowledged (no ack frame is documented; QFEX's CLI expects none).
+# C50: an unreadable or non-subscribe frame answers {"err": {"error_code": "INVALID_JSON_FORMAT", ...}}
+#      (§13.7's generic error frame) and keeps the connection; an unknown channel or symbol is
+#      subscribed silently and never publishes.
+# C51: ``sequence`` counts per (channel, symbol) from 1, on level2, bbo, trade and funding.
+# C52: a trade's ``side`` is the aggressor's, ``trade_id`` the aggressor's fill id, ``execution_type``
+#      "T" (the only value in the docs).
+# C53: a level2 or bbo subscribe is answered at once with the current image (QFEX's next pulse would).
+# C54: ``funding`` carries the simulator's funding rate with ``time_remaining`` to the next
+#      settlement (0 when settlements are off), on every pulse.
+# C55: the background market (sim/market.py, ``--market``) is an ordinary account trading through
+#      the matching engine over the trade websocket (auth, rate limits, STP and TIF apply to it);
+#      each step it sends cancel_all_orders, then re-quotes a few levels each side of a seeded
+#      random walk (drift and volatility per symbol).

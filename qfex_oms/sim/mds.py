@@ -11,7 +11,7 @@ Nothing is public-key gated (§13.1: "MDS is public"). The engine has no change 
 publisher polls it every ``MdsSettings.poll`` seconds while anyone is connected, and sleeps when
 no one is; a poll costs a few dictionary reads per symbol.
 
-Choices where §13 is silent (proposed for sim/choices.py, next free numbers):
+Choices where §13 is silent (sim/choices.py C49-C54):
 
 * MDS_CHOICE_ACK: a subscribe is not acknowledged (no ack frame is documented; the CLI expects none).
 * MDS_CHOICE_ERRORS: an unreadable or non-subscribe frame answers ``{"err": {"error_code":

@@ -7,11 +7,12 @@ import signal
 
 import click
 import trio
+from attrs import frozen
 from rich.console import Console
 
 from qfex_oms.app.commands.common import EXIT_OK, EXIT_UNSAFE, configure_logging, exit_codes, leaves
 from qfex_oms.errors import InvalidArgument
-from qfex_oms.sim import RateLimitSettings, open_simulator
+from qfex_oms.sim import MarketSettings, RateLimitSettings, open_simulator
 
 # ====================================================================== demo and sim
 
@@ -33,15 +34,25 @@ def demo() -> None:
 @click.option("--time-scale", default=1.0, show_default=True, type=float,
               help="Divide TWAP intervals by this factor.")
 @click.option("--no-rate-limit", is_flag=True, help="Disable QFEX's rate limits.")
+@click.option("--mds-port", default=0, show_default=True, type=int,
+              help="Market-data (MDS) websocket port (0 picks one).")
+@click.option("--mds-pulse", default=0.5, show_default=True, type=float,
+              help="Seconds between level2 book images (QFEX documents 500 ms).")
+@click.option("--market/--no-market", default=False, show_default=True,
+              help="Run a background market: a liquidity provider around a seeded random walk.")
+@click.option("--market-seed", default=0, show_default=True, type=int, help="The background market's seed.")
 @exit_codes
-def sim(host: str, port: int, time_scale: float, no_rate_limit: bool) -> None:
-    """Run the QFEX simulator until SIGINT/SIGTERM; the first stdout line is its ws:// URL, the
-    second ``rest <http URL>`` of its REST API. Exit 2 when the port is taken."""
+def sim(host: str, port: int, time_scale: float, no_rate_limit: bool, mds_port: int, mds_pulse: float,
+        market: bool, market_seed: int) -> None:
+    """Run the QFEX simulator until SIGINT/SIGTERM; the first stdout line is its ws:// URL, then
+    ``rest <http URL>`` of its REST API and ``mds <ws URL>`` of its market data. Exit 2 when a
+    port is taken."""
     # Logs go to stderr so stdout carries only the URL line a parent process waits for.
     configure_logging(default_level="info")
-    rate_limits = None if no_rate_limit else RateLimitSettings()
+    options = _SimOptions(time_scale, None if no_rate_limit else RateLimitSettings(), mds_port, mds_pulse,
+                          MarketSettings(seed=market_seed) if market else None)
     try:
-        trio.run(_serve_until_signalled, host, port, time_scale, rate_limits)
+        trio.run(_serve_until_signalled, host, port, options)
     except (OSError, BaseExceptionGroup) as exc:
         if not any(_address_in_use(leaf) for leaf in leaves(exc)):
             raise
@@ -54,14 +65,24 @@ def _address_in_use(exc: BaseException) -> bool:
                                          or "address already in use" in str(exc))
 
 
-async def _serve_until_signalled(
-    host: str, port: int, time_scale: float, rate_limits: RateLimitSettings | None
-) -> None:
+@frozen
+class _SimOptions:
+    time_scale: float
+    rate_limits: RateLimitSettings | None
+    mds_port: int
+    mds_pulse: float
+    market: MarketSettings | None
+
+
+async def _serve_until_signalled(host: str, port: int, options: _SimOptions) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_simulator(port, host, time_scale=time_scale,
-                                  rate_limits=rate_limits) as venue:
+        async with open_simulator(port, host, time_scale=options.time_scale, rate_limits=options.rate_limits,
+                                  mds_port=options.mds_port, mds_pulse=options.mds_pulse,
+                                  market=options.market) as venue:
             print(venue.url, flush=True)  # first: scripts wait for this one line
             if venue.rest_url is not None:
                 print(f"rest {venue.rest_url}", flush=True)
+            if venue.mds_url is not None:
+                print(f"mds {venue.mds_url}", flush=True)
             async for _ in signals:
                 break
