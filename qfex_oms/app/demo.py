@@ -3,8 +3,11 @@
 Two accounts: ``qfex_pub_demo`` runs the strategies, ``qfex_pub_demo2`` is the other side of the
 trades (resting liquidity and an aggressive taker). The run: the quoter re-quotes while the taker
 lifts its offers; the rebalancer works a TWAP into the counterparty's offers and stops it by
-client_twap_id; one cancel in each of QFEX's four modes; the kill switch over three symbols; then
-the manager's book is compared with the simulator's own records, which must show zero differences.
+client_twap_id; one cancel in each of QFEX's four modes; on TSLA-USD, a background market moves
+(a liquidity provider around a seeded random walk, a third account) and the quoter pegs to its live
+mid from the simulator's market-data feed while the momentum strategy follows its tape; the kill
+switch over three symbols; then the manager's book is compared with the simulator's own records,
+which must show zero differences.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from qfex_oms.client.manager import OrderManager, open_order_manager
 from qfex_oms.client.results import KillReport
 from qfex_oms.client.session import Credentials
 from qfex_oms.core.events import CancelFinished, FillReceived
-from qfex_oms.sim import open_simulator
+from qfex_oms.sim import MarketSettings, MarketSymbol, open_simulator
 
 SYMBOL = "AAPL-USD"
 MAIN = Credentials("qfex_pub_demo", "qfex_secret_demo")
@@ -46,6 +49,7 @@ class DemoSummary:
     diff: BookDiff | None = None
     counter_diff: BookDiff | None = None
     elapsed: float = 0.0
+    market: dict[str, Any] = field(factory=dict)  # the live-market phase: quotes, fills, P&L
 
     @property
     def ok(self) -> bool:
@@ -99,6 +103,32 @@ async def _kill(oms: OrderManager) -> KillReport:
     return await oms.cancel_all()
 
 
+MARKET_SYMBOL = "TSLA-USD"
+MARKET = MarketSettings(seed=7, step=0.25, symbols=(MarketSymbol(MARKET_SYMBOL, Decimal("250"),
+                                                                   volatility=0.002),))
+
+
+async def _live_market(oms: OrderManager, guard: KillSwitchGuard, mds_url: str) -> dict[str, Any]:
+    """The quoter pegged to the background market's live mid and the momentum taker side by side on
+    one symbol, fed by the simulator's MDS; returns what they did and the position's P&L."""
+    placed_before = len(oms.orders(MARKET_SYMBOL, open_only=False))
+    async with trio.open_nursery() as both:
+        both.start_soon(load_strategy("strategies/quoter.py"), oms, StrategyContext(
+            {"symbol": MARKET_SYMBOL, "mds_url": mds_url, "cycles": 8, "interval": 0.3,
+             "half_spread": "0.1", "requote_threshold": "0.05"}, guard))
+        both.start_soon(load_strategy("strategies/momentum.py"), oms, StrategyContext(
+            {"symbol": MARKET_SYMBOL, "mds_url": mds_url, "duration": 2.5, "interval": 0.2,
+             "window": 2, "threshold": "1", "size": "1", "max_position": "3"}, guard))
+    book = oms.orders(MARKET_SYMBOL, open_only=False)
+    await oms.fetch_open_orders()  # a round trip: the position pushes of its fills are in
+    position = oms.position(MARKET_SYMBOL)
+    return {"orders": len(book) - placed_before,
+            "filled": sum((o.filled_quantity for o in book), Decimal(0)),
+            "position": position.quantity if position else Decimal(0),
+            "realised": (position.realised_pnl if position else None) or Decimal(0),
+            "unrealised": (position.unrealised_pnl if position else None) or Decimal(0)}
+
+
 async def run_demo(console: Console | None = None, time_scale: float = 1000.0) -> DemoSummary:
     console = console or Console()
     summary = DemoSummary()
@@ -107,10 +137,11 @@ async def run_demo(console: Console | None = None, time_scale: float = 1000.0) -
                         console=console, transient=False)
     steps = ["counterparty posts liquidity", "quoter re-quotes while the taker lifts it",
              "rebalancer works a TWAP", "one cancel in each of the four modes",
+             "quoter pegs to a moving market; momentum follows the tape",
              "kill switch over three symbols", "reconcile the book with the exchange"]
     with progress:
         task = progress.add_task(steps[0], total=len(steps))
-        async with open_simulator(port=0, time_scale=time_scale) as venue, \
+        async with open_simulator(port=0, time_scale=time_scale, market=MARKET) as venue, \
                 open_order_manager(venue.url, MAIN) as oms, \
                 open_order_manager(venue.url, COUNTER) as counter, \
                 trio.open_nursery() as nursery:
@@ -137,10 +168,13 @@ async def run_demo(console: Console | None = None, time_scale: float = 1000.0) -
             await _four_cancel_modes(oms)
 
             progress.update(task, advance=1, description=steps[4])
+            summary.market = await _live_market(oms, guard, venue.mds_url or "")
+
+            progress.update(task, advance=1, description=steps[5])
             summary.kill = await _kill(oms)
             await counter.cancel_all()
 
-            progress.update(task, advance=1, description=steps[5])
+            progress.update(task, advance=1, description=steps[6])
             await trio.sleep(0.05)
             summary.diff = compare_with_venue(oms, venue)
             summary.counter_diff = compare_with_venue(counter, venue)
@@ -172,6 +206,11 @@ def _print_summary(console: Console, s: DemoSummary) -> None:
         table.add_row(f"TWAP {twap['client_twap_id']}",
                       f"{twap['state']}: {_num(twap['filled'])} of {_num(twap['of'])} "
                       f"in {twap['children']} child orders")
+    if s.market:
+        m = s.market
+        table.add_row(f"live market ({MARKET_SYMBOL})",
+                      f"{m['orders']} orders, {_num(m['filled'])} filled; position {_num(m['position'])}, "
+                      f"P&L realised {_num(m['realised'])}, unrealised {_num(m['unrealised'])}")
     if s.kill is not None:
         table.add_row("kill switch", f"{len(s.kill.cancelled_orders)} orders cancelled in "
                       f"{s.kill.elapsed * 1000:.1f} ms, still open {len(s.kill.still_open)}, "
