@@ -19,7 +19,7 @@ needs a reference price is skipped as ``core.risk`` documents. The rate bucket's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -69,20 +69,35 @@ class ManagerView:
                     sells += order.remaining_quantity
         for twap in self.oms.twaps(open_only=True):
             if twap.symbol == symbol:
-                left = max(twap.total_quantity - twap.filled_quantity, _ZERO)
-                if twap.side is _BUY:
-                    buys += left
-                else:
-                    sells += left
+                left = twap.total_quantity - twap.filled_quantity
+                if left > 0:
+                    if twap.side is _BUY:
+                        buys += left
+                    else:
+                        sells += left
         position = self.oms.position(symbol)
         return Exposure(_ZERO if position is None else position.quantity, buys, sells)
 
-    def exposures(self) -> Iterator[tuple[str, Exposure]]:
-        symbols = set(self.oms.positions())
-        symbols.update(o.symbol for o in self.oms.orders())
-        symbols.update(t.symbol for t in self.oms.twaps(open_only=True))
-        for symbol in symbols:
-            yield symbol, self.exposure(symbol)
+    def exposures(self) -> dict[str, Exposure]:
+        """One pass over every open order and TWAP, then the positions."""
+        buys: dict[str, Decimal] = {}
+        sells: dict[str, Decimal] = {}
+        for order in self.oms.orders():
+            if order.twap_id is None:
+                book = buys if order.side is _BUY else sells
+                book[order.symbol] = book.get(order.symbol, _ZERO) + order.remaining_quantity
+        for twap in self.oms.twaps(open_only=True):
+            left = twap.total_quantity - twap.filled_quantity
+            if left > 0:
+                book = buys if twap.side is _BUY else sells
+                book[twap.symbol] = book.get(twap.symbol, _ZERO) + left
+        positions = self.oms.positions()
+        out = {}
+        for symbol in positions.keys() | buys.keys() | sells.keys():
+            position = positions.get(symbol)
+            out[symbol] = Exposure(_ZERO if position is None else position.quantity,
+                                   buys.get(symbol, _ZERO), sells.get(symbol, _ZERO))
+        return out
 
     def reference_price(self, symbol: str) -> Decimal | None:
         return None if self.prices is None else self.prices(symbol)

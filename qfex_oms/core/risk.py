@@ -41,7 +41,7 @@ Choices where nothing says otherwise (README "Where QFEX's docs are silent"):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from decimal import Context, Decimal
 from typing import Any, NamedTuple, Protocol
 
@@ -197,13 +197,17 @@ class Exposure(NamedTuple):
     sells: Decimal
 
 
+_FLAT = Exposure(_ZERO, _ZERO, _ZERO)
+
+
 class AccountView(Protocol):
     """What the checks read; asked lazily, only for the limits that are set."""
 
     def exposure(self, symbol: str) -> Exposure: ...
 
-    def exposures(self) -> Iterable[tuple[str, Exposure]]:
-        """Every symbol with a position or anything open (for the gross notional)."""
+    def exposures(self) -> Mapping[str, Exposure]:
+        """Every symbol with a position or anything open (for the gross notional; when that limit
+        is set, the order's own symbol is read from here too, so the shell makes one pass)."""
         ...
 
     def reference_price(self, symbol: str) -> Decimal | None:
@@ -235,9 +239,9 @@ class AccountState:
         return Exposure(self.positions.get(symbol, _ZERO), self.open_buys.get(symbol, _ZERO),
                         self.open_sells.get(symbol, _ZERO))
 
-    def exposures(self) -> Iterable[tuple[str, Exposure]]:
-        for symbol in {*self.positions, *self.open_buys, *self.open_sells}:
-            yield symbol, self.exposure(symbol)
+    def exposures(self) -> Mapping[str, Exposure]:
+        return {symbol: self.exposure(symbol) for symbol in {*self.positions, *self.open_buys,
+                                                             *self.open_sells}}
 
     def reference_price(self, symbol: str) -> Decimal | None:
         return self.prices.get(symbol)
@@ -409,7 +413,8 @@ class RiskCheck:
         if reduce_only or (position_limit is None and limits.max_gross_notional is None
                            and not limits.check_margin):
             return None
-        held, buys, sells = view.exposure(symbol)
+        every = None if limits.max_gross_notional is None else view.exposures()
+        held, buys, sells = view.exposure(symbol) if every is None else every.get(symbol, _FLAT)
         buying = side is _BUY
         before = held + buys if buying else held - sells  # the worst case on the order's side, signed
         after = before + added if buying else before - added
@@ -419,34 +424,34 @@ class RiskCheck:
                            f"position after the order {plain(after)} (reported {plain(held)}, open buys "
                            f"{plain(buys)}, open sells {plain(sells)}, this {side} {plain(added)}) > "
                            f"max_position {plain(position_limit)}")
-        if limits.max_gross_notional is not None:
-            other = held - sells if buying else held + buys
-            found = self._gross(view, symbol, max(abs(before), abs(other)),
-                                max(abs(after), abs(other)), price, limits.max_gross_notional)
-            if found is not None:
-                return found
+        if every is not None and limits.max_gross_notional is not None:
+            other = abs(held - sells if buying else held + buys)  # the worst case on the other side
+            worst_before, worst_after = abs(before), abs(after)
+            if worst_after > other and worst_after > worst_before:  # this order raises the worst case
+                found = self._gross(view, every, symbol, worst_after, price, limits.max_gross_notional)
+                if found is not None:
+                    return found
         if limits.check_margin and price is not None:
-            reducible = max(_ZERO, -before if buying else before)
-            opening = added - min(added, reducible)
+            reducible = -before if buying else before  # what the order closes before it opens
+            opening = added if reducible <= 0 else (added - reducible if added > reducible else _ZERO)
             if opening > 0:
                 return self._margin(view, symbol, opening, price)
         return None
 
-    def _gross(self, view: AccountView, symbol: str, worst_before: Decimal, worst_after: Decimal,
+    def _gross(self, view: AccountView, every: Mapping[str, Exposure], symbol: str, worst_after: Decimal,
                price: Decimal | None, limit: Decimal) -> Refusal | None:
-        if worst_after <= worst_before:
-            return None
         reference = view.reference_price(symbol)
         own_price = price if reference is None else reference
         if own_price is None:
             return None  # unpriced: nothing to value this symbol at
-        gross = _EXACT.multiply(worst_after, own_price)
-        for other, (held, buys, sells) in view.exposures():
-            if other == symbol:
-                continue
-            value = view.valuation_price(other)
-            if value is not None:  # a symbol with no price at all is left out
-                gross = _EXACT.add(gross, _EXACT.multiply(max(abs(held + buys), abs(held - sells)), value))
+        multiply, add = _EXACT.multiply, _EXACT.add
+        gross = multiply(worst_after, own_price)
+        for other, (held, buys, sells) in every.items():
+            if other != symbol:
+                value = view.valuation_price(other)
+                if value is not None:  # a symbol with no price at all is left out
+                    long, short = abs(held + buys), abs(held - sells)
+                    gross = add(gross, multiply(long if long > short else short, value))
         if gross > limit:
             return Refusal("max_gross_notional", gross, limit, symbol,
                            f"gross notional after the order {plain(gross)} > "
