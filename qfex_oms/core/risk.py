@@ -320,7 +320,7 @@ class RiskCheck:
         found, value_price = self._priced(view, own, symbol, quantity, price, order_type)
         if found is None:
             found = self._exposure(view, symbol, side, quantity, value_price, bool(reduce_only))
-        return found or self._take(now)
+        return found or self._take(now, symbol)
 
     def check_modify(self, view: AccountView, now: float, symbol: str, side: Side,
                      order_type: OrderType, quantity: Decimal, filled: Decimal, price: Decimal | None,
@@ -342,7 +342,7 @@ class RiskCheck:
             added = max(_ZERO, total - filled) - max(_ZERO, quantity - filled)
             if added > 0:
                 found = self._exposure(view, symbol, side, added, value_price, bool(reduce_only))
-        return found or self._take(now)
+        return found or self._take(now, symbol)
 
     def check_twap(self, view: AccountView, now: float, symbol: str, side: Side,
                    total_quantity: Decimal, num_orders: int, reduce_only: bool = False) -> Refusal | None:
@@ -369,7 +369,7 @@ class RiskCheck:
                 return Refusal("max_order_notional", size, limit, symbol,
                                f"TWAP slice notional {plain(size)} at reference {plain(reference)} > "
                                f"max_order_notional {plain(limit)}")
-        return self._exposure(view, symbol, side, total_quantity, reference, reduce_only) or self._take(now)
+        return self._exposure(view, symbol, side, total_quantity, reference, reduce_only) or self._take(now, symbol)
 
     # ------------------------------------------------------------------ the limits
 
@@ -473,7 +473,7 @@ class RiskCheck:
                            f"{plain(leverage)}) > available balance {plain(available)}")
         return None
 
-    def _take(self, now: float) -> Refusal | None:
+    def _take(self, now: float, symbol: str) -> Refusal | None:
         """Take a token from the bucket if one is there; a refusal leaves the bucket as it was."""
         rate = self.limits.max_orders_per_second
         if rate is None:
@@ -483,7 +483,7 @@ class RiskCheck:
             tokens = min(float(rate), tokens + (now - stamp) * rate)
         if tokens < 1.0:
             wait = (1.0 - tokens) / rate
-            return Refusal("max_orders_per_second", Decimal(1), Decimal(str(round(tokens, 6))), "*",
+            return Refusal("max_orders_per_second", Decimal(1), Decimal(str(round(tokens, 6))), symbol,
                            f"more than {rate} orders per second: the next is allowed in {wait:.3f} s")
         self._tokens = tokens - 1.0
         if stamp is None or now > stamp:
