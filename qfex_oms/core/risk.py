@@ -369,7 +369,8 @@ class RiskCheck:
                 return Refusal("max_order_notional", size, limit, symbol,
                                f"TWAP slice notional {plain(size)} at reference {plain(reference)} > "
                                f"max_order_notional {plain(limit)}")
-        return self._exposure(view, symbol, side, total_quantity, reference, reduce_only) or self._take(now, symbol)
+        found = self._exposure(view, symbol, side, total_quantity, reference, reduce_only)
+        return found or self._take(now, symbol)
 
     # ------------------------------------------------------------------ the limits
 
