@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from qfex_oms.app.commands import account, check, service, trading
+from qfex_oms.app.commands import account, check, service, trading, watch
 from qfex_oms.app.commands.common import (
     DEFAULT_CONFIG,
     EXIT_CODES,
@@ -43,6 +43,7 @@ def main() -> None:
                  qfex-oms kill --url ws://127.0.0.1:8765 --yes
     The account: qfex-oms positions | balance | close SYMBOL | leverage [SYMBOL [N]]
     Keys, safely: qfex-oms check --config config/uat.toml   (read-only: never trades)
+    Live:        qfex-oms watch [orders|fills|positions|all] --url ... [--json]
 
     Commands that connect read --config (default config/sim.toml: an embedded simulator that
     starts and stops with the command) and take --url to point at another venue. Keys come from
@@ -75,6 +76,7 @@ COMMANDS: list[click.Command] = [
     trading.run, trading.orders, trading.cancel, trading.kill,
     account.positions, account.balance, account.close, account.leverage,
     check.check,
+    watch.watch,
 ]
 for _command in COMMANDS:
     main.add_command(_command)

@@ -44,6 +44,9 @@ log = get_logger("qfex_oms.app.runner")
 order_log = get_logger("qfex_oms.orders")
 
 Strategy = Callable[[OrderManager, "StrategyContext"], Awaitable[Any]]
+# Started beside the strategy with ``nursery.start(observer, oms, guard)`` and cancelled once the
+# exit policy has run: ``qfex-oms run --live`` draws its view with one.
+Observer = Callable[..., Awaitable[None]]
 
 
 class StrategyError(QfexOmsError):
@@ -126,12 +129,15 @@ async def connect(config: Config) -> AsyncIterator[OrderManager]:
 GUARD_GRACE_SECONDS = 2.0
 
 
-async def run_strategy(strategy: Strategy, config: Config, oms: OrderManager) -> RunResult:
+async def run_strategy(strategy: Strategy, config: Config, oms: OrderManager,
+                       observer: Observer | None = None) -> RunResult:
     result = RunResult("finished")
     async with trio.open_nursery() as nursery:
         guard = KillSwitchGuard(oms, config.guard)
         await nursery.start(log_order_events, oms)
         await nursery.start(guard.run)
+        if observer is not None:
+            await nursery.start(observer, oms, guard)
         strategy_scope = trio.CancelScope()
 
         async def watch_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -301,12 +307,12 @@ async def flatten(oms: OrderManager) -> None:
                             break
 
 
-async def run_file(path: str | Path, config: Config) -> RunResult:
+async def run_file(path: str | Path, config: Config, observer: Observer | None = None) -> RunResult:
     strategy = load_strategy(path)
     async with connect(config) as oms:
-        return await run_strategy(strategy, config, oms)
+        return await run_strategy(strategy, config, oms, observer)
 
 
-__all__ = ["FLATTEN_SETTLE_SECONDS", "GUARD_GRACE_SECONDS", "RunResult", "StrategyContext", "StrategyError",
-           "connect", "flatten", "held", "load_strategy", "log_order_events", "run_file", "run_strategy",
-           "shutdown"]
+__all__ = ["FLATTEN_SETTLE_SECONDS", "GUARD_GRACE_SECONDS", "Observer", "RunResult", "StrategyContext",
+           "StrategyError", "connect", "flatten", "held", "load_strategy", "log_order_events", "run_file",
+           "run_strategy", "shutdown"]

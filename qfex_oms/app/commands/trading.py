@@ -74,10 +74,13 @@ def run_exit_code(result: Any) -> int:
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="Strategy parameter, overriding the config's [strategy] table; repeatable. VALUE is "
                    "read as TOML (5, 0.5, true, [\"a\", \"b\"]) or else taken as a string.")
+@click.option("--live", is_flag=True,
+              help="Show open orders, recent fills, positions with P&L, guard and connection state in a "
+                   "table redrawn in place while the strategy runs (log lines print above it).")
 @json_option
 @exit_codes
 def run(strategy: str, config_path: str | None, url: str | None, params: tuple[str, ...],
-        as_json: bool) -> None:
+        live: bool, as_json: bool) -> None:
     """Run a strategy file (async def run(oms, ctx)) beside the kill-switch guard until it returns.
 
     SIGINT/SIGTERM stop it; the config's runner.on_exit policy (cancel_all, leave_gtc, or flatten:
@@ -92,7 +95,18 @@ def run(strategy: str, config_path: str | None, url: str | None, params: tuple[s
     config = attrs.evolve(config, strategy={**config.strategy, **parse_params(params)})
     config.credentials()  # missing key variables fail here (exit 2), before anything connects
     configure_logging(config)
-    result = trio.run(run_file, strategy, config)
+    observer = None
+    if live:
+        from qfex_oms.app.live import LiveView, show_live
+
+        console = stdout_console()
+
+        async def observer(oms: Any, guard: Any,
+                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            view = LiveView(oms, guard=guard, title=f"{strategy} on {oms.url}")
+            await show_live(view, console, task_status=task_status)
+
+    result = trio.run(run_file, strategy, config, observer)
     code = run_exit_code(result)
     if as_json:
         echo_json({
