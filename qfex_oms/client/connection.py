@@ -26,20 +26,21 @@ from qfex_oms.client.session import (
     Session,
     close_reason,
     connect,
+    connect_failure,
     rejected_upgrade,
     url_with_key,
 )
 from qfex_oms.client.wsconn import UpgradeRejected, WsClient, connect_ws
 from qfex_oms.core.pacer import PacerSettings
-from qfex_oms.errors import AuthenticationError, NotConnected
+from qfex_oms.errors import AuthenticationError, ConnectError, NotConnected, QfexOmsError
 from qfex_oms.logs import get_logger
 
 log = get_logger("qfex_oms.manager")
 
 # LocalProtocolError: wsproto refusing a frame trio-websocket sent on a closing connection (its
 # issue #184, fixed for pings by qfex_oms.wsfix): the connection is over, not the manager.
-CONNECTION_ERRORS = (AuthenticationError, OSError, trio.TooSlowError, trio_websocket.HandshakeError,
-                     trio_websocket.ConnectionClosed, LocalProtocolError)
+CONNECTION_ERRORS = (AuthenticationError, ConnectError, OSError, trio.TooSlowError,
+                     trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, LocalProtocolError)
 
 
 # Which websocket client a connection opens: "wsproto" (qfex_oms.client.wsconn, the default: the
@@ -147,14 +148,16 @@ class Connection:
             log.warning("disconnected; reconnecting", reason=reason, attempt=attempt, delay=round(delay, 3))
             await trio.sleep(delay)
 
-    def _first_failure(self, exc: BaseException) -> tuple[AuthenticationError, bool]:
+    def _first_failure(self, exc: BaseException) -> tuple[QfexOmsError, bool]:
         """Why the very first connection failed, as the caller of ``open_order_manager`` sees it,
-        and whether the original error is worth chaining (only when it is not already explained)."""
+        and whether the original error is worth chaining (only when it is not already explained).
+        The exchange refusing us is an ``AuthenticationError``; not reaching it (nothing listening,
+        DNS, TLS, no answer in time) a ``ConnectError``, which names what to check."""
         if isinstance(exc, AuthenticationError):
             return exc, False
         if isinstance(exc, trio_websocket.ConnectionRejected):
             return rejected_upgrade(self.url, exc.status_code, self.credentials.public_key), False
-        return AuthenticationError(f"could not connect to {self.url}: {exc!r}"), True
+        return connect_failure(self.url, exc), True
 
     async def _run(self, first: bool, task_status: trio.TaskStatus[None]) -> str:
         reason = "closed by the exchange"
