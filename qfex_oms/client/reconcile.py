@@ -20,7 +20,7 @@ import trio
 
 from qfex_oms.client.rest import RestClient
 from qfex_oms.core.engine import OmsCore
-from qfex_oms.core.history import HISTORY_SOURCE, mark, settle_from_history
+from qfex_oms.core.history import HISTORY_SOURCE, mark, settle_from_history, settle_twaps_from_history
 from qfex_oms.core.model import Order
 from qfex_oms.core.snapshot import (
     SnapshotDiff,
@@ -31,7 +31,7 @@ from qfex_oms.core.snapshot import (
 from qfex_oms.errors import QfexOmsError
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol import messages as m
-from qfex_oms.protocol.rest import HistoricOrder
+from qfex_oms.protocol.rest import HistoricOrder, HistoricTwap
 
 log = get_logger("qfex_oms.client.reconcile")
 
@@ -82,6 +82,8 @@ class Reconciler:
             await self._confirm_by_symbol(diff)
         if diff.missing:
             await self._settle_missing(fence, diff)
+        if diff.twaps_missing:
+            await self._settle_missing_twaps(fence, diff)
         return diff
 
     def settle(self, fence: int, snapshot: m.AllOrdersResponse, trades: list[m.Trade],
@@ -117,6 +119,27 @@ class Reconciler:
         diff.ended += found.ended
         diff.unresolved += found.unresolved
         diff.missing = [o for o in diff.missing if o.state.is_live]
+
+    async def _settle_missing_twaps(self, fence: int, diff: SnapshotDiff) -> None:
+        """As ``_settle_missing``, for TWAPs: ``GET /user/historic-twaps`` per symbol says whether
+        each completed or was cancelled, and names one whose every report was lost."""
+        assert self.rest is not None
+        rows: list[HistoricTwap] = []
+        error = "no answer in time"
+        with trio.move_on_after(HISTORY_BUDGET):
+            try:
+                for symbol in sorted({t.symbol for t in diff.twaps_missing}):
+                    rows += (await self.rest.historic_twaps(symbol=symbol, limit=MAX_PAGE)).data
+                error = ""
+            except (QfexOmsError, OSError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        if error:
+            log.warning("TWAP history unavailable; TWAPs missing from the snapshot are settled from "
+                        "what the book knows", error=error, count=len(diff.twaps_missing))
+        found = settle_twaps_from_history(self.core, fence, diff.twaps_missing, rows)
+        self._flush()
+        diff.twaps_settled += found.twaps_settled
+        diff.twaps_missing = [t for t in diff.twaps_missing if not t.state.is_terminal]
 
     async def _history_of(self, orders: list[Order]) -> list[HistoricOrder]:
         """The history rows that can name these orders: by client id when they are few, else every

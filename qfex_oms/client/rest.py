@@ -143,6 +143,12 @@ class RestClient:
         query = r.HistoricOrdersQuery(symbol, client_order_id, start, end, limit, offset)
         return await self.send(_checked(query.request), r.HistoricOrdersPage)
 
+    async def historic_twaps(self, *, symbol: str | None = None,
+                             limit: int = r.DEFAULT_LIMIT) -> r.HistoricTwapsPage:
+        """``GET /user/historic-twaps``: ended TWAPs (row shape assumed: ``HistoricTwap``)."""
+        return await self.send(_checked(r.HistoricTwapsQuery(symbol, limit).request),
+                               r.HistoricTwapsPage)
+
     async def trades(
         self,
         *,

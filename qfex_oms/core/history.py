@@ -25,15 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from qfex_oms.core import binding
+from qfex_oms.core import binding, twap_replies
 from qfex_oms.core.engine import OmsCore
-from qfex_oms.core.model import Order
-from qfex_oms.core.snapshot import SnapshotDiff, settle_gone
+from qfex_oms.core.model import Order, Twap
+from qfex_oms.core.snapshot import SnapshotDiff, settle_gone, settle_twap_gone
 from qfex_oms.core.states import OrderEvent
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import OrderStatus
-from qfex_oms.protocol.rest import HistoricOrder
+from qfex_oms.protocol.rest import HistoricOrder, HistoricTwap
 
 log = get_logger("qfex_oms.core")
 
@@ -118,3 +118,70 @@ def as_terminal_report(row: HistoricOrder) -> m.OrderResponse:
         type=row.type, time_in_force=row.time_in_force, quantity=row.quantity, price=row.price,
         quantity_remaining=leaves, client_order_id=row.client_order_id,
         update_time=row.status_ts.timestamp())
+
+
+def settle_twaps_from_history(core: OmsCore, fence: int, twaps: Sequence[Twap],
+                              rows: Iterable[HistoricTwap]) -> SnapshotDiff:
+    """Settle ``twaps`` (live, missing from a complete snapshot) from ``GET /user/historic-twaps``.
+
+    A TWAP known by id ends as its row says (COMPLETED or CANCELLED, with its filled quantity), through
+    the core's ``twap_response`` path. A TWAP whose id the book never learnt (every report lost) is
+    first given its id: by its client id, when exactly as many rows as pending TWAPs share it and they
+    look alike (side, size, number of children) — one against one, or identical ones pairwise. Its
+    children, adopted earlier under ``twap:<id>:<n>`` client ids, then join it. A TWAP no row names
+    is settled as before (``settle_twap_gone``: from what the book knows).
+    """
+    diff = SnapshotDiff()
+    waiting = [t for t in twaps if not t.state.is_terminal and t.seq <= fence]
+    rows = [row for row in rows if core.tracker.twap_by_id(row.twap_id) is None
+            or core.tracker.twap_by_id(row.twap_id) in waiting]
+    by_id = {row.twap_id: row for row in rows}
+    _name_twaps(core, [t for t in waiting if t.twap_id is None], rows)
+    for twap in waiting:
+        row = by_id.get(twap.twap_id or "")
+        if row is not None and row.symbol == twap.symbol:
+            core.on_reply(_as_twap_report(row))
+        if not twap.state.is_terminal:
+            if _undecided(core, twap, rows):
+                continue  # no id, and a row could be it but not decidably: a later look decides
+            settle_twap_gone(core, twap)
+        diff.twaps_settled.append(twap)
+    return diff
+
+
+def _looks_like(twap: Twap, row: HistoricTwap) -> bool:
+    return (twap.side, twap.total_quantity, twap.num_orders) == (row.side, row.total_quantity,
+                                                                 row.total_num_orders)
+
+
+def _name_twaps(core: OmsCore, unnamed: Sequence[Twap], rows: Sequence[HistoricTwap]) -> None:
+    for key in {(t.symbol, t.client_twap_id) for t in unnamed}:
+        pending = [t for t in core.tracker.pending_twaps(*key) if t in unnamed]
+        named = [r for r in rows if (r.symbol, r.client_twap_id or "") == key
+                 and core.tracker.twap_by_id(r.twap_id) is None]
+        if not named or len(named) != len(pending):
+            continue
+        if not all(_looks_like(t, r) for t in pending for r in named):
+            continue
+        if len(pending) > 1 and any(t.cancel_requested or t.cancel_owed or t.children for t in pending):
+            continue  # identical only while nothing of ours tells them apart
+        for twap, row in zip(pending, sorted(named, key=lambda r: r.twap_id), strict=True):
+            twap_replies.learn_twap_id(core, twap, row.twap_id)
+            twap_replies.claim_orphans(core, twap)
+            log.info("TWAP named from QFEX's history", **twap.describe())
+
+
+def _undecided(core: OmsCore, twap: Twap, rows: Sequence[HistoricTwap]) -> bool:
+    """An id-less TWAP that rows under its client id could be, but not decidably: left live."""
+    return twap.twap_id is None and any(
+        (r.symbol, r.client_twap_id or "") == (twap.symbol, twap.client_twap_id) and _looks_like(twap, r)
+        for r in rows)
+
+
+def _as_twap_report(row: HistoricTwap) -> m.TwapResponse:
+    return m.TwapResponse(
+        twap_id=row.twap_id, symbol=row.symbol, status=row.status, side=row.side,
+        client_twap_id=row.client_twap_id, total_quantity=row.total_quantity,
+        filled_quantity=row.filled_quantity, total_num_orders=row.total_num_orders,
+        order_interval_secs=row.order_interval_secs, reduce_only=row.reduce_only,
+        updated_at=None if row.updated_at is None else row.updated_at.timestamp())

@@ -73,6 +73,7 @@ class SnapshotDiff:
     # were, for a targeted query (get_order, settle_from_order_query) or a later snapshot.
     unconfirmed: list[Order] = field(factory=list)
     twaps_unconfirmed: list[Twap] = field(factory=list)
+    twaps_missing: list[Twap] = field(factory=list)  # as ``missing``, for QFEX's TWAP history
     cancels_resent: list[CancelRequest] = field(factory=list)  # owed cancels sent again
     # Live orders a complete snapshot did not show (nor bind), left for QFEX's order history to say
     # how they ended (``defer_missing``; ``core.history.settle_from_history``).
@@ -136,7 +137,7 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
             diff.unconfirmed.append(order)
     diff.unconfirmed.extend(o for o in tracker.open_orders()
                             if o.local_id in left_alone and o.seq <= fence)
-    _settle_twaps(core, fence, snapshot.twaps, diff, complete)
+    _settle_twaps(core, fence, snapshot.twaps, diff, complete, defer_missing)
     diff.ended = [o for o in known_live if not o.state.is_live]
     return diff
 
@@ -324,7 +325,7 @@ def settle_gone(core: OmsCore, order: Order) -> None:
 
 
 def _settle_twaps(core: OmsCore, fence: int, rows: Iterable[m.TwapResponse], diff: SnapshotDiff,
-                  complete: bool) -> None:
+                  complete: bool, defer_missing: bool = False) -> None:
     tracker = core.tracker
     seen: set[int] = set()
     for row in rows:
@@ -360,9 +361,16 @@ def _settle_twaps(core: OmsCore, fence: int, rows: Iterable[m.TwapResponse], dif
             continue
         if not complete:
             diff.twaps_unconfirmed.append(twap)
-            continue
-        core.apply_twap_event(twap, _ended_as(twap), SETTLED_MISSING)
-        diff.twaps_settled.append(twap)
+        elif defer_missing:
+            diff.twaps_missing.append(twap)
+        else:
+            settle_twap_gone(core, twap)
+            diff.twaps_settled.append(twap)
+
+
+def settle_twap_gone(core: OmsCore, twap: Twap) -> None:
+    """End a TWAP a complete snapshot no longer lists, by what the book knows (``_ended_as``)."""
+    core.apply_twap_event(twap, _ended_as(twap), SETTLED_MISSING)
 
 
 def _ended_as(twap: Twap) -> TwapEvent:

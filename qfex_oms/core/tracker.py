@@ -243,6 +243,10 @@ class OrderTracker:
         queue = self._pending_twaps.get((symbol, client_twap_id or ""))
         return queue[0] if queue else None
 
+    def pending_twaps(self, symbol: str, client_twap_id: str | None) -> Sequence[Twap]:
+        """The TWAPs still waiting for an id under this client id, in submit order (do not mutate)."""
+        return tuple(self._pending_twaps.get((symbol, client_twap_id or ""), ()))
+
     def twap_by_id(self, twap_id: str | None) -> Twap | None:
         return self._twap_by_id.get(twap_id) if twap_id else None
 

@@ -92,6 +92,7 @@ class RestApp:
             "/refdata": ("GET", False, self._refdata),
             "/user/positions": ("GET", True, self._positions),
             "/user/historic-orders": ("GET", True, self._historic_orders),
+            "/user/historic-twaps": ("GET", True, self._historic_twaps),
             "/user/trade": ("GET", True, self._trades),
             "/user/leverage": ("POST", True, self._set_leverage),
         }
@@ -201,6 +202,20 @@ class RestApp:
         page = closed[query.offset:query.offset + query.limit]
         rows = tuple(_historic(o, state.trades_by_order.get(o.order_id, ())) for o in page)
         return 200, r.encode_body(r.HistoricOrdersPage(len(closed), rows))
+
+    def _historic_twaps(self, account: str, request: Request) -> Answer:
+        """Ended TWAPs, newest first (CHOICES C48: QFEX documents no row shape; ``HistoricTwap``)."""
+        query = r.HistoricTwapsQuery.from_params(request.query)
+        ended = [t for t in self.engine.accounts[account].twaps
+                 if not t.active and query.symbol in (None, t.symbol)]
+        ended.sort(key=lambda t: t.updated_at, reverse=True)
+        rows = tuple(r.HistoricTwap(
+            twap_id=t.twap_id, symbol=t.symbol, status=t.status, side=t.side,
+            client_twap_id=t.client_twap_id, total_quantity=t.total_quantity,
+            filled_quantity=t.filled_quantity, total_num_orders=t.num_orders,
+            order_interval_secs=t.order_interval_secs, reduce_only=t.reduce_only,
+            created_at=_time(t.created_at), updated_at=_time(t.updated_at)) for t in ended[:query.limit])
+        return 200, r.encode_body(r.HistoricTwapsPage(len(ended), rows))
 
     def _trades(self, account: str, request: Request) -> Answer:
         query = r.TradesQuery.from_params(request.query)

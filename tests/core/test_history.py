@@ -15,12 +15,12 @@ from decimal import Decimal
 
 from corekit import SYMBOL, place, resp
 
-from qfex_oms.core import OmsCore, Order, OrderState, apply_snapshot
-from qfex_oms.core.history import settle_from_history
+from qfex_oms.core import OmsCore, Order, OrderState, Twap, TwapState, apply_snapshot
+from qfex_oms.core.history import settle_from_history, settle_twaps_from_history
 from qfex_oms.core.snapshot import SETTLED_MISSING
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import OrderStatus, OrderType, Side, TimeInForce
-from qfex_oms.protocol.rest import HistoricOrder
+from qfex_oms.protocol.rest import HistoricOrder, HistoricTwap
 
 D = Decimal
 EMPTY = m.AllOrdersResponse(orders=(), twaps=())
@@ -193,3 +193,69 @@ def test_a_known_order_the_history_does_not_list_is_settled_from_its_fills(core:
     fence = core.seq
     settle_from_history(core, fence, _unnamed(core), [])
     assert order.state is OrderState.CANCELLED and order.last_status == SETTLED_MISSING
+
+
+# --------------------------------------------------------------------------- TWAPs (fault-run seed 169)
+
+
+def _twap(core: OmsCore, ctid: str = "tw-1", total: str = "2") -> Twap:
+    twap = core.place_twap(SYMBOL, Side.BUY, D(total), 2, 30, False, ctid)
+    core.take_frames()
+    return twap
+
+
+def _twap_row(twap_id: str, status: str, *, ctid: str = "tw-1", total: str = "2",
+              filled: str = "2") -> HistoricTwap:
+    return HistoricTwap(twap_id, SYMBOL, status, Side.BUY, ctid, D(total), D(filled), 2, 30, False)
+
+
+def _twaps_missing(core: OmsCore) -> list[Twap]:
+    diff = apply_snapshot(core, core.seq, EMPTY, defer_missing=True)
+    assert diff.twaps_settled == []
+    return diff.twaps_missing
+
+
+def test_twaps_whose_reports_were_all_lost_are_named_and_completed_from_history(core: OmsCore) -> None:
+    """Seed 169: two TWAPs alike but for their client ids, every report lost; a child seen under
+    ``twap:T1:1`` cannot say which is its parent. The history names both; the child joins T1."""
+    first, second = _twap(core, "tw-a"), _twap(core, "tw-b")
+    child = m.OrderResponse(order_id="c-1", symbol=SYMBOL, status=OrderStatus.FILLED, side=Side.BUY,
+                            type=OrderType.MARKET, time_in_force=TimeInForce.IOC, quantity=D(1),
+                            price=D(0), quantity_remaining=D(0), client_order_id="twap:T1:1")
+    core.on_reply(child)
+    assert first.twap_id is None and second.twap_id is None
+    fence = core.seq
+    missing = _twaps_missing(core)
+    assert missing == [first, second]
+    settle_twaps_from_history(core, fence, missing, [_twap_row("T1", "COMPLETED", ctid="tw-a"),
+                                                     _twap_row("T2", "CANCELLED", ctid="tw-b",
+                                                               filled="0")])
+    assert (first.twap_id, first.state) == ("T1", TwapState.COMPLETED)
+    assert (second.twap_id, second.state) == ("T2", TwapState.CANCELLED)
+    assert [c.order_id for c in first.children] == ["c-1"]
+    assert first.filled_quantity == 2  # the exchange's figure: its other child's report was lost too
+
+
+def test_a_known_twap_ends_as_the_history_says(core: OmsCore) -> None:
+    twap = _twap(core)
+    core.on_reply(m.TwapResponse(twap_id="T1", symbol=SYMBOL, status="ACTIVE", side=Side.BUY,
+                                 client_twap_id="tw-1", total_quantity=D(2), total_num_orders=2))
+    fence = core.seq
+    settle_twaps_from_history(core, fence, _twaps_missing(core), [_twap_row("T1", "COMPLETED")])
+    assert twap.state is TwapState.COMPLETED
+
+
+def test_a_twap_the_history_does_not_list_is_settled_as_before(core: OmsCore) -> None:
+    twap = _twap(core)
+    fence = core.seq
+    settle_twaps_from_history(core, fence, _twaps_missing(core), [])
+    assert twap.state is TwapState.CANCELLED
+
+
+def test_one_row_for_two_different_pending_twaps_sharing_a_client_id_decides_nothing(core: OmsCore) -> None:
+    first, second = _twap(core), _twap(core, total="4")
+    fence = core.seq
+    settle_twaps_from_history(core, fence, _twaps_missing(core), [_twap_row("T1", "COMPLETED")])
+    assert first.twap_id is None and second.twap_id is None
+    assert not first.state.is_terminal  # a row could be it: left for a later look
+    assert second.state is TwapState.CANCELLED  # no row looks like it: gone, as before

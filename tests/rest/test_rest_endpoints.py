@@ -158,3 +158,21 @@ async def test_set_leverage_refusals_carry_qfex_detail(
     assert caught.value.status == 400 and caught.value.title == "Bad Request"
     assert words in caught.value.detail and words in str(caught.value)
     assert venue.position(PUB, "AAPL-USD").leverage == 20  # unchanged
+
+
+async def test_historic_twaps_list_ended_twaps_with_their_client_ids(venue: Venue, rest: RestClient) -> None:
+    """The row shape is an assumption (CHOICES C48: the twap_response's fields, ISO timestamps)."""
+    async with trader(venue, PUB) as taker:
+        await taker.send("add_twap", symbol="AAPL-USD", side="BUY", total_quantity=2, num_orders=2,
+                         order_interval_secs=3600, reduce_only=False, client_twap_id="hist-tw")
+        made = await taker.until("twap_response", lambda t: t["client_twap_id"] == "hist-tw")
+        assert (await rest.historic_twaps()).count == 0  # an active TWAP is not history
+        await taker.send("cancel_order", order_id=made["twap_id"], symbol="AAPL-USD",
+                         cancel_order_id_type="twap_id")
+        await taker.until("order_response", lambda o: o["order_id"] == made["twap_id"])
+    page = await rest.historic_twaps(symbol="AAPL-USD")
+    (row,) = page.data
+    assert (row.twap_id, row.client_twap_id, row.side, row.total_quantity, row.total_num_orders) == (
+        made["twap_id"], "hist-tw", Side.BUY, D(2), 2)
+    assert row.status != "ACTIVE" and row.updated_at is not None
+    assert (await rest.historic_twaps(symbol="TSLA-USD")).count == 0
