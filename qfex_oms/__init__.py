@@ -8,6 +8,7 @@ from qfex_oms.client.results import CancelResult, KillReport
 from qfex_oms.client.session import Credentials
 from qfex_oms.core.model import Fill, Order, Twap
 from qfex_oms.core.pacer import PacerSettings
+from qfex_oms.core.risk import RiskLimits, SymbolLimits
 from qfex_oms.core.snapshot import SnapshotDiff
 from qfex_oms.core.states import OrderState, TwapState
 from qfex_oms.errors import (
@@ -24,6 +25,7 @@ from qfex_oms.errors import (
     QfexOmsError,
     RequestFailed,
     RequestTimeout,
+    RiskRefused,
     TwapRejected,
 )
 
@@ -53,7 +55,10 @@ __all__ = [
     "ReconnectPolicy",
     "RequestFailed",
     "RequestTimeout",
+    "RiskLimits",
+    "RiskRefused",
     "SnapshotDiff",
+    "SymbolLimits",
     "Twap",
     "TwapRejected",
     "TwapState",

@@ -109,3 +109,13 @@ class RequestFailed(QfexOmsError):
         super().__init__(f"{request_type} failed: {error_code} {message or ''}".rstrip())
         self.request_type = request_type
         self.error_code = error_code
+
+
+class RiskRefused(InvalidArgument):
+    """A pre-trade risk limit refused the order (``core.risk``): nothing was journaled, nothing was
+    sent. ``limit`` names the limit (a ``RiskLimits`` field), ``refusal`` holds the figures."""
+
+    def __init__(self, limit: str, message: str, refusal: object = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.refusal = refusal

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from qfex_oms.core.model import Order
-from qfex_oms.core.risk import Exposure, Refusal, RiskCheck, RiskLimits, RiskRefused
+from qfex_oms.core.risk import Exposure, Refusal, RiskCheck, RiskLimits
+from qfex_oms.errors import RiskRefused
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol.enums import OrderType, Side
 

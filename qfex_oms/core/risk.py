@@ -47,7 +47,7 @@ from typing import Any, NamedTuple, Protocol
 
 from attrs import define, field, frozen
 
-from qfex_oms.errors import InvalidArgument
+from qfex_oms.errors import InvalidArgument, RiskRefused
 from qfex_oms.protocol import numbers
 from qfex_oms.protocol.enums import OrderType, Side
 
@@ -60,19 +60,6 @@ _EXACT = Context(prec=2 * numbers.MAX_SIGNIFICANT_DIGITS + 8)
 _ZERO = Decimal(0)
 _HUNDRED = Decimal(100)
 _BUY = Side.BUY
-
-
-class RiskRefused(InvalidArgument):
-    """A pre-trade risk limit refused the order: nothing was journaled, nothing was sent.
-
-    ``limit`` names the limit (a ``RiskLimits`` field), ``refusal`` holds the figures. Defined here
-    until ``qfex_oms.errors`` takes it (it imports nothing of the core: ``refusal`` is untyped there).
-    """
-
-    def __init__(self, limit: str, message: str, refusal: object = None) -> None:
-        super().__init__(message)
-        self.limit = limit
-        self.refusal = refusal
 
 
 # ---------------------------------------------------------------------- limits

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qfex_oms.core.risk import AccountState, RiskCheck, RiskLimits, RiskRefused, SymbolLimits
-from qfex_oms.errors import InvalidArgument
+from qfex_oms.core.risk import AccountState, RiskCheck, RiskLimits, SymbolLimits
+from qfex_oms.errors import InvalidArgument, RiskRefused
 from qfex_oms.protocol.enums import OrderType, Side
 
 SYM = "AAPL-USD"

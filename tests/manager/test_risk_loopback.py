@@ -16,8 +16,8 @@ from waiting import wait_until
 from qfex_oms import Order, OrderManager, OrderState, Twap
 from qfex_oms.client.marketdata import open_market_data
 from qfex_oms.client.risk import PreTradeRisk, market_data_prices
-from qfex_oms.core.risk import RiskLimits, RiskRefused, SymbolLimits
-from qfex_oms.errors import InvalidArgument
+from qfex_oms.core.risk import RiskLimits, SymbolLimits
+from qfex_oms.errors import InvalidArgument, RiskRefused
 from qfex_oms.protocol.enums import OrderType, Side
 from qfex_oms.sim import Venue, open_simulator
 
