@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, overload
 
 import trio
 import trio_websocket
@@ -49,6 +49,7 @@ from qfex_oms.client.rest import RestClient
 from qfex_oms.client.results import CancelResult, KillReport
 from qfex_oms.client.session import Credentials, Session
 from qfex_oms.client.settler import Settler
+from qfex_oms.client.stops import STOP_REQUEST_TYPES, Shell, StopOrders, is_stop_type
 from qfex_oms.client.waits import ReplySlots, Slot, Waiters
 from qfex_oms.core import args
 from qfex_oms.core.account import Account, Balance, Position, PositionCheck
@@ -60,6 +61,8 @@ from qfex_oms.core.events import (
     ModifyFinished,
     OrderUpdated,
     RequestErrored,
+    StopRequestFinished,
+    StopUpdated,
     TwapUpdated,
     Unmatched,
 )
@@ -69,6 +72,7 @@ from qfex_oms.core.refdata import Instrument
 from qfex_oms.core.replay import replay
 from qfex_oms.core.snapshot import SnapshotDiff
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
+from qfex_oms.core.stops import StopOrder
 from qfex_oms.errors import (
     Halted,
     InvalidArgument,
@@ -180,6 +184,10 @@ class OrderManager:
         self._followups: trio.MemorySendChannel[list[m.Request]] | None = None
         self.reconciler = Reconciler(self.core, self._query, self.flush, self._journal_note,
                                      trades_since=int(time.time() - settings.trades_lookback))
+        self.stop_orders = StopOrders(Shell(
+            self.core, self.reference, settings.client_id_prefix, self._usable_session,
+            self._refuse_if_halted, self._transmit, self._wait_for, self._lapsed, self._never_sent,
+            self.flush, self.settler.want))
         self.on_frame_received: Callable[[bytes | str], None] | None = None
         self.on_frame_sent: Callable[[bytes], None] | None = None
         self.on_settled: Callable[[bytes], None] | None = None  # a snapshot's conclusions (journal)
@@ -212,6 +220,21 @@ class OrderManager:
         """Return once a connection is authenticated and subscribed (wrap it in a trio timeout)."""
         await self.connection.wait_connected()
 
+    @overload
+    async def place_order(  # type: ignore[overload-overlap]
+        self, symbol: str, side: str, quantity: args.Number, price: args.Number | None = None, *,
+        order_type: Literal["TAKE_PROFIT", "STOP_LOSS"], time_in_force: str | None = None,
+        client_order_id: str | None = None,
+    ) -> StopOrder: ...
+
+    @overload
+    async def place_order(
+        self, symbol: str, side: str, quantity: args.Number, price: args.Number | None = None, *,
+        order_type: str = "LIMIT", time_in_force: str | None = None, client_order_id: str | None = None,
+        reduce_only: bool | None = None, take_profit: args.Number | None = None,
+        stop_loss: args.Number | None = None,
+    ) -> Order: ...
+
     async def place_order(
         self,
         symbol: str,
@@ -225,13 +248,21 @@ class OrderManager:
         reduce_only: bool | None = None,
         take_profit: args.Number | None = None,
         stop_loss: args.Number | None = None,
-    ) -> Order:
+    ) -> Order | StopOrder:
         """Place an order; return it once QFEX has ACKed it (or already filled/ended it).
 
         Raises ``OrderRejected`` with QFEX's status, ``OrderStatusUnknown`` when the answer was lost
         (the order stays tracked as UNKNOWN), ``InvalidArgument``/``Halted``/``NotConnected`` before
-        anything is sent.
+        anything is sent. ``order_type="TAKE_PROFIT"``/``"STOP_LOSS"`` stages a standalone stop
+        (``price`` is its trigger) and returns a ``StopOrder`` (``client.stops``); ``take_profit``/
+        ``stop_loss`` on an ordinary order stage stops QFEX links to it (``oms.stops()``, each
+        with ``parent_order_id``).
         """
+        if is_stop_type(order_type):
+            if take_profit is not None or stop_loss is not None or reduce_only is not None:
+                raise InvalidArgument(f"a {order_type} order takes no take_profit, stop_loss or reduce_only")
+            return await self.stop_orders.place(*self.stop_orders.check(
+                symbol, side, order_type, quantity, price, time_in_force, client_order_id))
         kind, tif = args.order_type_and_tif(order_type, time_in_force)
         fields = {
             "symbol": args.symbol_arg(symbol),
@@ -290,20 +321,29 @@ class OrderManager:
 
     async def cancel(
         self,
-        target: Order | Twap | None = None,
+        target: Order | Twap | StopOrder | None = None,
         *,
         order_id: str | None = None,
         client_order_id: str | None = None,
         twap_id: str | None = None,
         client_twap_id: str | None = None,
         symbol: str | None = None,
+        stop_order_id: str | None = None,
     ) -> CancelResult:
         """Cancel by exactly one selector; return once QFEX answered for every order it covers.
 
         A cancel of an order not yet ACKed is held and sent on the ACK when another live order
         shares its client id. Concurrent cancels of one order send one frame. ``RateLimited``
-        answers are retried with backoff (a cancel is idempotent).
+        answers are retried with backoff (a cancel is idempotent). A ``StopOrder`` or
+        ``stop_order_id=`` sends ``cancel_stop_order`` (``client.stops``).
         """
+        if isinstance(target, StopOrder) or stop_order_id is not None:
+            if (target is not None and stop_order_id is not None) or any(
+                    x is not None for x in (order_id, client_order_id, twap_id, client_twap_id)):
+                raise InvalidArgument("cancel takes exactly one selector")
+            stop = self.stop_orders.resolve(target if isinstance(target, StopOrder) else None,
+                                            stop_order_id, symbol)
+            return await self.stop_orders.cancel(stop)
         intent = CancelIntent(target, order_id, client_order_id, twap_id, client_twap_id, symbol)
         intent.selector()
         session = self._usable_session()
@@ -461,6 +501,16 @@ class OrderManager:
             rows.extend(page.levels)
             if len(page.levels) < PAGE:
                 return rows
+
+    async def modify_stop(self, stop: StopOrder, *, price: args.Number | None = None,
+                          quantity: args.Number | None = None) -> StopOrder:
+        """Change a stop's trigger and/or size (``modify_stop_order``); ``ModifyRejected`` with
+        QFEX's status when it refuses, ``OrderStatusUnknown`` when the answer was lost."""
+        return await self.stop_orders.modify(stop, price, quantity)
+
+    def stops(self, symbol: str | None = None, open_only: bool = True) -> list[StopOrder]:
+        """Take-profit and stop-loss orders: staged or in doubt (``open_only``), or every one known."""
+        return self.stop_orders.stops(symbol, open_only)
 
     def twaps(self, open_only: bool = False) -> list[Twap]:
         return self.core.tracker.twaps(open_only=open_only)
@@ -654,6 +704,9 @@ class OrderManager:
         if kind is m.Ack:
             incoming = reply.incoming_message or {}  # type: ignore[union-attr]
             self.replies.resolve(f"ack:{incoming.get('type')}", reply)
+            if incoming.get("type") in STOP_REQUEST_TYPES:  # the answer to a stop cancel/modify
+                self.core.on_reply(reply)
+                self.flush()
             return
         if kind is m.PositionResponse or kind is m.BalanceResponse:
             self._on_account(reply)  # type: ignore[arg-type]
@@ -714,6 +767,12 @@ class OrderManager:
             self.waiters.wake(event.request)
         elif isinstance(event, TwapUpdated):
             self.waiters.wake(event.twap)
+        elif isinstance(event, StopUpdated):
+            self.waiters.wake(event.stop)
+            if event.stop.needs_settlement:
+                self.settler.want()
+        elif isinstance(event, StopRequestFinished):
+            self.waiters.wake(event.request)
         elif isinstance(event, RequestErrored) and event.request_type in _REPLY_OF:
             self.replies.resolve(_REPLY_OF[event.request_type],
                           error=RequestFailedError(event.request_type, event.error_code, event.message))

@@ -41,16 +41,20 @@ def close_reason(exc: trio_websocket.ConnectionClosed) -> str:
         return "no close reason"
     return f"code {reason.code} {reason.reason or ''}".rstrip()
 # Every channel the manager keeps: its orders, its fills, and what the account holds.
-SUBSCRIPTIONS = (Channel.ORDER_RESPONSES, Channel.FILLS, Channel.POSITIONS, Channel.BALANCES)
+SUBSCRIPTIONS = (Channel.ORDER_RESPONSES, Channel.FILLS, Channel.POSITIONS, Channel.BALANCES,
+                 Channel.STOP_ORDERS)
 
 
 @frozen
 class Credentials:
-    """An API key pair. The secret is kept out of ``repr`` and every log line."""
+    """An API key pair, or a JWT (``jwt``: QFEX's token from https://verify.qfex.com, sent instead of
+    the HMAC signature; ``public_key`` still goes in the URL's ``?api_key=`` when given). Secrets are
+    kept out of ``repr`` and every log line. ``account_id`` selects a subaccount."""
 
     public_key: str
-    secret_key: str = field(repr=False)
+    secret_key: str = field(default="", repr=False)
     account_id: str | None = None
+    jwt: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, public_var: str = "QFEX_PUBLIC_KEY", secret_var: str = "QFEX_SECRET_KEY",
@@ -63,12 +67,24 @@ class Credentials:
         return cls(public, secret, os.environ.get(account_var) or None)
 
 
-def url_with_key(url: str, public_key: str) -> str:
-    """QFEX wants the public key as ``?api_key=`` (qfex-api.md §2.1); keep any other query."""
+def auth_frame(credentials: Credentials) -> m.Auth:
+    """The ``auth`` request: ``{"jwt": ...}`` with a JWT, else the HMAC form (qfex-api.md §2.3)."""
+    if credentials.jwt:
+        return m.Auth(jwt=credentials.jwt, account_id=credentials.account_id)
+    return make_auth(credentials.public_key, credentials.secret_key, account_id=credentials.account_id)
+
+
+def url_with_key(url: str, public_key: str, jwt: str | None = None) -> str:
+    """QFEX wants the public key as ``?api_key=`` (qfex-api.md §2.1), or with a JWT the token as
+    ``?jwt=`` (its AsyncAPI's ``jwt`` security scheme; the key too when there is one); any other
+    query is kept. The URL with a JWT in it is never logged (``self.url`` is, without the query)."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss"):
         raise InvalidArgument(f"the exchange URL must start with ws:// or wss://, got {url!r}")
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "api_key"] + [("api_key", public_key)]
+    ours = [("api_key", public_key)] if public_key or not jwt else []
+    if jwt:
+        ours.append(("jwt", jwt))
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("api_key", "jwt")] + ours
     return urlunsplit(parts._replace(path=parts.path or "/", query=urlencode(query)))
 
 
@@ -128,8 +144,7 @@ class Session:
     async def handshake(self, credentials: Credentials, *, cancel_on_disconnect: bool,
                         on_frame: FrameSink) -> None:
         """Authenticate, subscribe and opt in to cancel-on-disconnect; raise AuthenticationError."""
-        auth = make_auth(credentials.public_key, credentials.secret_key,
-                         account_id=credentials.account_id)
+        auth = auth_frame(credentials)
         await self.send(auth, priority=True)
         self._auth_sent = auth
         await self._expect(lambda r: isinstance(r, m.Authenticated), on_frame, "authenticating")
@@ -181,6 +196,9 @@ class Session:
                 log.warning("malformed frame", error=str(exc), raw=cap_frame(exc.raw))
                 continue
             if isinstance(reply, m.Authenticated) and not reply.authenticated:
+                if self._auth_sent is not None and self._auth_sent.jwt:
+                    raise AuthenticationError("the exchange refused the JWT: it may have expired or "
+                                              "belong to another venue; fetch a new one (verify.qfex.com)")
                 raise AuthenticationError(f"the exchange refused the signature{self._whose()}: the "
                                           f"secret key does not match the public key, or {self._clock()}")
             if isinstance(reply, m.Err) and stage == "authenticating":
@@ -199,7 +217,7 @@ async def connect(
     """Open the websocket; a refused upgrade becomes AuthenticationError naming the HTTP status."""
     try:
         return await trio_websocket.connect_websocket_url(
-            nursery, url_with_key(url, credentials.public_key), message_queue_size=4096,
+            nursery, url_with_key(url, credentials.public_key, credentials.jwt), message_queue_size=4096,
             max_message_size=64 * 1024 * 1024)
     except trio_websocket.ConnectionRejected as exc:
         raise rejected_upgrade(url, exc.status_code, credentials.public_key) from None
@@ -214,8 +232,12 @@ def is_loopback(url: str) -> bool:
 
 def rejected_upgrade(url: str, status: int | None, public_key: str) -> AuthenticationError:
     """The exchange answered the websocket upgrade with an HTTP error: for 401/403 it refused the
-    public key (sent as ``?api_key=``), before any signature was checked."""
+    public key (sent as ``?api_key=``), before any signature was checked; with no public key, the
+    JWT (``?jwt=``)."""
     host = urlsplit(url).netloc or "the exchange"
+    if status in (401, 403) and not public_key:
+        return AuthenticationError(f"{host} refused the JWT (HTTP {status}): it may have expired or "
+                                   "belong to another venue; fetch a new one (verify.qfex.com)")
     if status in (401, 403):
         return AuthenticationError(
             f"{host} refused the public key {public_key} (HTTP {status}, before any signature was "

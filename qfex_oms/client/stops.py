@@ -21,7 +21,7 @@ from qfex_oms.client.reference import ReferenceData
 from qfex_oms.client.results import CancelResult
 from qfex_oms.core import args
 from qfex_oms.core.engine import OmsCore
-from qfex_oms.core.stops import STOP_KINDS, StopEvent, StopOrder, StopRequest, StopState
+from qfex_oms.core.stops import STOP_KINDS, StopAction, StopEvent, StopOrder, StopRequest, StopState
 from qfex_oms.errors import InvalidArgument, ModifyRejected, OrderRejected, OrderStatusUnknown
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol.enums import OrderType, Side
@@ -29,6 +29,8 @@ from qfex_oms.protocol.enums import OrderType, Side
 log = get_logger("qfex_oms.client.stops")
 
 STOP_ORDER_TYPES = frozenset(str(kind) for kind in STOP_KINDS)
+# The requests whose ``ack`` the core reads as their answer (core.stop_replies.on_ack).
+STOP_REQUEST_TYPES = frozenset(str(action) for action in StopAction)
 
 
 def is_stop_type(order_type: object) -> bool:

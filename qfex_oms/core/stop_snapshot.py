@@ -77,12 +77,14 @@ def without_stops(snapshot: m.AllOrdersResponse) -> m.AllOrdersResponse:
 
 
 def settle_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse, trades: Iterable[m.Trade] = (),
-                    *, complete: bool = True) -> tuple[SnapshotDiff, StopDiff]:
+                    *, complete: bool = True, defer_missing: bool = False) -> tuple[SnapshotDiff, StopDiff]:
     """Orders, TWAPs and stops settled against one snapshot, in the order that links fired stops
-    to the orders they became: ``apply_snapshot`` on the snapshot without its stop rows, then
-    ``settle_stops``. The stop diff's ``ended`` counts stops the trades ended too."""
+    to the orders they became: ``apply_snapshot`` on the snapshot without its stop rows (its
+    options passed on), then ``settle_stops``. The stop diff's ``ended`` counts stops the trades
+    ended too."""
     known_live = [s for s in core.stops.stops() if s.stop_order_id is not None]
-    diff = apply_snapshot(core, fence, without_stops(snapshot), trades, complete=complete)
+    diff = apply_snapshot(core, fence, without_stops(snapshot), trades, complete=complete,
+                          defer_missing=defer_missing)
     return diff, settle_stops(core, fence, snapshot, complete=complete, known_live=known_live)
 
 
