@@ -209,7 +209,8 @@ class Connection:
             return await connect(nursery, self.url, self.credentials)
         key = self.credentials.public_key
         try:
-            return await connect_ws(url_with_key(self.url, key), max_message_size=MAX_MESSAGE_SIZE)
+            return await connect_ws(url_with_key(self.url, key, self.credentials.jwt),
+                                    max_message_size=MAX_MESSAGE_SIZE)
         except UpgradeRejected as exc:
             raise rejected_upgrade(self.url, exc.status_code, key) from None
 

@@ -94,7 +94,8 @@ class RestClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._credentials = None if credentials is None else r.RestCredentials(
-            credentials.public_key, credentials.secret_key, getattr(credentials, "account_id", None))
+            credentials.public_key, getattr(credentials, "secret_key", ""),
+            getattr(credentials, "account_id", None), getattr(credentials, "jwt", None))
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
 

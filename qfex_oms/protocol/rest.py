@@ -54,17 +54,28 @@ _PREVIEW = 200
 
 @frozen
 class RestCredentials:
-    """The key pair and, for a subaccount, the account to act on (``x-qfex-requested-account-id``)."""
+    """The key pair (or a JWT, sent as ``Authorization: Bearer`` as QFEX's CLI does) and, for a
+    subaccount, the account to act on (``x-qfex-requested-account-id``)."""
 
     public_key: str
     secret_key: str = field(repr=False)
     account_id: str | None = None
+    jwt: str | None = field(default=None, repr=False)
+
+
+AUTHORIZATION_HEADER = "authorization"
 
 
 def auth_headers(
     credentials: RestCredentials, *, unix_ts: int | None = None, nonce: str | None = None
 ) -> dict[str, str]:
-    """The four HMAC headers (+ the subaccount header); a fresh nonce per call, as QFEX's CLI does."""
+    """The four HMAC headers (+ the subaccount header); a fresh nonce per call, as QFEX's CLI does.
+    With a JWT, ``Authorization: Bearer`` instead of the HMAC headers."""
+    if credentials.jwt:
+        headers = {AUTHORIZATION_HEADER: f"Bearer {credentials.jwt}"}
+        if credentials.account_id is not None:
+            headers[ACCOUNT_HEADER] = credentials.account_id
+        return headers
     nonce = nonce or new_nonce()
     ts = int(time.time()) if unix_ts is None else unix_ts
     headers = {
@@ -79,8 +90,11 @@ def auth_headers(
 
 
 def auth_from_headers(headers: Mapping[str, str]) -> Auth | str:
-    """The websocket ``Auth`` the four headers amount to (so one check serves both), or why they
-    cannot be read. ``headers`` must have lower-case names."""
+    """The websocket ``Auth`` the four headers (or a Bearer JWT) amount to (so one check serves
+    both), or why they cannot be read. ``headers`` must have lower-case names."""
+    bearer = headers.get(AUTHORIZATION_HEADER, "")
+    if bearer.lower().startswith("bearer ") and bearer[7:].strip():
+        return Auth(jwt=bearer[7:].strip(), account_id=headers.get(ACCOUNT_HEADER) or None)
     missing = [h for h in (PUBLIC_KEY_HEADER, SIGNATURE_HEADER, NONCE_HEADER, TIMESTAMP_HEADER)
                if not headers.get(h)]
     if missing:

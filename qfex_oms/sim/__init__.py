@@ -5,6 +5,7 @@ same thing as a process. Behaviour QFEX does not document is chosen in ``choices
 in README.md ("Simulator choices").
 """
 
+from qfex_oms.sim.auth import mint_jwt
 from qfex_oms.sim.faults import Faults
 from qfex_oms.sim.ledger import BalanceView, PositionView
 from qfex_oms.sim.market import MarketSettings, MarketSymbol
@@ -35,5 +36,6 @@ __all__ = [
     "SymbolSpec",
     "Venue",
     "default_accounts",
+    "mint_jwt",
     "open_simulator",
 ]

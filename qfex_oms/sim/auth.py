@@ -1,4 +1,8 @@
-"""Pure HMAC auth checks for the simulator (qfex-api.md §2.3-2.5).
+"""Pure auth checks for the simulator (qfex-api.md §2.3-2.5): HMAC, and JWTs of its own.
+
+QFEX's JWTs come from https://verify.qfex.com and cannot be checked here. The simulator accepts
+tokens it can check (CHOICES C56): HS256, signed with the account's secret key, whose ``sub`` is
+the account's public key and whose ``exp`` (if any) has not passed; ``mint_jwt`` makes one.
 
 The nonce store is per account: QFEX says "the nonce must be unique within a 15 minute window".
 Nonces are remembered only once a signature verified, so a forged frame cannot burn a real
@@ -7,8 +11,15 @@ client's nonce. Expired nonces are pruned lazily in arrival order, so the store 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import string
 from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
 
 from qfex_oms.protocol import verify
 from qfex_oms.protocol.messages import Auth
@@ -46,9 +57,17 @@ def check_auth(
     request: Auth, account: Account, nonces: NonceStore, now: float, skew: float
 ) -> str | None:
     """Return None if the frame authenticates ``account``, else the reason (for the log only)."""
+    if request.jwt is not None:
+        if request.hmac is not None:
+            return "give either hmac or jwt, not both"
+        if jwt_account(request.jwt, {account.public_key: account}, now) is not account:
+            return "bad or expired jwt"
+        if request.account_id is not None and request.account_id != account.user_id:
+            return "unknown account_id"
+        return None
     block = request.hmac
     if block is None:
-        return "only the hmac form is supported"
+        return "neither hmac nor jwt given"
     if block.public_key != account.public_key:
         return "public_key differs from the connection's api key"
     if request.account_id is not None and request.account_id != account.user_id:
@@ -64,3 +83,41 @@ def check_auth(
         return "nonce already used"
     nonces.remember(nonce, now)
     return None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def mint_jwt(account: Account, now: float, ttl: float = 3600.0) -> str:
+    """A token the simulator accepts for ``account`` (tests, and ``qfex-oms sim`` users trying
+    ``auth = "jwt"``): HS256 with the account's secret, ``sub`` its public key."""
+    head = _b64(orjson.dumps({"alg": "HS256", "typ": "JWT"}))
+    body = _b64(orjson.dumps({"sub": account.public_key, "exp": int(now + ttl)}))
+    mac = hmac.new(account.secret_key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{_b64(mac)}"
+
+
+def jwt_account(token: str, accounts: Mapping[str, Account], now: float) -> Account | None:
+    """The account a simulator-minted JWT names, if its signature and expiry check; else None."""
+    try:
+        head, body, mac = token.split(".")
+        claims: Any = orjson.loads(_unb64(body))
+        header: Any = orjson.loads(_unb64(head))
+        given = _unb64(mac)
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(claims, dict) or not isinstance(header, dict) or header.get("alg") != "HS256":
+        return None
+    account = accounts.get(str(claims.get("sub", "")))
+    if account is None:
+        return None
+    expected = hmac.new(account.secret_key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    expiry = claims.get("exp")
+    if not hmac.compare_digest(given, expected) or (isinstance(expiry, int | float) and expiry < now):
+        return None
+    return account

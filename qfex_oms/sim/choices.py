@@ -299,3 +299,8 @@ REFUSED_STOP_CANCEL_STATUS = OrderStatus.REJECTED
 #      the matching engine over the trade websocket (auth, rate limits, STP and TIF apply to it);
 #      each step it sends cancel_all_orders, then re-quotes a few levels each side of a seeded
 #      random walk (drift and volatility per symbol).
+
+# C56: JWT auth (qfex-api.md §2.3: {"auth": {"jwt": ...}}; the upgrade carries ?jwt= per QFEX's AsyncAPI
+# or Authorization: Bearer as QFEX's CLI sends). QFEX's tokens come from verify.qfex.com and cannot
+# be checked here: the simulator accepts HS256 tokens signed with the account's secret whose ``sub``
+# is its public key (sim.auth.mint_jwt makes one), and refuses any other as a bad signature.

@@ -26,7 +26,7 @@ from qfex_oms.logs import get_logger
 from qfex_oms.protocol import rest as r
 from qfex_oms.protocol.errors import ProtocolError
 from qfex_oms.sim import choices
-from qfex_oms.sim.auth import check_auth
+from qfex_oms.sim.auth import check_auth, jwt_account
 from qfex_oms.sim.ledger import wire
 from qfex_oms.sim.records import SimOrder, SimTrade
 from qfex_oms.sim.server import SimServer
@@ -138,8 +138,9 @@ class RestApp:
         if isinstance(auth, str):
             reason = auth
         else:
-            assert auth.hmac is not None
-            account = self.server.accounts.get(auth.hmac.public_key)
+            named = auth.hmac.public_key if auth.hmac is not None else None
+            account = (self.server.accounts.get(named) if named is not None
+                       else jwt_account(auth.jwt or "", self.server.accounts, time.time()))
             if account is None:
                 reason = "unknown api key"
             else:

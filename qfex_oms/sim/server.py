@@ -39,7 +39,7 @@ from qfex_oms.protocol import (
 )
 from qfex_oms.protocol import messages as m
 from qfex_oms.sim import choices, queries
-from qfex_oms.sim.auth import NonceStore, check_auth
+from qfex_oms.sim.auth import NonceStore, check_auth, jwt_account
 from qfex_oms.sim.engine import Engine, Event
 from qfex_oms.sim.faults import Action, Disconnect, Faults
 from qfex_oms.sim.ratelimit import RateLimiter
@@ -91,6 +91,17 @@ def public_key_of(request: WebSocketRequest) -> str | None:
     return None
 
 
+def jwt_of(request: WebSocketRequest) -> str | None:
+    """``?jwt=`` (QFEX's AsyncAPI) or ``Authorization: Bearer`` (QFEX's CLI) on the upgrade."""
+    values = parse_qs(urlsplit(request.path).query).get("jwt")
+    if values:
+        return values[0]
+    for name, value in request.headers:
+        if name.lower() == b"authorization" and value.lower().startswith(b"bearer "):
+            return value[7:].decode("latin-1")
+    return None
+
+
 class SimServer:
     def __init__(self, settings: SimSettings, nursery: trio.Nursery) -> None:
         self.settings = settings
@@ -128,7 +139,8 @@ class SimServer:
     # ------------------------------------------------------------------ connection lifecycle
 
     async def handle(self, request: WebSocketRequest) -> None:
-        account = self.accounts.get(public_key_of(request) or "")
+        account = self.accounts.get(public_key_of(request) or "") or jwt_account(
+            jwt_of(request) or "", self.accounts, time.time())
         if account is None:
             log.info("sim.handshake_rejected", reason="unknown or missing api key")
             await request.reject(choices.HANDSHAKE_REJECT_STATUS, body=b"unknown api key")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from clikit import REPO, arun_all, explain, json_out
+from clikit import REPO, arun_all, arun_cli, explain, json_out
 
 from qfex_oms.app.cli import main, parse_params
 from qfex_oms.app.config import DEMO_KEYS, Config, ConfigError, GuardLimits, load_config
@@ -221,3 +221,22 @@ async def test_account_id_and_auth_on_the_command_line(sim_url: str, tmp_path: P
     assert unknown.returncode == 3, explain(unknown)  # the exchange refused the subaccount
     assert no_jwt.returncode == 2 and "QFEX_JWT" in no_jwt.stderr, explain(no_jwt)
     assert empty.returncode == 2 and "--account-id" in empty.stderr, explain(empty)
+
+
+async def test_a_jwt_from_the_environment_authenticates_the_cli(sim_url: str) -> None:
+    """``--auth jwt`` (or ``exchange.auth = "jwt"``) sends the token named by jwt_env (issue 13)."""
+    import time
+
+    from clikit import cli_env
+
+    from qfex_oms.sim import default_accounts, mint_jwt
+
+    demo = next(a for a in default_accounts() if a.public_key == "qfex_pub_demo")
+    env = {**cli_env(), "QFEX_JWT": mint_jwt(demo, time.time())}
+    env.pop("QFEX_PUBLIC_KEY", None)
+    env.pop("QFEX_SECRET_KEY", None)
+    good = await arun_cli("orders", "--url", sim_url, "--auth", "jwt", "--json", env=env)
+    assert good.returncode == 0, explain(good)
+    forged = await arun_cli("orders", "--url", sim_url, "--auth", "jwt", "--json",
+                            env={**env, "QFEX_JWT": env["QFEX_JWT"][:-4] + "AAAA"})
+    assert forged.returncode == 3 and "refused the JWT" in forged.stderr, explain(forged)
