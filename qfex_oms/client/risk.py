@@ -43,9 +43,16 @@ _ZERO = Decimal(0)
 _BUY = Side.BUY
 
 
-def market_data_prices(md: MarketData) -> PriceSource:
-    """Reference prices from a market-data feed: the mark, else the last public trade, else None."""
+def market_data_prices(md: MarketData, max_age: float | None = None) -> PriceSource:
+    """Reference prices from a market-data feed: the mark, else the last public trade, else None.
+
+    ``max_age`` (seconds): a symbol whose feed is stale (``md.stale``: nothing for that long, the
+    feed down, a refused frame awaiting its resync) refuses the order (``RiskRefused``, limit
+    ``max_price_age``) rather than check it against an old price or skip the check."""
     def price(symbol: str) -> Decimal | None:
+        if max_age is not None and md.stale(symbol, max_age):
+            raise RiskRefused("max_price_age", f"max_price_age refused {symbol}: the market data it is "
+                              f"checked against is older than {max_age} s (or the feed is down)")
         book = md.book(symbol)
         if book.mark is not None:
             return book.mark.price

@@ -145,6 +145,23 @@ async def test_price_band_around_the_mark_from_market_data(venue: Venue, oms: Or
     assert len(sent.of("add_order")) == 2
 
 
+async def test_a_stale_market_price_refuses_the_order(venue: Venue, oms: OrderManager) -> None:
+    """Issue 16: the check refuses when the price it checks against is stale, never uses it."""
+    assert venue.mds_url is not None
+    risk = PreTradeRisk(oms, RiskLimits(price_band_pct=D("5")))
+    sent = recorder(oms)
+    async with open_market_data(venue.mds_url, [S]) as md:
+        risk.use_prices(market_data_prices(md, max_age=0.5))
+        venue.set_mark(S, "200")
+        await wait_until(lambda: not md.stale(S, 0.5), what="fresh market data")
+        await place(oms, risk, "BUY", "1", "195")
+        venue.mds.silenced.update(("level2", "bbo", "trade", "mark_price", "funding"))  # quiet
+        await wait_until(lambda: md.stale(S, 0.5), what="the price to go stale")
+        with pytest.raises(RiskRefused, match="max_price_age"):
+            await place(oms, risk, "BUY", "1", "195")
+    assert len(sent.of("add_order")) == 1
+
+
 async def test_margin_against_the_reported_balance(venue: Venue, oms: OrderManager) -> None:
     await wait_until(lambda: oms.balance() is not None, what="the first balance report")
     balance = oms.balance()
