@@ -183,9 +183,11 @@ async def test_the_kill_switch_cancels_stops_and_is_clean(oms: OrderManager, oms
                                                           venue: Venue) -> None:
     tp, sl, _ = await bracket(oms, oms2)
     order = await oms.place_order(S, "BUY", "1", "50")
+    twap = await oms.place_twap(S, "BUY", total_quantity="10", num_orders=200, order_interval_secs=30)
     report = await oms.cancel_all()
     assert report.clean, report
     assert set(report.cancelled_stops) == {tp, sl} and report.still_open_stops == ()
+    assert twap in report.cancelled_twaps and order in report.cancelled_orders
     assert order.state is OrderState.CANCELLED and venue.stops(PUB) == []
 
 
@@ -248,7 +250,7 @@ async def test_a_crash_between_staging_and_trigger_is_recovered_from_the_journal
         assert proc.stdout is not None
         out = b""
         with trio.fail_after(20):
-            while b"@@staged" not in out:
+            while b"@@staged" not in out or not out.split(b"@@staged", 1)[1].endswith(b"\n"):
                 chunk = await proc.stdout.receive_some()
                 assert chunk, "the child exited before staging its stop"
                 out += chunk
