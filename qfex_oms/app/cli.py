@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from qfex_oms.app.commands import account, check, service, trading, watch
+from qfex_oms.app.commands import account, check, manual, service, trading, watch
 from qfex_oms.app.commands.common import (
     DEFAULT_CONFIG,
     EXIT_CODES,
@@ -44,6 +44,7 @@ def main() -> None:
     The account: qfex-oms positions | balance | close SYMBOL | leverage [SYMBOL [N]]
     Keys, safely: qfex-oms check --config config/uat.toml   (read-only: never trades)
     Live:        qfex-oms watch [orders|fills|positions|all] --url ... [--json]
+    By hand:     qfex-oms place SYMBOL SIDE QTY [PRICE] | modify | twap SYMBOL SIDE QTY -n N --interval S
 
     Commands that connect read --config (default config/sim.toml: an embedded simulator that
     starts and stops with the command) and take --url to point at another venue. Keys come from
@@ -77,6 +78,7 @@ COMMANDS: list[click.Command] = [
     account.positions, account.balance, account.close, account.leverage,
     check.check,
     watch.watch,
+    manual.place, manual.modify, manual.twap,
 ]
 for _command in COMMANDS:
     main.add_command(_command)
