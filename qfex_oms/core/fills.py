@@ -15,8 +15,8 @@ from qfex_oms.core import twap_replies
 from qfex_oms.core.drops import malformed_fill, wrong_symbol
 from qfex_oms.core.events import FillReceived
 from qfex_oms.core.model import Fill, Order
-from qfex_oms.core.replies import after_ack, fill_event
-from qfex_oms.core.states import OrderState
+from qfex_oms.core.replies import after_ack, fill_event, size_in_doubt, take_size
+from qfex_oms.core.states import OrderEvent, OrderState
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import OrderStatus, OrderType, TimeInForce
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = get_logger("qfex_oms.core")
 
 _ZERO = Decimal(0)
+_EV_FULL_FILL = OrderEvent.FULL_FILL
 
 
 def on_fill(core: OmsCore, f: m.FillResponse) -> None:
@@ -47,9 +48,41 @@ def on_fill(core: OmsCore, f: m.FillResponse) -> None:
             return
     record_fill(core, order, Fill(f.trade_id, f.order_id, f.symbol, f.side, f.price, f.quantity,
                                   f.fee, f.timestamp))
-    order.note_leaves(f.remaining_quantity)
-    core.apply_order_event(order, fill_event(order, final_report=False), OrderStatus.FILLED)
+    done = note_fill_leaves(core, order, f)
+    core.apply_order_event(order, _EV_FULL_FILL if done else fill_event(order, final_report=False),
+                           OrderStatus.FILLED)
     after_ack(core, order)
+
+
+def note_fill_leaves(core: OmsCore, order: Order, f: m.FillResponse) -> bool:
+    """Note what remains after a fill; True when nothing does (done, whatever the order's size).
+
+    While a modify of the order is unanswered, the exchange's order has the book's size or the one
+    the modify asked for (``replies.size_in_doubt``), and a fill does not say which. The fill and
+    what remained right after it both belong to that size, so ``quantity + leaves`` bounds it from
+    below (not ``fill_total + leaves``: fills overtake each other, and a later fill counted with
+    an earlier one's leaves would overstate it). Leaves that fit one size only are measured
+    against it (the modify's size is taken with them, as from a report naming it); leaves that fit
+    both are not noted: the filled quantity stays the sum of the distinct trades, never more than
+    the exchange filled, until a report or a snapshot row names the size.
+    """
+    leaves = f.remaining_quantity
+    if leaves is None:
+        return False
+    other = size_in_doubt(core, order)
+    if other is None:
+        order.note_leaves(leaves)
+        return False  # fill_event reads the floor
+    least = f.quantity + leaves
+    fits_book, fits_other = order.quantity >= least, other >= least
+    if fits_other and not fits_book:
+        take_size(order, other, leaves)
+    elif fits_book and fits_other:
+        log.info("fill leaves fit both sizes of a modify in doubt; not noted", **order.describe(),
+                 trade_id=f.trade_id, leaves=str(leaves))
+    else:
+        order.note_leaves(leaves)
+    return leaves <= _ZERO
 
 
 def _place_fill(core: OmsCore, f: m.FillResponse) -> Order | None:

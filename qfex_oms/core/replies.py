@@ -49,8 +49,7 @@ def resized(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
         return
     quantity, price = r.quantity, r.price
     if status is OrderStatus.FILLED:
-        request = core.modify_in_flight(order.order_id)
-        doubt = (request.quantity, request.price) if request is not None else order.modify_in_doubt
+        doubt = modify_unanswered(core, order)
         if doubt is None:
             return
         quantity = quantity if quantity == doubt[0] else None
@@ -67,6 +66,35 @@ def resized(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
         order.price = price
     if quantity is not None or status is not OrderStatus.FILLED:
         order.modify_in_doubt = None
+
+
+def modify_unanswered(core: OmsCore, order: Order) -> tuple[Decimal | None, Decimal | None] | None:
+    """The (quantity, price) of a modify of this order that was never answered: still in flight, or
+    cut off by a disconnect (``Order.modify_in_doubt``). None when there is none."""
+    request = core.modify_in_flight(order.order_id)
+    return (request.quantity, request.price) if request is not None else order.modify_in_doubt
+
+
+def size_in_doubt(core: OmsCore, order: Order) -> Decimal | None:
+    """The other size the exchange's order may have: the one an unanswered modify asked for, when
+    it differs from the book's. QFEX refuses to modify a partly filled order, so the exchange's
+    order has one of the two sizes, and leaves or fills cannot be measured against the book's
+    size alone (``fills.note_fill_leaves``, ``snapshot.settle_gone``)."""
+    doubt = modify_unanswered(core, order)
+    if doubt is None or doubt[0] is None or doubt[0] == order.quantity:
+        return None
+    floor = order.leaves_floor
+    if floor is not None and floor < order.quantity:
+        return None  # leaves of the book's size showed a fill: the modify was refused, or came after
+    return doubt[0]
+
+
+def take_size(order: Order, quantity: Decimal, leaves: Decimal | None) -> None:
+    """The exchange's order has this size: the leaves of the old one are dropped (``filled =
+    quantity - leaves`` holds only for leaves of the same size) and no modify is in doubt."""
+    order.quantity = quantity
+    order.leaves_floor = None if leaves is None else max(leaves, _ZERO)
+    order.modify_in_doubt = None
 
 
 def order_not_indexed(core: OmsCore, r: m.OrderResponse, by_id: Order | None) -> Order | None:

@@ -46,7 +46,7 @@ from qfex_oms.core import twaps as twap_rules
 from qfex_oms.core.drops import malformed_fill
 from qfex_oms.core.engine import OmsCore
 from qfex_oms.core.model import CancelRequest, Fill, Order, Twap
-from qfex_oms.core.replies import order_from_response
+from qfex_oms.core.replies import order_from_response, size_in_doubt, take_size
 from qfex_oms.core.states import LocalStatus, OrderEvent, OrderState, TwapEvent
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol import messages as m
@@ -316,7 +316,18 @@ _NOTED_ENDS = {str(OrderState.FILLED): OrderEvent.FULL_FILL, str(OrderState.CANC
 
 
 def settle_gone(core: OmsCore, order: Order) -> None:
-    """End an order provably no longer on the book: FILLED if its fills cover it, else CANCELLED."""
+    """End an order provably no longer on the book: FILLED if its fills cover it, else CANCELLED.
+
+    A modify whose answer never came (``replies.size_in_doubt``) leaves two sizes the order may
+    have had. Its trades decide where they can: more than the book's size, it was the modify's.
+    Trades adding up to exactly the modify's size are taken as the order filled at that size
+    (a choice: the other reading, a modify refused after a partial fill and the rest cancelled
+    by a party we never heard from, needs an unreported cancel; settling CANCELLED would claim
+    one). QFEX's order history, where the shell has it (``defer_missing``), decides for certain.
+    """
+    other = size_in_doubt(core, order)
+    if other is not None and (order.fill_total > order.quantity or order.fill_total == other):
+        take_size(order, other, other - order.fill_total)
     if order.remaining_quantity <= 0:
         core.apply_order_event(order, OrderEvent.FULL_FILL, OrderStatus.FILLED)
     else:
