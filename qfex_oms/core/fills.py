@@ -120,6 +120,8 @@ def record_fill(core: OmsCore, order: Order, fill: Fill) -> bool:
     core.tracker.trade_ids.add(fill.trade_id)
     if order.adopted:
         order.grow_to_trades(fill.quantity)
+    elif order.fill_total + fill.quantity > order.quantity:
+        _trades_prove_size(core, order, order.fill_total + fill.quantity)
     if order.fills is None:
         order.fills = []
     order.fills.append(fill)
@@ -128,6 +130,14 @@ def record_fill(core: OmsCore, order: Order, fill: Fill) -> bool:
         twap_replies.note_child_fill(core, order)
     core.emit(FillReceived(order, fill))
     return True
+
+
+def _trades_prove_size(core: OmsCore, order: Order, traded: Decimal) -> None:
+    """Distinct trades adding up to more than the book's size: a modify whose answer never came
+    was applied (``replies.size_in_doubt``), and the order has the size it asked for."""
+    other = size_in_doubt(core, order)
+    if other is not None and other >= traded:
+        take_size(order, other, None)
 
 
 def duplicate_trade(core: OmsCore, f: m.FillResponse | m.Trade) -> None:

@@ -235,8 +235,10 @@ def _bind_pending(core: OmsCore, r: m.OrderResponse) -> Order | None:
         return None
     order = queue[0]
     if len(queue) > 1:
-        order = next((o for o in queue if o.could_be(r.side, r.type, r.time_in_force, r.price,
-                                                     r.quantity)), order)
+        fitting = [o for o in queue if o.could_be(r.side, r.type, r.time_in_force, r.price, r.quantity)]
+        # The reply's quantity is a lower bound (a FILLED report may carry the fill's size), but a
+        # pending order was never modified: one of exactly that size is the better description.
+        order = next((o for o in fitting if o.quantity == r.quantity), fitting[0] if fitting else order)
     if r.order_id and not rejection:
         core.bind(order, r.order_id)
     return order

@@ -103,11 +103,18 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
     rows, left_alone = _usable_rows(core, snapshot.orders, diff)
     seen = _identify(core, fence, rows, trades, diff) | left_alone
     unresolved = set(diff.unresolved)
-    # Strangers the rows describe are adopted from their row before any trade applies: adopted
-    # from a trade instead, one would take the trade's size for its own and end FILLED while open.
+    # What the rows say of an order's size goes in before any trade applies: strangers are adopted
+    # from their row, and a known order's row may name a size the book lacks (an adopted order's
+    # size is a lower bound; a modify's answer may be lost). Measured against a smaller size, a
+    # trade would end FILLED an order the row shows resting.
     for row in rows:
-        if row.order_id and row.order_id not in unresolved and tracker.by_order_id(row.order_id) is None:
+        if not row.order_id or row.order_id in unresolved:
+            continue
+        order = tracker.by_order_id(row.order_id)
+        if order is None:
             diff.adopted.append(_adopt(core, fence, order_from_response(row)))
+        elif _in_scope(order, fence, set()):
+            _note_row(core, order, row)
     for trade in trades:
         if trade.order_id not in unresolved:
             _apply_trade(core, fence, trade, diff, complete)
@@ -123,7 +130,7 @@ def apply_snapshot(core: OmsCore, fence: int, snapshot: m.AllOrdersResponse,
         seen.add(order.local_id)
         if not _in_scope(order, fence, learnt):
             continue
-        _note_row(core, order, row)
+        _note_row(core, order, row)  # again: its leaves after the trades (the floor only lowers)
         _shown_open(core, order, str(row.status), diff)
     for order in tracker.open_orders():
         if order.local_id in seen or not _in_scope(order, fence, learnt):

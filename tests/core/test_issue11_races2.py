@@ -82,3 +82,43 @@ def test_snapshot_still_settles_cancelled_when_no_size_in_doubt_is_covered(core:
     assert (order.state, order.last_status, order.filled_quantity) == (
         OrderState.CANCELLED, SETTLED_MISSING, 1)
 
+
+
+def test_an_ack_overtaking_a_siblings_binds_the_pending_order_of_its_exact_size(core: OmsCore) -> None:
+    """Two orders share c0 and both ACKs are late (UNKNOWN); the second's ACK (size 1) comes first.
+    It fits the first order too (1 <= 2) but a pending order was never modified: the one of size 1
+    is it. Bound to the first, it would shrink it to 1, and the other ACK would grow the second to
+    2: a remaining quantity that grows without any modify."""
+    first = place(core, cid="c0", qty="2")
+    second = place(core, cid="c0", qty="1")
+    core.order_lost(first, "TIMEOUT")
+    core.order_lost(second, "TIMEOUT")
+    core.on_reply(resp("X2", "ACK", cid="c0", qty="1", remaining="1"))
+    assert (second.order_id, second.quantity) == ("X2", 1)
+    core.on_reply(resp("X1", "ACK", cid="c0", qty="2", remaining="2"))
+    assert (first.order_id, first.quantity, first.remaining_quantity) == ("X1", 2, 2)
+
+
+def test_snapshot_trades_beyond_the_book_size_take_the_size_of_a_modify_in_doubt(core: OmsCore) -> None:
+    """A modify up (1 -> 4) applied, its answer lost; the order filled 3 then 1 and every report
+    died with the socket. The resync's trades (4) exceed the book's size: it was the modify's.
+    Measured against 1, the first trade alone ended it FILLED and the second claimed 4 of 1."""
+    oid, order = _modified_unanswered(core, qty="1", to="4")
+    core.connection_lost()
+    trades = (_trade(oid, "3", "t1"), _trade(oid, "1", "t2"))
+    apply_snapshot(core, core.seq, m.AllOrdersResponse(orders=()), trades)
+    assert (order.state, order.quantity, order.filled_quantity) == (OrderState.FILLED, 4, 4)
+
+
+def test_snapshot_row_sizes_an_adopted_order_before_its_trades_apply(core: OmsCore) -> None:
+    """Another connection's order (size 4) filled 1 then 2; only the second fill reached us, so it
+    was adopted at 2 + 1 left = 3. The resync shows it resting (1 left) with both trades: applied
+    before the row's size, the first trade made 3 of 3 and ended FILLED an order that rests."""
+    core.on_reply(fill("X9", "2", "1", trade_id="t2", cid="s0"))
+    (order,) = core.tracker.orders()
+    assert (order.adopted, order.quantity) == (True, 3)
+    rows = m.AllOrdersResponse(orders=(resp("X9", "FILLED", cid="s0", qty="4", remaining="1"),))
+    apply_snapshot(core, core.seq, rows, (m.Trade("t1", SYMBOL, Decimal(200), Decimal(1), Side.BUY, "X9"),
+                                          m.Trade("t2", SYMBOL, Decimal(200), Decimal(2), Side.BUY, "X9")))
+    assert order.state is OrderState.OPEN, "rests on the exchange"
+    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (4, 3, 1)
