@@ -9,6 +9,9 @@ opposite price: an IOC never rests, and its limit is the price band the order ma
 the manager's guard has a ``price_band_pct`` it refuses an order priced outside the band around the
 market, which this strategy counts as ``refused``. It never trades on stale data (``stale_after``).
 
+A disconnect: the order that met ``NotConnected`` was not sent; the strategy waits for the
+connection (``ctx.wait_connected()``, bounded by the guard's disconnect limit) and goes on.
+
 Market data: ``ctx.market_data``, ``oms.market_data`` or the ``mds_url`` parameter (see quoter.py).
 Parameters: symbol, window, threshold, size, max_position, max_slippage, interval, duration,
 stale_after, mds_url, ready_timeout.
@@ -21,7 +24,7 @@ from decimal import Decimal
 
 import trio
 
-from qfex_oms import OrderRejected, OrderStatusUnknown, QfexOmsError, open_market_data
+from qfex_oms import NotConnected, OrderRejected, OrderStatusUnknown, QfexOmsError, open_market_data
 
 
 @asynccontextmanager
@@ -80,6 +83,10 @@ async def run(oms, ctx):
                 try:
                     order = await oms.place_order(symbol, side, size, limit, time_in_force="IOC",
                                                   client_order_id=f"mo-{stats['orders']}")
+                except NotConnected as exc:
+                    ctx.log.warning("momentum waits for the connection", error=str(exc))
+                    await ctx.wait_connected()
+                    continue
                 except (OrderRejected, OrderStatusUnknown, QfexOmsError) as exc:
                     stats["refused"] += 1
                     ctx.log.warning("momentum order refused", error=str(exc))

@@ -13,6 +13,10 @@ Market data comes from, in order: ``ctx.market_data`` or ``oms.market_data`` (an
 
 Static (no market data): quotes around the configured ``mid``, moved by ``drift`` each cycle.
 
+Disconnects: a cycle cut by ``NotConnected`` waits for the connection (``ctx.wait_connected()``,
+bounded by the guard's disconnect limit) and the quoter carries on; the manager's resync settles
+the quotes the outage left behind.
+
 Parameters ([strategy] in the config): symbol, half_spread, size, cycles, interval, mds_url,
 requote_threshold, stale_after, ready_timeout; static mode: mid, drift.
 """
@@ -24,7 +28,7 @@ from decimal import Decimal
 
 import trio
 
-from qfex_oms import OrderRejected, OrderStatusUnknown, open_market_data
+from qfex_oms import NotConnected, OrderRejected, OrderStatusUnknown, open_market_data
 from qfex_oms.protocol import Side
 
 
@@ -102,7 +106,7 @@ async def _pegged(oms, ctx, md):
     interval = float(p.get("interval", 5.0))
     stale_after = float(p.get("stale_after", 5.0))
     stats = {"quotes": 0, "cancelled_by_order_id": 0, "cancelled_by_client_id": 0, "rejected": 0,
-             "requotes_on_move": 0, "paused_stale": 0, "mids": []}
+             "requotes_on_move": 0, "paused_stale": 0, "mids": [], "reconnect_waits": 0}
     with trio.fail_after(float(p.get("ready_timeout", 10))):
         await md.wait_ready(symbol)
     updates = md.updates([symbol], conflate=True)
@@ -123,16 +127,19 @@ async def _pegged(oms, ctx, md):
                     await updates.__anext__()
                 continue
             stats["mids"].append(str(mid))
-            quotes = await _quote(oms, symbol, size, _priced(oms, symbol, mid - half, "BUY"),
-                                  _priced(oms, symbol, mid + half, "SELL"), cycle, stats, ctx.log)
-            with trio.move_on_after(interval):
-                async for _ in updates:
-                    now = market_mid(md, oms, symbol)
-                    if now is None or abs(now - mid) > threshold or md.stale(symbol, stale_after):
-                        stats["requotes_on_move"] += 1
-                        ctx.log.info("market moved; re-quoting", quoted_mid=str(mid), mid=str(now))
-                        break
-            await _pull(oms, symbol, quotes, stats)
+            try:
+                quotes = await _quote(oms, symbol, size, _priced(oms, symbol, mid - half, "BUY"),
+                                      _priced(oms, symbol, mid + half, "SELL"), cycle, stats, ctx.log)
+                with trio.move_on_after(interval):
+                    async for _ in updates:
+                        now = market_mid(md, oms, symbol)
+                        if now is None or abs(now - mid) > threshold or md.stale(symbol, stale_after):
+                            stats["requotes_on_move"] += 1
+                            ctx.log.info("market moved; re-quoting", quoted_mid=str(mid), mid=str(now))
+                            break
+                await _pull(oms, symbol, quotes, stats)
+            except NotConnected as exc:
+                await _wait_connected(ctx, stats, exc)
             pulled_at = trio.current_time()
     return stats
 
@@ -145,6 +152,13 @@ async def _book_after(md, symbol, moment, updates):
         await updates.__anext__()
 
 
+async def _wait_connected(ctx, stats, exc):
+    """The connection dropped mid-cycle: wait for it (the guard bounds the wait), then go on."""
+    stats["reconnect_waits"] += 1
+    ctx.log.warning("quoter waits for the connection", error=str(exc))
+    await ctx.wait_connected()
+
+
 async def _static(oms, ctx):
     p = ctx.params
     symbol = p.get("symbol", "AAPL-USD")
@@ -152,15 +166,20 @@ async def _static(oms, ctx):
     half = Decimal(str(p.get("half_spread", "0.5")))
     size = Decimal(str(p.get("size", "1")))
     drift = Decimal(str(p.get("drift", "0.1")))
-    stats = {"quotes": 0, "cancelled_by_order_id": 0, "cancelled_by_client_id": 0, "rejected": 0}
+    stats = {"quotes": 0, "cancelled_by_order_id": 0, "cancelled_by_client_id": 0, "rejected": 0,
+             "reconnect_waits": 0}
     for cycle in range(int(p.get("cycles", 10))):
         if ctx.halted:
             ctx.log.warning("quoter stops: trading halted", reason=ctx.guard.reason)
             break
-        quotes = await _quote(oms, symbol, size, mid - half, mid + half, cycle, stats, ctx.log)
-        if quotes is None:
+        try:
+            quotes = await _quote(oms, symbol, size, mid - half, mid + half, cycle, stats, ctx.log)
+            if quotes is None:
+                continue
+            await trio.sleep(float(p.get("interval", 0.05)))
+            await _pull(oms, symbol, quotes, stats)
+        except NotConnected as exc:
+            await _wait_connected(ctx, stats, exc)
             continue
-        await trio.sleep(float(p.get("interval", 0.05)))
-        await _pull(oms, symbol, quotes, stats)
         mid += drift
     return stats

@@ -4,6 +4,9 @@ It shows a TWAP's life: ``place_twap`` returns once QFEX accepted it, child orde
 book as they execute, and the strategy cancels the TWAP by its ``client_twap_id`` once enough has
 been bought (the condition here: ``stop_after`` filled), or lets it complete.
 
+A disconnect while it watches: the early cancel that met ``NotConnected`` (never sent) waits for
+the connection (``ctx.wait_connected()``, bounded by the guard's disconnect limit) and is made again.
+
 Parameters: symbol, side, total_quantity, num_orders, order_interval_secs, stop_after, timeout.
 """
 
@@ -13,7 +16,7 @@ from decimal import Decimal
 
 import trio
 
-from qfex_oms import TwapState
+from qfex_oms import NotConnected, TwapState
 
 
 async def run(oms, ctx):
@@ -29,7 +32,12 @@ async def run(oms, ctx):
     with trio.move_on_after(float(p.get("timeout", 10))):
         while twap.is_open and not ctx.halted:
             if twap.filled_quantity >= stop_after:
-                result = await oms.cancel(client_twap_id=client_twap_id, symbol=symbol)
+                try:
+                    result = await oms.cancel(client_twap_id=client_twap_id, symbol=symbol)
+                except NotConnected as exc:
+                    ctx.log.warning("rebalancer waits for the connection", error=str(exc))
+                    await ctx.wait_connected()
+                    continue
                 ctx.log.info("TWAP stopped early", filled=str(twap.filled_quantity), status=result.status)
                 break
             await trio.sleep(0.01)

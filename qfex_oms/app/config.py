@@ -91,6 +91,9 @@ class Config:
     guard: GuardLimits = field(factory=GuardLimits)
     on_exit: str = "cancel_all"
     shutdown_timeout: float = 5.0
+    # While disconnected, the strategy's calls to the manager wait for the connection instead of
+    # raising NotConnected; the guard's max_disconnect_seconds bounds the wait (it trips past it).
+    pause_while_disconnected: bool = False
     log_level: str = "info"
     log_json_file: str | None = None
     strategy: dict[str, Any] = field(factory=dict)
@@ -183,6 +186,7 @@ _EXPECTED: dict[str, dict[str, str]] = {
     "runner": {
         "on_exit": "\"cancel_all\", \"leave_gtc\" or \"flatten\"",
         "shutdown_timeout": "a number > 0",
+        "pause_while_disconnected": "true or false",
     },
     "logging": {
         "level": "one of debug, info, warning, error",
@@ -231,6 +235,7 @@ class ManagerSection:
 class RunnerSection:
     on_exit: str = field(default="cancel_all", validator=_one_of("cancel_all", "leave_gtc", "flatten"))
     shutdown_timeout: float = field(default=5.0, validator=_at_least(0, strict=True))
+    pause_while_disconnected: bool = False
 
 
 @define(kw_only=True)
@@ -346,9 +351,21 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 def _build(file: Path, parsed: ConfigFile) -> Config:
     exchange, runner = parsed.exchange, parsed.runner
     manager = {k: v for k, v in attrs.asdict(parsed.manager).items() if v is not None}
+    if runner.pause_while_disconnected:
+        unbounded_pause(file, parsed.guard)
     return Config(file, exchange.url, public_key_env=exchange.public_key_env,
                   secret_key_env=exchange.secret_key_env, account_id=exchange.account_id, auth=exchange.auth,
                   jwt_env=exchange.jwt_env, sim_time_scale=exchange.sim_time_scale, manager=manager,
                   guard=parsed.guard, on_exit=runner.on_exit, shutdown_timeout=runner.shutdown_timeout,
+                  pause_while_disconnected=runner.pause_while_disconnected,
                   log_level=parsed.logging.level, log_json_file=parsed.logging.json_file,
                   strategy=dict(parsed.strategy))
+
+
+def unbounded_pause(file: Path | None, guard: GuardLimits) -> None:
+    """A pause while disconnected needs its bound: the guard's disconnect limit, which trips (and
+    ends the pause with ``Halted``) once the connection has been down that long."""
+    if guard.max_disconnect_seconds is None:
+        where = f"{file}: " if file is not None else ""
+        raise ConfigError(f"{where}runner.pause_while_disconnected needs guard.max_disconnect_seconds "
+                          "(the longest pause before the guard trips and cancels everything)")

@@ -31,13 +31,13 @@ import trio
 from attrs import define, field
 
 from qfex_oms.app.bundled import example_names, existing_or_bundled
-from qfex_oms.app.config import Config
+from qfex_oms.app.config import Config, unbounded_pause
 from qfex_oms.app.guard import KillSwitchGuard, plain
 from qfex_oms.client.events import PositionUpdated
 from qfex_oms.client.manager import OrderManager, open_order_manager
 from qfex_oms.client.results import KillReport
 from qfex_oms.core.events import CancelFinished, FillReceived, OrderUpdated, TwapUpdated
-from qfex_oms.errors import QfexOmsError
+from qfex_oms.errors import Halted, NotConnected, QfexOmsError
 from qfex_oms.logs import get_logger
 
 log = get_logger("qfex_oms.app.runner")
@@ -63,6 +63,64 @@ class StrategyContext:
     def halted(self) -> bool:
         """The guard fired (its kill switch may still be running): stop trading."""
         return self.guard.fired
+
+    async def wait_connected(self) -> None:
+        """Return once the manager has a connection again (at once when it has one).
+
+        Raises ``Halted`` when the guard trips first: with ``guard.max_disconnect_seconds`` set, a
+        disconnect longer than that trips it, so this wait is bounded by the guard's limit. The
+        usual use: ``except NotConnected: await ctx.wait_connected()`` around one cycle of work.
+        """
+        oms = self.guard.oms
+        if not oms.connected and not self.guard.fired:
+            async with trio.open_nursery() as nursery:
+
+                async def until_tripped() -> None:
+                    await self.guard.tripped.wait()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(until_tripped)
+                await oms.wait_connected()
+                nursery.cancel_scope.cancel()
+        if self.guard.fired:
+            raise Halted(f"the guard tripped: {self.guard.reason}")
+
+
+# The manager's calls that need a connection: under runner.pause_while_disconnected they wait for one.
+PAUSING_CALLS = frozenset({"place_order", "modify_order", "cancel", "place_twap", "close_position",
+                           "reconcile", "fetch_open_orders", "fetch_trades", "leverage", "leverage_levels",
+                           "set_leverage"})
+
+
+class PausingManager:
+    """The manager as a strategy sees it under ``runner.pause_while_disconnected``.
+
+    A call that needs the exchange (``PAUSING_CALLS``) first waits for a connection
+    (``ctx.wait_connected``), and one that meets ``NotConnected`` waits and is made again: the manager
+    raises ``NotConnected`` only before anything was sent, so the retry cannot duplicate an order.
+    The guard's disconnect limit bounds the pause (past it the call raises ``Halted``). Everything
+    else (``orders()``, ``positions()``, ``events()``...) is the manager's own attribute.
+    """
+
+    def __init__(self, oms: OrderManager, ctx: StrategyContext) -> None:
+        self._oms, self._ctx = oms, ctx
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._oms, name)
+        if name not in PAUSING_CALLS:
+            return value
+
+        async def paused(*args: Any, **kwargs: Any) -> Any:
+            while True:
+                await self._ctx.wait_connected()
+                try:
+                    return await value(*args, **kwargs)
+                except NotConnected:
+                    if self._oms.closing:
+                        raise
+                    log.warning("paused: not connected; the call waits for the connection", call=name)
+
+        return paused
 
 
 @define
@@ -163,9 +221,10 @@ async def run_strategy(strategy: Strategy, config: Config, oms: OrderManager,
         await nursery.start(watch_signals)
         nursery.start_soon(watch_guard)
         ctx = StrategyContext(dict(config.strategy), guard)
+        seen: Any = PausingManager(oms, ctx) if config.pause_while_disconnected else oms
         with strategy_scope:
             try:
-                result.strategy_result = await strategy(oms, ctx)
+                result.strategy_result = await strategy(seen, ctx)
             except Exception as exc:
                 # Any failure, not only ours: the exit policy below must still run.
                 result.stopped_by = "error"
@@ -309,10 +368,12 @@ async def flatten(oms: OrderManager) -> None:
 
 async def run_file(path: str | Path, config: Config, observer: Observer | None = None) -> RunResult:
     strategy = load_strategy(path)
+    if config.pause_while_disconnected:
+        unbounded_pause(config.path, config.guard)  # before connecting
     async with connect(config) as oms:
         return await run_strategy(strategy, config, oms, observer)
 
 
-__all__ = ["FLATTEN_SETTLE_SECONDS", "GUARD_GRACE_SECONDS", "Observer", "RunResult", "StrategyContext",
-           "StrategyError", "connect", "flatten", "held", "load_strategy", "log_order_events", "run_file",
-           "run_strategy", "shutdown"]
+__all__ = ["FLATTEN_SETTLE_SECONDS", "GUARD_GRACE_SECONDS", "PAUSING_CALLS", "Observer", "PausingManager",
+           "RunResult", "StrategyContext", "StrategyError", "connect", "flatten", "held", "load_strategy",
+           "log_order_events", "run_file", "run_strategy", "shutdown"]

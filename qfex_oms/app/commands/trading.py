@@ -74,13 +74,17 @@ def run_exit_code(result: Any) -> int:
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="Strategy parameter, overriding the config's [strategy] table; repeatable. VALUE is "
                    "read as TOML (5, 0.5, true, [\"a\", \"b\"]) or else taken as a string.")
+@click.option("--pause-while-disconnected", "pause", is_flag=True, default=None,
+              help="While disconnected, the strategy's calls wait for the connection instead of raising "
+                   "NotConnected, for at most guard.max_disconnect_seconds (then the guard trips). "
+                   "Overrides runner.pause_while_disconnected.")
 @click.option("--live", is_flag=True,
               help="Show open orders, recent fills, positions with P&L, guard and connection state in a "
                    "table redrawn in place while the strategy runs (log lines print above it).")
 @json_option
 @exit_codes
 def run(strategy: str, config_path: str | None, url: str | None, params: tuple[str, ...],
-        live: bool, as_json: bool) -> None:
+        pause: bool | None, live: bool, as_json: bool) -> None:
     """Run a strategy file (async def run(oms, ctx)) beside the kill-switch guard until it returns.
 
     SIGINT/SIGTERM stop it; the config's runner.on_exit policy (cancel_all, leave_gtc, or flatten:
@@ -93,6 +97,8 @@ def run(strategy: str, config_path: str | None, url: str | None, params: tuple[s
 
     config = load(config_path, url)
     config = attrs.evolve(config, strategy={**config.strategy, **parse_params(params)})
+    if pause:
+        config = attrs.evolve(config, pause_while_disconnected=True)
     config.credentials()  # missing key variables fail here (exit 2), before anything connects
     configure_logging(config)
     observer = None
