@@ -15,6 +15,8 @@ from qfex_oms.core.events import (
     ModifyFinished,
     OrderUpdated,
     RequestErrored,
+    StopRequestFinished,
+    StopUpdated,
     TwapUpdated,
     Unmatched,
 )
@@ -71,7 +73,7 @@ class PositionMismatch:
 
 Event = (OrderUpdated | FillReceived | TwapUpdated | CancelFinished | ModifyFinished | RequestErrored
          | Unmatched | Connected | Disconnected | Reconnected | HaltChanged | PositionUpdated
-         | BalanceUpdated | PositionMismatch)
+         | BalanceUpdated | PositionMismatch | StopUpdated | StopRequestFinished)
 
 RequestFailed = RequestErrored  # deprecated name of the core's event, kept for one release (CHANGELOG)
 
@@ -91,6 +93,8 @@ __all__ = [
     "Reconnected",
     "RequestErrored",
     "RequestFailed",
+    "StopRequestFinished",
+    "StopUpdated",
     "TwapUpdated",
     "Unmatched",
 ]
