@@ -11,6 +11,8 @@ what the exchange told us, a lower bound: it grows only when its distinct trades
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from decimal import Decimal
 
 from attrs import define, field
@@ -19,6 +21,15 @@ from qfex_oms.core.states import OrderState, TwapState
 from qfex_oms.protocol.enums import CancelIdType, OrderType, Side, TimeInForce
 
 ZERO = Decimal(0)
+
+# (monotonic, wall) seconds. The core stamps orders through ``OmsCore.clock``, this by default; a
+# test or a replay may give its own. Reading a clock is the one outside fact the core takes itself:
+# the stamps are metrics only, no decision depends on them.
+Clock = Callable[[], tuple[float, float]]
+
+
+def system_clock() -> tuple[float, float]:
+    return time.monotonic(), time.time()
 
 
 @define(slots=True, eq=False)
@@ -64,6 +75,38 @@ class Order:
     # A modify whose answer never came: its (quantity, price). The exchange may or may not have
     # applied it, so the size the leaves refer to is in doubt until a report names one.
     modify_in_doubt: tuple[Decimal | None, Decimal | None] | None = None
+    # Metrics (issue 17), each as monotonic and wall seconds, None until it happened: when the
+    # core queued its add_order (the shell writes it at once; None for an order learnt from the
+    # exchange), when QFEX first accepted it (out of PENDING_NEW into OPEN, FILLED or CANCELLED: a
+    # reject or a lost answer is no acceptance), the last time a cancel was sent for it, and when it
+    # ended (any terminal state).
+    sent_at: float | None = None
+    sent_wall: float | None = None
+    acked_at: float | None = None
+    acked_wall: float | None = None
+    cancel_sent_at: float | None = None
+    cancel_sent_wall: float | None = None
+    ended_at: float | None = None
+    ended_wall: float | None = None
+
+    def note_sent(self, clock: Clock) -> None:
+        self.sent_at, self.sent_wall = clock()
+
+    def note_state(self, previous: OrderState, target: OrderState, clock: Clock) -> None:
+        """Stamp the moments the metrics measure, as the core moves the order."""
+        if target is OrderState.PENDING_CANCEL:
+            self.cancel_sent_at, self.cancel_sent_wall = clock()
+        elif previous is OrderState.PENDING_NEW and target in _ACCEPTED and self.acked_at is None:
+            self.acked_at, self.acked_wall = clock()
+        if target.is_terminal and self.ended_at is None:
+            self.ended_at, self.ended_wall = clock()
+
+    @property
+    def ack_latency(self) -> float | None:
+        """Seconds from sending the order to QFEX accepting it (None unless both happened here)."""
+        if self.sent_at is None or self.acked_at is None:
+            return None
+        return self.acked_at - self.sent_at
 
     @property
     def filled_quantity(self) -> Decimal:
@@ -118,6 +161,9 @@ class Order:
         """The order's identity for a log line."""
         return {"symbol": self.symbol, "order_id": self.order_id,
                 "client_order_id": self.client_order_id, "state": str(self.state)}
+
+
+_ACCEPTED = frozenset({OrderState.OPEN, OrderState.FILLED, OrderState.CANCELLED})
 
 
 @define(slots=True, eq=False)
