@@ -24,7 +24,7 @@ from qfex_oms.core import cancelling, err_replies, fills, replies, stop_replies,
 from qfex_oms.core.cancel import CancelIntent
 from qfex_oms.core.cancelbook import CancelBook
 from qfex_oms.core.events import CoreEvent, ModifyFinished, OrderUpdated, TwapUpdated, Unmatched
-from qfex_oms.core.model import CancelRequest, ModifyRequest, Order, Twap
+from qfex_oms.core.model import CancelRequest, ModifyRequest, Order, Twap, system_clock
 from qfex_oms.core.states import ORDER_TRANSITIONS, LocalStatus, OrderEvent, TwapEvent, next_twap_state
 from qfex_oms.core.stops import StopBook, StopEvent, StopOrder, StopRequest
 from qfex_oms.core.tracker import OrderTracker
@@ -52,6 +52,7 @@ class OmsCore:
         self._events: list[CoreEvent] = []
         # The tracker's own index, read (never written) here on every reply without a method call.
         self._orders_by_id = self.tracker.order_id_index
+        self.clock = system_clock  # (monotonic, wall) stamps on orders, for metrics only
 
     # ------------------------------------------------------------------ outputs
 
@@ -98,6 +99,7 @@ class OmsCore:
             order.cancel_owed = False  # the exchange settled it: no cancel is owed any more
         if target is not previous:
             self.tracker.set_state(order, target)
+            order.note_state(previous, target, self.clock)
         if target is not previous or event in _REPORTED_IN_PLACE:
             self._events.append(OrderUpdated(order, previous, target, order.last_status))
         if target.is_terminal and (target is not previous or event is _EV_CANCELLED):
@@ -210,6 +212,7 @@ class OmsCore:
             reduce_only=reduce_only, take_profit=take_profit, stop_loss=stop_loss,
             seq=self.next_seq(),
         )
+        order.note_sent(self.clock)
         self._frames.append(m.AddOrder(
             symbol=symbol, side=side, order_type=order_type, order_time_in_force=time_in_force,
             quantity=quantity, price=price, client_order_id=client_order_id,
