@@ -6,11 +6,13 @@ from qfex_oms.client.manager import ManagerSettings, OrderManager, open_order_ma
 from qfex_oms.client.marketdata import MarketData, MarketDataSettings, open_market_data
 from qfex_oms.client.results import CancelResult, KillReport
 from qfex_oms.client.session import Credentials
+from qfex_oms.core.events import StopUpdated
 from qfex_oms.core.model import Fill, Order, Twap
 from qfex_oms.core.pacer import PacerSettings
 from qfex_oms.core.risk import RiskLimits, SymbolLimits
 from qfex_oms.core.snapshot import SnapshotDiff
 from qfex_oms.core.states import OrderState, TwapState
+from qfex_oms.core.stops import StopOrder, StopState
 from qfex_oms.errors import (
     AuthenticationError,
     ConnectError,
@@ -58,6 +60,9 @@ __all__ = [
     "RiskLimits",
     "RiskRefused",
     "SnapshotDiff",
+    "StopOrder",
+    "StopState",
+    "StopUpdated",
     "SymbolLimits",
     "Twap",
     "TwapRejected",

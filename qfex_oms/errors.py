@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from qfex_oms.core.model import Order, Twap
+    from qfex_oms.core.stops import StopOrder
 
 
 class QfexOmsError(Exception):
@@ -51,7 +52,7 @@ class JournalUnavailable(Halted):
 class OrderRejected(QfexOmsError):
     """QFEX refused a new order; ``status`` is QFEX's status (or its ``err`` code)."""
 
-    def __init__(self, order: Order, status: str | None) -> None:
+    def __init__(self, order: Order | StopOrder, status: str | None) -> None:
         super().__init__(f"order {order.client_order_id} on {order.symbol} rejected: {status}")
         self.order = order
         self.status = status
@@ -63,7 +64,7 @@ class OrderStatusUnknown(QfexOmsError):
     The order is still tracked; do not place it again before the manager has reconciled it.
     """
 
-    def __init__(self, order: Order | Twap, reason: str) -> None:
+    def __init__(self, order: Order | Twap | StopOrder, reason: str) -> None:
         ident = order.describe()
         name = ident.get("client_order_id") or ident.get("client_twap_id")
         kind = "TWAP" if "twap_id" in ident and "client_order_id" not in ident else "order"
@@ -73,8 +74,9 @@ class OrderStatusUnknown(QfexOmsError):
 
 
 class ModifyRejected(QfexOmsError):
-    def __init__(self, order: Order, status: str | None) -> None:
-        super().__init__(f"modify of {order.order_id} refused: {status}")
+    def __init__(self, order: Order | StopOrder, status: str | None) -> None:
+        ident = getattr(order, "order_id", None) or getattr(order, "stop_order_id", None)
+        super().__init__(f"modify of {ident} refused: {status}")
         self.order = order
         self.status = status
 

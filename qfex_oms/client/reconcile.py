@@ -24,10 +24,10 @@ from qfex_oms.core.history import HISTORY_SOURCE, mark, settle_from_history, set
 from qfex_oms.core.model import Order
 from qfex_oms.core.snapshot import (
     SnapshotDiff,
-    apply_snapshot,
     settle_from_order_query,
     settlement_note,
 )
+from qfex_oms.core.stop_snapshot import settle_snapshot, stop_settlement_note
 from qfex_oms.errors import QfexOmsError
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol import messages as m
@@ -90,9 +90,12 @@ class Reconciler:
                complete: bool = True) -> SnapshotDiff:
         """Apply a snapshot, and journal what it concluded. With a REST API, the orders a complete
         snapshot does not show are left to ``_settle_missing`` (QFEX's history says how they ended)."""
-        diff = apply_snapshot(self.core, fence, snapshot, trades, complete=complete,
-                              defer_missing=self.rest is not None)
+        diff, stops = settle_snapshot(self.core, fence, snapshot, trades, complete=complete,
+                                      defer_missing=self.rest is not None)
         self.journal(diff)
+        note = stop_settlement_note(stops)
+        if note is not None:
+            self._note(note)
         self._flush()
         return diff
 
@@ -197,13 +200,16 @@ class Reconciler:
         then is it a complete picture)."""
         orders: list[m.OrderResponse] = []
         twaps: dict[str, m.TwapResponse] = {}
+        stops: dict[str, m.StopOrderResponse] = {}
         offset = 0
         while True:
             page = await self._query(m.GetUserOrders(limit=PAGE, offset=offset, symbol=symbol))
             orders.extend(page.orders)
             twaps.update((t.twap_id, t) for t in page.twaps)
+            stops.update((s.stop_order_id, s) for s in page.stop_orders)
             if len(page.orders) < PAGE:
-                merged = m.AllOrdersResponse(tuple(unique_rows(orders)), tuple(twaps.values()))
+                merged = m.AllOrdersResponse(tuple(unique_rows(orders)), tuple(twaps.values()),
+                                             tuple(stops.values()))
                 return merged, offset == 0
             offset += PAGE
             await trio.lowlevel.checkpoint()

@@ -116,14 +116,14 @@ class StopOrders:
         if outcome is None and await oms.wait_for(stop, lambda: stop.state is not StopState.PENDING):
             if stop.state is StopState.REJECTED:
                 log.info("stop order rejected", **stop.describe(), status=stop.last_status)
-                raise OrderRejected(stop, stop.last_status)  # type: ignore[arg-type]
+                raise OrderRejected(stop, stop.last_status)
             if stop.state is not StopState.UNKNOWN:
                 return stop
         reason = outcome or oms.lapsed()
         oms.core.stop_lost(stop, str(reason))
         oms.flush()
         oms.want_settlement()
-        raise OrderStatusUnknown(stop, str(reason))  # type: ignore[arg-type]
+        raise OrderStatusUnknown(stop, str(reason))
 
     # ------------------------------------------------------------------ cancel and modify
 
@@ -174,9 +174,9 @@ class StopOrders:
         outcome = await self._send(session, request)
         if outcome is None:
             if request.status != "MODIFIED":
-                raise ModifyRejected(stop, request.status)  # type: ignore[arg-type]
+                raise ModifyRejected(stop, request.status)
             return stop
-        raise OrderStatusUnknown(stop, str(outcome))  # type: ignore[arg-type]
+        raise OrderStatusUnknown(stop, str(outcome))
 
     async def _send(self, session: object, request: StopRequest) -> SendOutcome | None:
         """Send what the core queued for ``request`` and wait for its answer; None once answered."""

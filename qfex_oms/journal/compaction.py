@@ -18,11 +18,15 @@ from qfex_oms.core.engine import OmsCore
 from qfex_oms.core.model import Order, Twap
 from qfex_oms.core.replay import replay
 from qfex_oms.core.snapshot import note_order_ids
+from qfex_oms.core.stop_snapshot import is_stop_note, note_stop_ids
+from qfex_oms.core.stops import StopOrder
 from qfex_oms.journal.store import Direction, Record
 from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType
 from qfex_oms.protocol.errors import ProtocolError, RequestError
+
+Entity = Order | Twap | StopOrder  # what a journal record can concern
 
 
 class Named(enum.StrEnum):
@@ -32,6 +36,7 @@ class Named(enum.StrEnum):
     CLIENT_ORDER_ID = "c"  # (symbol, client_order_id): every order sharing it
     TWAP_ID = "t"
     CLIENT_TWAP_ID = "ct"  # (symbol, client_twap_id)
+    STOP_ID = "s"  # a stop order's id (it is also the id of the order it becomes when it fires)
 
 
 @define
@@ -65,14 +70,14 @@ def plan_compaction(records: Iterable[Record], cutoff: float) -> CompactionPlan:
 
     core = OmsCore()
     tracker = core.tracker
-    entries: list[tuple[Record, list[tuple[str, ...]], list[Order | Twap] | None]] = []
+    entries: list[tuple[Record, list[tuple[str, ...]], list[Entity] | None]] = []
 
     def feed() -> Iterator[tuple[Direction, bytes]]:
         for record in records:
             keys, everything_live = _names(record)
-            live: list[Order | Twap] | None = None
+            live: list[Entity] | None = None
             if everything_live:
-                live = [*tracker.open_orders(), *tracker.twaps(open_only=True)]
+                live = [*tracker.open_orders(), *tracker.twaps(open_only=True), *core.stops.stops()]
             entries.append((record, keys, live))
             yield record.direction, record.raw
 
@@ -82,25 +87,30 @@ def plan_compaction(records: Iterable[Record], cutoff: float) -> CompactionPlan:
     for twap in tracker.twaps():
         twaps_by_client.setdefault((twap.symbol, twap.client_twap_id), []).append(twap)
 
-    def resolve(key: tuple[str, ...]) -> list[Order | Twap]:
+    stops_by_client: dict[tuple[str, str], list[StopOrder]] = {}
+    for stop in core.stops.stops(open_only=False):
+        stops_by_client.setdefault((stop.symbol, stop.client_order_id), []).append(stop)
+
+    def resolve(key: tuple[str, ...]) -> list[Entity]:
         kind = key[0]
-        if kind == Named.ORDER_ID:
+        if kind in (Named.ORDER_ID, Named.STOP_ID):
+            found: list[Entity] = []
             order = tracker.by_order_id(key[1])
-            if order is not None:
-                return [order]
-            twap = tracker.twap_by_id(key[1])
-            return [twap] if twap is not None else []
+            stop = core.stops.by_id(key[1])
+            twap = tracker.twap_by_id(key[1]) if kind == Named.ORDER_ID else None
+            found += [e for e in (order, stop, twap) if e is not None]
+            return found
         if kind == Named.CLIENT_ORDER_ID:
-            return list(tracker.members(key[1], key[2]))
+            return [*tracker.members(key[1], key[2]), *stops_by_client.get((key[1], key[2]), ())]
         if kind == Named.TWAP_ID:
             twap = tracker.twap_by_id(key[1])
             return [twap] if twap is not None else []
         return list(twaps_by_client.get((key[1], key[2]), ()))
 
     last_seen: dict[int, float] = {}
-    resolved: list[list[Order | Twap]] = []
+    resolved: list[list[Entity]] = []
     for record, keys, live in entries:
-        named: list[Order | Twap] = list(live or ())
+        named: list[Entity] = list(live or ())
         for key in keys:
             named.extend(resolve(key))
         for entity in named:
@@ -108,7 +118,7 @@ def plan_compaction(records: Iterable[Record], cutoff: float) -> CompactionPlan:
                 last_seen[id(entity)] = record.ts
         resolved.append(named)
 
-    def closed_long_ago(entity: Order | Twap) -> bool:
+    def closed_long_ago(entity: Entity) -> bool:
         return entity.state.is_terminal and last_seen.get(id(entity), cutoff) < cutoff
 
     # A TWAP goes only with all its children, a child only with its TWAP, and an order only with
@@ -124,6 +134,10 @@ def plan_compaction(records: Iterable[Record], cutoff: float) -> CompactionPlan:
     for order in tracker.orders():
         members = tracker.members(order.symbol, order.client_order_id)
         removable[id(order)] = all(removable[id(m)] for m in members)
+    for stop in core.stops.stops(open_only=False):  # with its parent and the order it became
+        linked = [tracker.by_order_id(stop.parent_order_id), stop.order]
+        removable[id(stop)] = closed_long_ago(stop) and all(
+            removable.get(id(o), True) for o in linked if o is not None)
     orders_removed = sum(removable[id(o)] for o in tracker.orders())
 
     plan = CompactionPlan(orders_removed=orders_removed,
@@ -139,6 +153,8 @@ def _names(record: Record) -> tuple[list[tuple[str, ...]], bool]:
     keys: list[tuple[str, ...]] = []
     if record.direction == "note":
         try:
+            if is_stop_note(record.raw):
+                return [(Named.STOP_ID, stop_id) for stop_id in note_stop_ids(record.raw)], False
             return [(Named.ORDER_ID, order_id) for order_id in note_order_ids(record.raw)], False
         except ValueError:
             return keys, False  # replay skips it too
@@ -161,6 +177,8 @@ def _names(record: Record) -> tuple[list[tuple[str, ...]], bool]:
         elif isinstance(request, m.CancelOrder):
             keys.append(_cancel_key(request.cancel_order_id_type, request.order_id, request.symbol,
                                     CancelIdType))
+        elif isinstance(request, m.CancelStopOrder | m.ModifyStopOrder):
+            keys.append((Named.STOP_ID, request.stop_order_id))
         return keys, False
     if isinstance(reply, m.OrderResponse | m.FillResponse):
         if reply.order_id:
@@ -168,6 +186,9 @@ def _names(record: Record) -> tuple[list[tuple[str, ...]], bool]:
         keys.append((Named.CLIENT_ORDER_ID, reply.symbol, reply.client_order_id or ""))
         if isinstance(reply, m.OrderResponse):  # a refused TWAP cancel echoes the client TWAP id
             keys.append((Named.CLIENT_TWAP_ID, reply.symbol, reply.client_order_id or ""))
+    elif isinstance(reply, m.StopOrderResponse):
+        keys.append((Named.STOP_ID, reply.stop_order_id))
+        keys.append((Named.CLIENT_ORDER_ID, reply.symbol, reply.client_order_id or ""))
     elif isinstance(reply, m.TwapResponse):
         keys.append((Named.TWAP_ID, reply.twap_id))
         keys.append((Named.CLIENT_TWAP_ID, reply.symbol, reply.client_twap_id or ""))

@@ -8,7 +8,6 @@ which is not clean while a stop survives.
 
 from __future__ import annotations
 
-import inspect
 import subprocess
 import sys
 from decimal import Decimal
@@ -21,18 +20,12 @@ from simkit import PUB, manager
 from waiting import drain, wait_until
 
 from qfex_oms import InvalidArgument, OrderManager, OrderRejected, OrderState
-from qfex_oms.client.reconcile import Reconciler
 from qfex_oms.core.events import FillReceived, StopUpdated
 from qfex_oms.core.stops import StopOrder, StopState
 from qfex_oms.sim import Venue
 
 S = "AAPL-USD"
 D = Decimal
-# Stops are settled from snapshots once the reconcile path calls ``settle_snapshot`` (the
-# coordinator's part of issue 14); tests that need a resync to settle a stop wait for it.
-RESYNC_SETTLES_STOPS = "settle_snapshot" in inspect.getsource(Reconciler)
-needs_stop_resync = pytest.mark.skipif(not RESYNC_SETTLES_STOPS,
-                                       reason="client/reconcile.py does not settle stops yet")
 
 
 async def go_long(oms: OrderManager, oms2: OrderManager, quantity: str = "1", **extra: object) -> None:
@@ -162,7 +155,6 @@ async def test_cancel_and_modify_of_a_stop_that_already_fired(oms: OrderManager,
 # ---------------------------------------------------------------------- resync
 
 
-@needs_stop_resync
 async def test_a_stop_firing_while_disconnected_is_settled_on_resync_with_fills_counted_once(
         oms: OrderManager, oms2: OrderManager, venue: Venue) -> None:
     tp, sl, _ = await bracket(oms, oms2)
@@ -191,7 +183,6 @@ async def test_the_kill_switch_cancels_stops_and_is_clean(oms: OrderManager, oms
     assert order.state is OrderState.CANCELLED and venue.stops(PUB) == []
 
 
-@needs_stop_resync
 async def test_the_kill_switch_is_not_clean_while_a_stop_survives(oms: OrderManager, oms2: OrderManager,
                                                                   venue: Venue) -> None:
     tp, sl, _ = await bracket(oms, oms2)
@@ -202,7 +193,6 @@ async def test_the_kill_switch_is_not_clean_while_a_stop_survives(oms: OrderMana
     assert venue_stop_ids(venue) == {sl.stop_order_id}
 
 
-@needs_stop_resync
 async def test_a_restart_with_the_journal_keeps_a_staged_stop(venue: Venue, oms2: OrderManager,
                                                               tmp_path: Path) -> None:
     path = str(tmp_path / "journal.db")

@@ -173,3 +173,25 @@ def test_vacuum_gives_the_space_back(tmp_path: Path) -> None:
     assert path.stat().st_size < before / 4
     records = Journal.read(path).records()
     assert [r.raw.count(b"OPEN1") + r.raw.count(b'"open"') > 0 for r in records] == [True, True, False]
+
+
+def test_a_live_stop_order_keeps_its_records(tmp_path: Path) -> None:
+    """Issue 14: records naming a stop (its add_order, its ACK under the stop's id, its push) name
+    no order; they must still stay while the stop lives, or a restart forgets a stop that can fire."""
+    s = Script()
+    s.at(1).connect()
+    s._out("add_order", symbol=s.symbol, side="SELL", order_type="STOP_LOSS", order_time_in_force="GTC",
+           quantity="1", price="90", client_order_id="sl-1")
+    s._in("order_response", order_id="S1", symbol=s.symbol, status="ACK", side="SELL", type="STOP_LOSS",
+          time_in_force="GTC", quantity="1", price="90", quantity_remaining="1", client_order_id="sl-1")
+    s._in("stop_order_response", stop_order_id="S1", symbol=s.symbol, price="90", quantity="1",
+          direction="SELL", stop_order_type="STOP_LOSS", client_order_id="sl-1")
+    s.at(2).place("x").ack("x", "X").cancel("X").cancelled("x", "X")
+    path = tmp_path / "j.sqlite"
+    s.write(path)
+    before = replayed(Journal.read(path).records()).stops.stops()
+    assert [st.stop_order_id for st in before] == ["S1"]
+    compact_and_compare(path, older_than=10, now=1e9)
+    after = replayed(Journal.read(path).records()).stops.stops()
+    assert [(st.stop_order_id, st.state) for st in after] == [(st.stop_order_id, st.state) for st in before]
+    assert not any(o.client_order_id == "x" for o in replayed(Journal.read(path).records()).tracker.orders())

@@ -46,7 +46,8 @@ async def test_subscriptions_and_cancel_on_disconnect_are_set_up(venue: Venue) -
             assert server_conn.authed and server_conn.cancel_on_disconnect is wanted
             # Issue 13: what the account holds is kept too (positions, balances).
             assert {str(c) for c in server_conn.subscriptions} == {"order_responses", "fills",
-                                                                   "positions", "balances"}
+                                                                   "positions", "balances",
+                                                                   "stop_orders"}
 
 
 async def test_cancel_on_disconnect_and_resync_after_a_drop(venue: Venue) -> None:
