@@ -21,7 +21,7 @@ import decimal
 import importlib.util
 import inspect
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -45,7 +45,7 @@ order_log = get_logger("qfex_oms.orders")
 
 Strategy = Callable[[OrderManager, "StrategyContext"], Awaitable[Any]]
 # Started beside the strategy with ``nursery.start(observer, oms, guard)`` and cancelled once the
-# exit policy has run: ``qfex-oms run --live`` draws its view with one.
+# exit policy has run: ``qfex-oms run --live`` draws its view with one, --metrics-port serves metrics.
 Observer = Callable[..., Awaitable[None]]
 
 
@@ -188,13 +188,13 @@ GUARD_GRACE_SECONDS = 2.0
 
 
 async def run_strategy(strategy: Strategy, config: Config, oms: OrderManager,
-                       observer: Observer | None = None) -> RunResult:
+                       observers: Sequence[Observer] = ()) -> RunResult:
     result = RunResult("finished")
     async with trio.open_nursery() as nursery:
         guard = KillSwitchGuard(oms, config.guard)
         await nursery.start(log_order_events, oms)
         await nursery.start(guard.run)
-        if observer is not None:
+        for observer in observers:
             await nursery.start(observer, oms, guard)
         strategy_scope = trio.CancelScope()
 
@@ -366,12 +366,12 @@ async def flatten(oms: OrderManager) -> None:
                             break
 
 
-async def run_file(path: str | Path, config: Config, observer: Observer | None = None) -> RunResult:
+async def run_file(path: str | Path, config: Config, observers: Sequence[Observer] = ()) -> RunResult:
     strategy = load_strategy(path)
     if config.pause_while_disconnected:
         unbounded_pause(config.path, config.guard)  # before connecting
     async with connect(config) as oms:
-        return await run_strategy(strategy, config, oms, observer)
+        return await run_strategy(strategy, config, oms, observers)
 
 
 __all__ = ["FLATTEN_SETTLE_SECONDS", "GUARD_GRACE_SECONDS", "PAUSING_CALLS", "Observer", "PausingManager",

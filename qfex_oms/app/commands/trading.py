@@ -78,13 +78,17 @@ def run_exit_code(result: Any) -> int:
               help="While disconnected, the strategy's calls wait for the connection instead of raising "
                    "NotConnected, for at most guard.max_disconnect_seconds (then the guard trips). "
                    "Overrides runner.pause_while_disconnected.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+              help="Serve Prometheus metrics (orders, cancels by mode, rejects by status, fills, "
+                   "reconnects, place->ACK and cancel->CANCELLED latency) at "
+                   "http://127.0.0.1:PORT/metrics while the strategy runs.")
 @click.option("--live", is_flag=True,
               help="Show open orders, recent fills, positions with P&L, guard and connection state in a "
                    "table redrawn in place while the strategy runs (log lines print above it).")
 @json_option
 @exit_codes
 def run(strategy: str, config_path: str | None, url: str | None, params: tuple[str, ...],
-        pause: bool | None, live: bool, as_json: bool) -> None:
+        pause: bool | None, metrics_port: int | None, live: bool, as_json: bool) -> None:
     """Run a strategy file (async def run(oms, ctx)) beside the kill-switch guard until it returns.
 
     SIGINT/SIGTERM stop it; the config's runner.on_exit policy (cancel_all, leave_gtc, or flatten:
@@ -101,7 +105,17 @@ def run(strategy: str, config_path: str | None, url: str | None, params: tuple[s
         config = attrs.evolve(config, pause_while_disconnected=True)
     config.credentials()  # missing key variables fail here (exit 2), before anything connects
     configure_logging(config)
-    observer = None
+    observers: list[Any] = []
+    if metrics_port is not None:
+        from qfex_oms.client.metrics import open_metrics
+
+        async def serve_metrics(oms: Any, guard: Any,
+                                task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            async with open_metrics(oms, port=metrics_port):
+                task_status.started()
+                await trio.sleep_forever()
+
+        observers.append(serve_metrics)
     if live:
         from qfex_oms.app.live import LiveView, show_live
 
@@ -112,7 +126,8 @@ def run(strategy: str, config_path: str | None, url: str | None, params: tuple[s
             view = LiveView(oms, guard=guard, title=f"{strategy} on {oms.url}")
             await show_live(view, console, task_status=task_status)
 
-    result = trio.run(run_file, strategy, config, observer)
+        observers.append(observer)
+    result = trio.run(run_file, strategy, config, observers)
     code = run_exit_code(result)
     if as_json:
         echo_json({
