@@ -31,11 +31,13 @@ MAX_QUEUED_PER_CLIENT = 10_000
 
 
 class _Lane:
-    __slots__ = ("current", "queues")
+    __slots__ = ("current", "last_served", "queues")
 
     def __init__(self) -> None:
+        # In serving order: the head goes next; a client just served moves to the back.
         self.queues: OrderedDict[Hashable, deque[Job]] = OrderedDict()
         self.current: object | None = None  # the token of the request holding the slot
+        self.last_served: Hashable | None = None
 
 
 class FairQueue:
@@ -50,6 +52,9 @@ class FairQueue:
         queue = lane.queues.get(client)
         if queue is None:
             queue = lane.queues[client] = deque()
+            if lane.last_served in lane.queues:
+                # A newcomer goes before the client served last, as a round-robin pointer would.
+                lane.queues.move_to_end(lane.last_served)
         elif len(queue) >= MAX_QUEUED_PER_CLIENT:
             return False
         queue.append(job)
@@ -81,6 +86,7 @@ class FairQueue:
                 del lane.queues[client]
                 continue
             job = queue.popleft()
+            lane.last_served = client
             if queue:
                 lane.queues.move_to_end(client)  # round-robin: the others go next
             else:
