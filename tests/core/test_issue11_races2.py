@@ -9,6 +9,7 @@ unanswered the exchange's order has one of two sizes: the book's, or the one the
 from __future__ import annotations
 
 from decimal import Decimal
+from decimal import Decimal as D
 
 from corekit import SYMBOL, ack, fill, place, resp
 
@@ -40,7 +41,7 @@ def test_fill_leaves_during_an_unanswered_modify_are_not_measured_against_the_ol
     assert order.filled_quantity == 1, "a fill of 1 counted as 2: leaves of the new size, old size"
     assert order.state is OrderState.FILLED, "nothing remains on the exchange, whatever the size"
     core.on_reply(resp(oid, "FILLED", cid="c0", qty="1", remaining="0", trade_id="t1"))
-    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (1, 1, 0)
+    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (D(1), D(1), D(0))
     assert order.state is OrderState.FILLED
 
 
@@ -49,7 +50,7 @@ def test_fill_leaves_that_fit_only_the_old_size_are_taken(core: OmsCore) -> None
     fits only the old size 2, so the leaves count against it as usual."""
     oid, order = _modified_unanswered(core)
     core.on_reply(fill(oid, "1", "1", trade_id="t1", cid="c0"))
-    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (2, 1, 1)
+    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (D(2), D(1), D(1))
     assert order.state is OrderState.OPEN
 
 
@@ -57,7 +58,7 @@ def test_fill_leaves_that_fit_only_the_new_size_take_it(core: OmsCore) -> None:
     """A modify up (2 -> 4) applied, then 1 filled with 3 left: only the new size fits."""
     oid, order = _modified_unanswered(core, qty="2", to="4")
     core.on_reply(fill(oid, "1", "3", trade_id="t1", cid="c0"))
-    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (4, 1, 3)
+    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (D(4), D(1), D(3))
     assert order.state is OrderState.OPEN
 
 
@@ -71,7 +72,7 @@ def test_snapshot_settles_an_order_filled_at_the_size_of_a_modify_in_doubt_as_fi
     assert order.modify_in_doubt == (Decimal(1), None)
     apply_snapshot(core, core.seq, m.AllOrdersResponse(orders=()), (_trade(oid, "1", "t1"),))
     assert order.state is OrderState.FILLED, f"settled {order.last_status}: an invented cancel"
-    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (1, 1, 0)
+    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (D(1), D(1), D(0))
     assert order.modify_in_doubt is None
 
 
@@ -80,7 +81,7 @@ def test_snapshot_still_settles_cancelled_when_no_size_in_doubt_is_covered(core:
     core.connection_lost()
     apply_snapshot(core, core.seq, m.AllOrdersResponse(orders=()), (_trade(oid, "1", "t1"),))
     assert (order.state, order.last_status, order.filled_quantity) == (
-        OrderState.CANCELLED, SETTLED_MISSING, 1)
+        OrderState.CANCELLED, SETTLED_MISSING, D(1))
 
 
 
@@ -94,9 +95,9 @@ def test_an_ack_overtaking_a_siblings_binds_the_pending_order_of_its_exact_size(
     core.order_lost(first, "TIMEOUT")
     core.order_lost(second, "TIMEOUT")
     core.on_reply(resp("X2", "ACK", cid="c0", qty="1", remaining="1"))
-    assert (second.order_id, second.quantity) == ("X2", 1)
+    assert (second.order_id, second.quantity) == ("X2", D(1))
     core.on_reply(resp("X1", "ACK", cid="c0", qty="2", remaining="2"))
-    assert (first.order_id, first.quantity, first.remaining_quantity) == ("X1", 2, 2)
+    assert (first.order_id, first.quantity, first.remaining_quantity) == ("X1", D(2), D(2))
 
 
 def test_snapshot_trades_beyond_the_book_size_take_the_size_of_a_modify_in_doubt(core: OmsCore) -> None:
@@ -107,7 +108,7 @@ def test_snapshot_trades_beyond_the_book_size_take_the_size_of_a_modify_in_doubt
     core.connection_lost()
     trades = (_trade(oid, "3", "t1"), _trade(oid, "1", "t2"))
     apply_snapshot(core, core.seq, m.AllOrdersResponse(orders=()), trades)
-    assert (order.state, order.quantity, order.filled_quantity) == (OrderState.FILLED, 4, 4)
+    assert (order.state, order.quantity, order.filled_quantity) == (OrderState.FILLED, D(4), D(4))
 
 
 def test_snapshot_row_sizes_an_adopted_order_before_its_trades_apply(core: OmsCore) -> None:
@@ -116,9 +117,9 @@ def test_snapshot_row_sizes_an_adopted_order_before_its_trades_apply(core: OmsCo
     before the row's size, the first trade made 3 of 3 and ended FILLED an order that rests."""
     core.on_reply(fill("X9", "2", "1", trade_id="t2", cid="s0"))
     (order,) = core.tracker.orders()
-    assert (order.adopted, order.quantity) == (True, 3)
+    assert (order.adopted, order.quantity) == (True, D(3))
     rows = m.AllOrdersResponse(orders=(resp("X9", "FILLED", cid="s0", qty="4", remaining="1"),))
     apply_snapshot(core, core.seq, rows, (m.Trade("t1", SYMBOL, Decimal(200), Decimal(1), Side.BUY, "X9"),
                                           m.Trade("t2", SYMBOL, Decimal(200), Decimal(2), Side.BUY, "X9")))
     assert order.state is OrderState.OPEN, "rests on the exchange"
-    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (4, 3, 1)
+    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (D(4), D(3), D(1))
