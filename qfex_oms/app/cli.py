@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from qfex_oms.app.commands import account, check, manual, service, trading, watch
+from qfex_oms.app.commands import account, check, gateway, manual, service, trading, watch
 from qfex_oms.app.commands.common import (
     DEFAULT_CONFIG,
     EXIT_CODES,
@@ -79,6 +79,7 @@ COMMANDS: list[click.Command] = [
     check.check,
     watch.watch,
     manual.place, manual.modify, manual.twap,
+    gateway.gateway,
 ]
 for _command in COMMANDS:
     main.add_command(_command)

@@ -14,7 +14,8 @@ SYM = "AAPL-USD"
 
 async def test_same_client_ids_cancel_only_their_own(venue: Venue) -> None:
     async with gateway_on(venue) as gw, client(gw, MM) as mm, client(gw, ARB) as arb:
-        mine = [await mm.place_order(SYM, "BUY", "1", str(190 + n), client_order_id="bid-1") for n in range(2)]
+        mine = [await mm.place_order(SYM, "BUY", "1", str(190 + n), client_order_id="bid-1")
+                for n in range(2)]
         theirs = [await arb.place_order(SYM, "BUY", "1", str(180 + n), client_order_id="bid-1")
                   for n in range(2)]
         # On the wire each carries its strategy's namespace; each client sees its own id back.
