@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench profile lint sim clean faultrun dist
+.PHONY: demo test bench profile lint sim clean faultrun dist docs
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ sim: $(STAMP)
 # The wheel users install (tests/app/test_wheel.py installs it in a clean venv and runs it).
 dist: $(STAMP)
 	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -w dist .
+
+# The user documentation (mkdocs.yml, docs/), warnings as errors, into build/docs (make test builds
+# it too: tests/docs/test_docs_build.py). Browse it with: $(BIN)/mkdocs serve
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
