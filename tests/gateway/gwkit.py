@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 import trio
-
 from simkit import CREDS, OPTIONS
 
 from qfex_oms import Credentials, OrderManager, open_order_manager

@@ -86,37 +86,36 @@ async def test_gateway_restart_loses_nothing_and_doubles_nothing(venue: Venue, t
     port = _free_port()
     config = _config(tmp_path, venue.url, port)
     fast = ReconnectPolicy(initial=0.05, maximum=0.2)
-    async with manager(venue, CREDS2) as taker:
-        async with gateway_process(config) as (first, url):
-            assert url == f"ws://127.0.0.1:{port}"
-            async with client(url, MM, reconnect=fast) as mm, client(url, ARB, reconnect=fast) as arb:
-                a = await mm.place_order(SYM, "BUY", "1", "190", client_order_id="a")
-                f = await mm.place_order(SYM, "BUY", "1", "200", client_order_id="f")
-                theirs = await arb.place_order(SYM, "BUY", "1", "189", client_order_id="a")
-                await taker.place_order(SYM, "SELL", "0.5", "200", order_type="LIMIT", time_in_force="IOC")
-                await wait_until(lambda: f.filled_quantity == Decimal("0.5"))
+    async with manager(venue, CREDS2) as taker, gateway_process(config) as (first, url):
+        assert url == f"ws://127.0.0.1:{port}"
+        async with client(url, MM, reconnect=fast) as mm, client(url, ARB, reconnect=fast) as arb:
+            a = await mm.place_order(SYM, "BUY", "1", "190", client_order_id="a")
+            f = await mm.place_order(SYM, "BUY", "1", "200", client_order_id="f")
+            theirs = await arb.place_order(SYM, "BUY", "1", "189", client_order_id="a")
+            await taker.place_order(SYM, "SELL", "0.5", "200", order_type="LIMIT", time_in_force="IOC")
+            await wait_until(lambda: f.filled_quantity == Decimal("0.5"))
 
-                first.kill()  # a crash: no clean close, the journal is all it keeps
-                await first.wait()
-                await wait_until(lambda: not mm.connected and not arb.connected)
-                # A fill while the gateway is down: nobody saw it yet.
-                await taker.place_order(SYM, "SELL", "0.25", "200", order_type="LIMIT", time_in_force="IOC")
+            first.kill()  # a crash: no clean close, the journal is all it keeps
+            await first.wait()
+            await wait_until(lambda: not mm.connected and not arb.connected)
+            # A fill while the gateway is down: nobody saw it yet.
+            await taker.place_order(SYM, "SELL", "0.25", "200", order_type="LIMIT", time_in_force="IOC")
 
-                async with gateway_process(config) as (_, again):
-                    assert again == url
-                    await wait_until(lambda: mm.connected and arb.connected, within=10)
-                    await wait_until(lambda: f.filled_quantity == Decimal("0.75"), within=10,
-                                     what=lambda: f"the missed fill, filled {f.filled_quantity}")
-                    assert f.fill_total == Decimal("0.75")  # each trade counted once
-                    assert {o.order_id for o in mm.orders()} == {a.order_id, f.order_id}
-                    assert {o.order_id for o in arb.orders()} == {theirs.order_id}
-                    wire = sorted(o.client_order_id for o in venue.open_orders(PUB, SYM))
-                    assert wire == ["arb:a", "mm:a", "mm:f"]  # nothing placed twice
-                    # After the restart the namespaces still hold.
-                    result = await mm.cancel(client_order_id="a", symbol=SYM)
-                    assert [o.order_id for o in result.cancelled] == [a.order_id]
-                    assert theirs.state is OrderState.OPEN
-                    assert sorted(o.client_order_id for o in venue.open_orders(PUB, SYM)) == ["arb:a", "mm:f"]
+            async with gateway_process(config) as (_, again):
+                assert again == url
+                await wait_until(lambda: mm.connected and arb.connected, within=10)
+                await wait_until(lambda: f.filled_quantity == Decimal("0.75"), within=10,
+                                 what=lambda: f"the missed fill, filled {f.filled_quantity}")
+                assert f.fill_total == Decimal("0.75")  # each trade counted once
+                assert {o.order_id for o in mm.orders()} == {a.order_id, f.order_id}
+                assert {o.order_id for o in arb.orders()} == {theirs.order_id}
+                wire = sorted(o.client_order_id for o in venue.open_orders(PUB, SYM))
+                assert wire == ["arb:a", "mm:a", "mm:f"]  # nothing placed twice
+                # After the restart the namespaces still hold.
+                result = await mm.cancel(client_order_id="a", symbol=SYM)
+                assert [o.order_id for o in result.cancelled] == [a.order_id]
+                assert theirs.state is OrderState.OPEN
+                assert sorted(o.client_order_id for o in venue.open_orders(PUB, SYM)) == ["arb:a", "mm:f"]
 
 
 async def test_listening_beyond_loopback_needs_tls(venue: Venue, tmp_path: Path) -> None:

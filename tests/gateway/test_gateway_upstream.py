@@ -6,8 +6,8 @@ from gwkit import MM, client, gateway_on
 from simkit import PUB
 from waiting import wait_until
 
-from qfex_oms.client.events import Reconnected
 from qfex_oms.client.connection import ReconnectPolicy
+from qfex_oms.client.events import Reconnected
 from qfex_oms.sim import Venue
 
 SYM = "AAPL-USD"
