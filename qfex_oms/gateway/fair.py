@@ -44,7 +44,6 @@ class FairQueue:
     def __init__(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
         self._lanes = {bucket: _Lane() for bucket in Bucket}
-        self.released: list[tuple[Bucket, Hashable]] = []  # tests read the order; bounded below
 
     def submit(self, client: Hashable, bucket: Bucket, job: Job) -> bool:
         """Queue ``job`` for ``client``; False (nothing queued) when the client has too many waiting."""
@@ -92,8 +91,6 @@ class FairQueue:
             else:
                 del lane.queues[client]
             token = lane.current = object()
-            if len(self.released) < 100_000:
-                self.released.append((bucket, client))
             self._nursery.start_soon(self._run, bucket, job, token)
             return
 
