@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from qfex_oms.core import cancel as cancel_rules
-from qfex_oms.core.cancel import CancelError, CancelIntent
+from qfex_oms.core.cancel import CancelError, CancelIntent, CancelScope
 from qfex_oms.core.events import CancelFinished
 from qfex_oms.core.model import CancelRequest, Order, Twap
 from qfex_oms.core.states import LocalStatus, OrderEvent, OrderState, TwapEvent
@@ -61,7 +61,37 @@ def _cancel_unknown(core: OmsCore, symbol: str, mode: CancelIdType, value: str, 
     return send_cancel(core, existing or CancelRequest(core.next_seq(), mode, value, symbol), retry)
 
 
-def _cancel_order(core: OmsCore, order: Order, retry: bool) -> CancelRequest:
+def cancel_where(core: OmsCore, scope: CancelScope) -> list[CancelRequest]:
+    """Every live order and TWAP in ``scope``, with the fewest frames that touch nothing outside it.
+
+    Orders are grouped by (symbol, wire client id): a group of several goes as one client-id frame
+    when that frame's members on the exchange are exactly the group (``cancel.group_by_client_id``),
+    otherwise each order goes by its order id (or waits for its ACK, or by its client id alone
+    when that is provably its own). TWAPs go by their ids. The whole account is the shell's (one
+    ``cancel_all_orders``, ``OmsCore.cancel_all_sent``), not this.
+    """
+    requests: list[CancelRequest] = []
+    groups: dict[tuple[str, str], list[Order]] = {}
+    for order in core.tracker.open_orders(scope.symbol):
+        if scope.matches(order):
+            groups.setdefault((order.symbol, order.client_order_id), []).append(order)
+    for (symbol, cid), group in groups.items():
+        live = core.tracker.live_members(symbol, cid)
+        if len(group) > 1 and cancel_rules.group_by_client_id(scope, group, live):
+            requests.append(_cancel_client_id(core, symbol, cid, retry=False))
+            continue
+        for order in group:
+            request = _cancel_order(core, order, retry=False, scope=scope)
+            if request not in requests:
+                requests.append(request)
+    for twap in core.tracker.twaps(open_only=True):
+        if scope.matches(twap):
+            requests.append(_cancel_twap(core, twap, retry=False))
+    return requests
+
+
+def _cancel_order(core: OmsCore, order: Order, retry: bool,
+                  scope: CancelScope | None = None) -> CancelRequest:
     """By its order id, by its client id when no sibling shares it, or held for its ACK."""
     if core.tracker.by_local_id(order.local_id) is not order:
         raise CancelError("this order is not tracked by this manager and has no id to send")
@@ -74,7 +104,7 @@ def _cancel_order(core: OmsCore, order: Order, retry: bool) -> CancelRequest:
     if existing is not None and not retry:
         return existing
     sharing = core.tracker.live_members(order.symbol, order.client_order_id)
-    wire = cancel_rules.order_wire_selector(order, sharing)
+    wire = cancel_rules.order_wire_selector(order, sharing, scope)
     if existing is not None:
         if wire is None:
             return existing

@@ -21,10 +21,10 @@ from decimal import Decimal
 from typing import Any
 
 from qfex_oms.core import cancelling, err_replies, fills, replies, stop_replies, twap_replies
-from qfex_oms.core.cancel import CancelIntent
+from qfex_oms.core.cancel import CancelIntent, CancelScope
 from qfex_oms.core.cancelbook import CancelBook
 from qfex_oms.core.events import CoreEvent, ModifyFinished, OrderUpdated, TwapUpdated, Unmatched
-from qfex_oms.core.model import CancelRequest, ModifyRequest, Order, Twap, system_clock
+from qfex_oms.core.model import NO_TAGS, CancelRequest, ModifyRequest, Order, Twap, system_clock
 from qfex_oms.core.states import ORDER_TRANSITIONS, LocalStatus, OrderEvent, TwapEvent, next_twap_state
 from qfex_oms.core.stops import StopBook, StopEvent, StopOrder, StopRequest
 from qfex_oms.core.tracker import OrderTracker
@@ -203,14 +203,19 @@ class OmsCore:
         reduce_only: bool | None = None,
         take_profit: Decimal | None = None,
         stop_loss: Decimal | None = None,
+        strategy: str | None = None,
+        tags: frozenset[str] = NO_TAGS,
     ) -> Order:
-        """Track a new order as PENDING_NEW and queue its ``add_order`` (arguments already validated)."""
+        """Track a new order as PENDING_NEW and queue its ``add_order`` (arguments already validated).
+
+        ``client_order_id`` is the wire id: a strategy's carries its namespace (``core.model``),
+        and without ``strategy`` the order belongs to the namespace its id is in, if any."""
         quantity = intern_decimal(quantity) or quantity  # a Decimal in, the shared one out
         price = intern_decimal(price)
         order = self.tracker.new_order(
             symbol, side, order_type, time_in_force, quantity, price, client_order_id,
             reduce_only=reduce_only, take_profit=take_profit, stop_loss=stop_loss,
-            seq=self.next_seq(),
+            seq=self.next_seq(), strategy=strategy, tags=tags,
         )
         order.note_sent(self.clock)
         self._frames.append(m.AddOrder(
@@ -258,11 +263,14 @@ class OmsCore:
         order_interval_secs: int,
         reduce_only: bool,
         client_twap_id: str,
+        *,
+        strategy: str | None = None,
+        tags: frozenset[str] = NO_TAGS,
     ) -> Twap:
-        """Track a new TWAP as pending and queue its ``add_twap``."""
+        """Track a new TWAP as pending and queue its ``add_twap`` (attribution as ``place_order``)."""
         twap = self.tracker.new_twap(Twap(0, symbol, side, total_quantity, num_orders,
                                           order_interval_secs, reduce_only, client_twap_id,
-                                          seq=self.next_seq()))
+                                          seq=self.next_seq(), strategy=strategy, tags=tags))
         self._frames.append(m.AddTwap(symbol=symbol, side=side, total_quantity=total_quantity,
                                       num_orders=num_orders, order_interval_secs=order_interval_secs,
                                       reduce_only=reduce_only, client_twap_id=client_twap_id))
@@ -271,6 +279,12 @@ class OmsCore:
     def cancel(self, intent: CancelIntent, *, retry: bool = False) -> CancelRequest:
         """Resolve an intent into a cancel in flight; raises ``CancelError`` with nothing queued."""
         return cancelling.cancel(self, intent, retry=retry)
+
+    def cancel_where(self, scope: CancelScope) -> list[CancelRequest]:
+        """Cancel every live order and TWAP in ``scope`` with the fewest frames that touch nothing
+        outside it (``cancelling.cancel_where``); the kill switch's ``cancel_all_orders`` is the
+        shell's, for the whole account only."""
+        return cancelling.cancel_where(self, scope)
 
     def cancel_all_sent(self) -> list[Order]:
         """The kill switch's ``cancel_all_orders`` was queued: every ACKed live order is now pending.

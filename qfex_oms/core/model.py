@@ -11,6 +11,7 @@ what the exchange told us, a lower bound: it grows only when its distinct trades
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -21,6 +22,49 @@ from qfex_oms.core.states import OrderState, TwapState
 from qfex_oms.protocol.enums import CancelIdType, OrderType, Side, TimeInForce
 
 ZERO = Decimal(0)
+NO_TAGS: frozenset[str] = frozenset()
+
+# ---------------------------------------------------------------------- strategy namespaces
+# Several strategies share one account, and QFEX's client ids are not unique: a cancel by client id
+# ends every order on the symbol that shares it (qfex-api.md §3.2). So a strategy's client ids go on
+# the wire as ``<strategy>:<its own id>`` (the same spelling the gateway uses for its clients), and
+# an id carrying that prefix belongs to that strategy, whoever placed it (an order adopted from the
+# exchange, a journal replayed). QFEX documents no client id limits (§3.1: NOT DOCUMENTED); this
+# package keeps ids to 64 characters (``core.args``), so a name of at most 16 leaves 47 for the id.
+# ``twap`` is reserved: QFEX's TWAP children are named ``twap:<twap_id>:<n>`` (``core.twaps``).
+STRATEGY_SEPARATOR = ":"
+MAX_STRATEGY_LENGTH = 16
+RESERVED_STRATEGIES = frozenset({"twap"})
+_STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+
+
+def valid_strategy(name: object) -> bool:
+    return (isinstance(name, str) and bool(_STRATEGY_NAME.match(name))
+            and name.lower() not in RESERVED_STRATEGIES)
+
+
+def strategy_prefix(strategy: str) -> str:
+    return f"{strategy}{STRATEGY_SEPARATOR}"
+
+
+def wire_client_id(strategy: str | None, client_id: str) -> str:
+    """The id sent to QFEX for a strategy's own id (unchanged without a strategy)."""
+    return client_id if strategy is None else f"{strategy}{STRATEGY_SEPARATOR}{client_id}"
+
+
+def strategy_of(wire_id: str | None) -> str | None:
+    """The strategy whose namespace a wire id is in, or None (outside every namespace)."""
+    if not wire_id:
+        return None
+    name, sep, _ = wire_id.partition(STRATEGY_SEPARATOR)
+    return name if sep and valid_strategy(name) else None
+
+
+def own_client_id(wire_id: str, strategy: str | None) -> str:
+    """The id as the strategy gave it: the wire id without its namespace prefix."""
+    if strategy is not None and wire_id.startswith(strategy_prefix(strategy)):
+        return wire_id[len(strategy) + len(STRATEGY_SEPARATOR):]
+    return wire_id
 
 # (monotonic, wall) seconds. The core stamps orders through ``OmsCore.clock``, this by default; a
 # test or a replay may give its own. Reading a clock is the one outside fact the core takes itself:
@@ -88,6 +132,11 @@ class Order:
     cancel_sent_wall: float | None = None
     ended_at: float | None = None
     ended_wall: float | None = None
+    # Attribution (issue 18): the strategy that owns it (None: the account's, or an adopted order
+    # outside every namespace) and free-form tags, set at placement; ``client_order_id`` is the
+    # wire id (the core correlates by it), ``own_client_order_id`` the id the strategy gave.
+    strategy: str | None = None
+    tags: frozenset[str] = NO_TAGS
 
     def note_sent(self, clock: Clock) -> None:
         self.sent_at, self.sent_wall = clock()
@@ -100,6 +149,15 @@ class Order:
             self.acked_at, self.acked_wall = clock()
         if target.is_terminal and self.ended_at is None:
             self.ended_at, self.ended_wall = clock()
+
+    @property
+    def own_client_order_id(self) -> str:
+        """The client id as the strategy gave it (``client_order_id`` is what went on the wire)."""
+        return own_client_id(self.client_order_id, self.strategy)
+
+    @property
+    def wire_client_order_id(self) -> str:
+        return self.client_order_id
 
     @property
     def ack_latency(self) -> float | None:
@@ -193,10 +251,17 @@ class Twap:
     gone_before_cancel: bool = False
     adopted: bool = False
     seq: int = 0
+    strategy: str | None = None  # as Order.strategy
+    tags: frozenset[str] = NO_TAGS
 
     @property
     def is_open(self) -> bool:
         return not self.state.is_terminal
+
+    @property
+    def own_client_twap_id(self) -> str:
+        """The client TWAP id as the strategy gave it (``client_twap_id`` is the wire id)."""
+        return own_client_id(self.client_twap_id, self.strategy)
 
     def describe(self) -> dict[str, object]:
         return {"symbol": self.symbol, "twap_id": self.twap_id,

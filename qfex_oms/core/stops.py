@@ -31,7 +31,7 @@ from enum import StrEnum
 
 from attrs import define
 
-from qfex_oms.core.model import Order
+from qfex_oms.core.model import NO_TAGS, Order, own_client_id, strategy_of
 from qfex_oms.protocol.enums import OrderType, Side
 
 STOP_KINDS = frozenset({OrderType.TAKE_PROFIT, OrderType.STOP_LOSS})
@@ -196,6 +196,14 @@ class StopOrder:
     adopted: bool = False
     seq: int = 0  # core sequence of the last local action (snapshot fence)
     update_time: str | None = None
+    # Attribution (issue 18), as ``Order.strategy``/``tags``: the strategy is the namespace of its
+    # wire client id (``core.model.strategy_of``); tags are the ones given when it was placed.
+    strategy: str | None = None
+    tags: frozenset[str] = NO_TAGS
+
+    @property
+    def own_client_order_id(self) -> str:
+        return own_client_id(self.client_order_id, self.strategy)
 
     @property
     def price(self) -> Decimal:
@@ -222,7 +230,7 @@ class StopBook:
     id by symbol (submit order), and the live ones by symbol. State changes go through
     ``set_state`` so the live index cannot drift; ``check_invariants`` proves it in tests."""
 
-    __slots__ = ("_by_id", "_by_local", "_live", "_next_local", "_pending")
+    __slots__ = ("_by_id", "_by_local", "_labels", "_live", "_next_local", "_pending")
 
     def __init__(self) -> None:
         self._next_local = 1
@@ -230,6 +238,12 @@ class StopBook:
         self._by_id: dict[str, StopOrder] = {}
         self._pending: dict[str, list[StopOrder]] = {}
         self._live: dict[str, dict[int, StopOrder]] = {}
+        self._labels: dict[tuple[str, str], frozenset[str]] = {}
+
+    def label(self, symbol: str, client_order_id: str, tags: frozenset[str]) -> None:
+        """The tags of the next stop placed under this wire client id (the shell's ``place``
+        goes through ``stop_replies``, which knows nothing of tags)."""
+        self._labels[(symbol, client_order_id)] = tags
 
     def __len__(self) -> int:
         return len(self._by_local)
@@ -239,6 +253,10 @@ class StopBook:
         stop = StopOrder(self._next_local, symbol, side, kind, trigger_price, quantity, client_order_id,
                          **extra)  # type: ignore[arg-type]
         self._next_local += 1
+        if stop.strategy is None:
+            stop.strategy = strategy_of(client_order_id)
+        if client_order_id and self._labels:
+            stop.tags = self._labels.pop((symbol, client_order_id), stop.tags)
         self._by_local[stop.local_id] = stop
         if stop.stop_order_id is not None:
             self._by_id[stop.stop_order_id] = stop

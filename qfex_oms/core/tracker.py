@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 
-from qfex_oms.core.model import Order, Twap
+from qfex_oms.core.model import Order, Twap, strategy_of
 from qfex_oms.core.states import OrderState, TwapState
 from qfex_oms.protocol.enums import OrderType, Side, TimeInForce
 
@@ -72,6 +72,8 @@ class OrderTracker:
     ) -> Order:
         order = Order(self._local_id(), symbol, side, order_type, time_in_force, quantity, price,
                       client_order_id, **extra)  # type: ignore[arg-type]
+        if order.strategy is None:
+            order.strategy = strategy_of(client_order_id)
         self._insert(order)
         if order.order_id is None:
             self._pending_new.setdefault((symbol, client_order_id), deque()).append(order)
@@ -146,6 +148,9 @@ class OrderTracker:
         """Insert an order learnt from the exchange (placed elsewhere, or a TWAP child)."""
         order.local_id = self._local_id()
         order.adopted = True
+        if order.strategy is None:
+            # Its wire id may carry a strategy's namespace (``core.model``): that strategy's order.
+            order.strategy = strategy_of(order.client_order_id)
         self._insert(order)
         return order
 
@@ -212,6 +217,8 @@ class OrderTracker:
 
     def new_twap(self, twap: Twap) -> Twap:
         twap.local_id = self._local_id()
+        if twap.strategy is None:
+            twap.strategy = strategy_of(twap.client_twap_id)
         self._twaps[twap.local_id] = twap
         if twap.twap_id is None:
             self._pending_twaps.setdefault((twap.symbol, twap.client_twap_id), deque()).append(twap)
@@ -259,6 +266,8 @@ class OrderTracker:
     def link_child(self, twap: Twap, order: Order) -> None:
         if order.twap_id is None:
             order.twap_id = twap.twap_id
+        if order.strategy is None:  # QFEX names children itself: they are their TWAP's strategy's
+            order.strategy, order.tags = twap.strategy, twap.tags
         if order not in twap.children:
             twap.children.append(order)
 
