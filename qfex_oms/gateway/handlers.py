@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 log = get_logger("qfex_oms.gateway")
 
 KILL_RESUMES = True
+# How long a dropped client's cancel-on-disconnect waits for the QFEX connection to come back.
+COD_PATIENCE_SECS = 60.0
 _STOP_TYPES = (OrderType.TAKE_PROFIT, OrderType.STOP_LOSS)
 _ORDER_REQUESTS = ("add_order", "modify_order", "add_twap", "close_position")
 _ANSWERED_UPSTREAM = (OrderRejected, ModifyRejected, TwapRejected, OrderStatusUnknown)
@@ -192,8 +194,6 @@ class Handlers:
             self._submit(conn, ("cod", conn.conn_id), m.CancelAllOrders(), self._patient(target))
 
     def _patient(self, target: Order | Twap | StopOrder) -> Callable[[], Awaitable[None]]:
-        from qfex_oms.gateway.server import COD_PATIENCE_SECS
-
         async def job() -> None:
             with trio.move_on_after(COD_PATIENCE_SECS):
                 await self.oms.wait_connected()

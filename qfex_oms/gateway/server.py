@@ -38,6 +38,7 @@ from qfex_oms.client.session import Credentials
 from qfex_oms.gateway.auth import AUTH_DEADLINE_SECS, NonceStore, check_hmac
 from qfex_oms.gateway.config import ClientKey, GatewayConfig, check_listen
 from qfex_oms.gateway.fair import FairQueue
+from qfex_oms.gateway.handlers import Handlers
 from qfex_oms.gateway.routing import ID_FIELDS, Owners, err_owner, rewrite
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol import Channel, ErrorCode, RequestError, decode_request, encode, incoming_echo
@@ -56,8 +57,6 @@ UPSTREAM_LOST_CLOSE_CODE = 1011
 MAX_BAD_FRAMES = 20
 # Frames waiting for a client that reads too slowly before it is cut off (the others never wait).
 MAX_PENDING_FRAMES = 100_000
-# How long a dropped client's cancel-on-disconnect waits for the QFEX connection to come back.
-COD_PATIENCE_SECS = 60.0
 _CHANNEL_OF_KEY = {"order_response": Channel.ORDER_RESPONSES, "fill_response": Channel.FILLS,
                    "stop_order_response": Channel.STOP_ORDERS}
 _PUBLIC_KEY_HEADER = b"x-qfex-public-key"
@@ -114,8 +113,6 @@ class Gateway:
 
     def __init__(self, oms: OrderManager, config: GatewayConfig, nursery: trio.Nursery,
                  auth_deadline: float = AUTH_DEADLINE_SECS) -> None:
-        from qfex_oms.gateway.handlers import Handlers
-
         self.oms = oms
         self.config = config
         self.auth_deadline = auth_deadline
