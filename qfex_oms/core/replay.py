@@ -24,21 +24,31 @@ wrongly as gone could not be undone. What a full reconcile concluded is journale
 as such; the resync that follows every recovery re-learns the rest (fills, bindings, adoptions) from
 the exchange.
 
+Attribution (issue 18): a strategy's orders, TWAPs and stops carry its namespace in their wire
+client id, so the replayed ``add_order``/``add_twap`` names their strategy again. Tags are on no
+frame: the manager journals them as an attribution note just before the frame
+(``attribution_note``), and replay gives them to the next order, TWAP or stop placed under that
+client id. The note is shaped as an empty settlement note too, so a reader that knows only those
+(the journal's compaction) reads it as naming no order.
+
 A record the core cannot apply is logged and skipped: recovery never stops on one bad frame.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from typing import Literal
 
+import orjson
 from attrs import define
 
 from qfex_oms.core.cancel import CancelIntent
 from qfex_oms.core.engine import OmsCore
-from qfex_oms.core.snapshot import apply_settlement_note
+from qfex_oms.core.model import Order
+from qfex_oms.core.snapshot import NOTE_KEY, apply_settlement_note
 from qfex_oms.core.stop_snapshot import apply_stop_note, is_stop_note
-from qfex_oms.core.stops import STOP_KINDS, StopState
+from qfex_oms.core.stops import STOP_KINDS, StopOrder, StopState
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
@@ -48,6 +58,37 @@ from qfex_oms.protocol.errors import ProtocolError, RequestError
 log = get_logger("qfex_oms.replay")
 
 Direction = Literal["out", "in", "note"]
+ATTRIBUTION_KEY = "attribution"
+_ATTRIBUTION_START = b'{"' + ATTRIBUTION_KEY.encode() + b'"'
+LabelKey = tuple[str, str, str]  # ("order" | "twap", symbol, wire client id)
+Labels = dict[LabelKey, deque[frozenset[str]]]
+
+
+def attribution_note(kind: Literal["order", "twap"], symbol: str, client_id: str,
+                     tags: frozenset[str]) -> bytes:
+    """The tags of the order (or stop) or TWAP about to be sent under ``client_id``, for the journal."""
+    return orjson.dumps({ATTRIBUTION_KEY: {"kind": kind, "symbol": symbol, "client_id": client_id,
+                                           "tags": sorted(tags)}, NOTE_KEY: []})
+
+
+def _label(labels: Labels, raw: bytes) -> None:
+    try:
+        body = orjson.loads(raw)[ATTRIBUTION_KEY]
+        key = (str(body["kind"]), str(body["symbol"]), str(body["client_id"]))
+        tags = frozenset(str(t) for t in body["tags"])
+    except (KeyError, TypeError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"malformed attribution note: {exc!r}") from None
+    labels.setdefault(key, deque()).append(tags)
+
+
+def _take_label(labels: Labels, key: LabelKey) -> frozenset[str] | None:
+    queue = labels.get(key)
+    if not queue:
+        return None
+    tags = queue.popleft()
+    if not queue:
+        del labels[key]
+    return tags
 
 
 @define
@@ -61,6 +102,7 @@ class ReplayStats:
 
 def replay(core: OmsCore, records: Iterable[tuple[Direction, bytes | str]]) -> ReplayStats:
     stats = ReplayStats()
+    labels: Labels = {}  # tags noted for the next order or TWAP under a client id
     channels: set[str] = set()  # subscribed on the current connection
     for direction, raw in records:
         try:
@@ -74,11 +116,13 @@ def replay(core: OmsCore, records: Iterable[tuple[Direction, bytes | str]]) -> R
                         channels = set()
                     channels |= wanted
                 else:
-                    _command(core, request)
+                    _command(core, request, labels)
                 stats.commands += 1
             elif direction == "note":
                 note = raw if isinstance(raw, bytes) else raw.encode()
-                if is_stop_note(note):
+                if note.startswith(_ATTRIBUTION_START):
+                    _label(labels, note)
+                elif is_stop_note(note):
                     apply_stop_note(core, note)
                 else:
                     apply_settlement_note(core, note)
@@ -102,24 +146,33 @@ def replay(core: OmsCore, records: Iterable[tuple[Direction, bytes | str]]) -> R
     return stats
 
 
-def _command(core: OmsCore, request: m.Request) -> None:
-    if isinstance(request, m.AddOrder) and request.order_type in STOP_KINDS:
-        if request.price is None:
-            raise ValueError("a stop's add_order without a trigger price")
-        core.place_stop(request.symbol, request.side, request.order_type, request.quantity,
-                        request.price, request.client_order_id or "")
-    elif isinstance(request, m.AddOrder):
-        core.place_order(request.symbol, request.side, request.order_type, request.order_time_in_force,
-                         request.quantity, request.price, request.client_order_id or "",
-                         reduce_only=request.reduce_only, take_profit=request.take_profit,
-                         stop_loss=request.stop_loss)
+def _command(core: OmsCore, request: m.Request, labels: Labels) -> None:
+    if isinstance(request, m.AddOrder):
+        cid = request.client_order_id or ""
+        tags = _take_label(labels, ("order", request.symbol, cid)) if labels else None
+        placed: Order | StopOrder
+        if request.order_type in STOP_KINDS:
+            if request.price is None:
+                raise ValueError("a stop's add_order without a trigger price")
+            placed = core.place_stop(request.symbol, request.side, request.order_type, request.quantity,
+                                     request.price, cid)
+        else:
+            placed = core.place_order(request.symbol, request.side, request.order_type,
+                                      request.order_time_in_force, request.quantity, request.price, cid,
+                                      reduce_only=request.reduce_only, take_profit=request.take_profit,
+                                      stop_loss=request.stop_loss)
+        if tags is not None:
+            placed.tags = tags
     elif isinstance(request, m.CancelOrder):
         core.cancel(_intent(request))
     elif isinstance(request, m.CancelAllOrders):
         core.cancel_all_sent()
     elif isinstance(request, m.AddTwap):
+        cid = request.client_twap_id or ""
+        tags = _take_label(labels, ("twap", request.symbol, cid)) if labels else None
         core.place_twap(request.symbol, request.side, request.total_quantity, request.num_orders,
-                        request.order_interval_secs, request.reduce_only, request.client_twap_id or "")
+                        request.order_interval_secs, request.reduce_only, cid,
+                        tags=tags if tags is not None else frozenset())
     elif isinstance(request, m.ModifyOrder):
         order = core.tracker.by_order_id(request.order_id)
         if order is not None and order.state.is_live:

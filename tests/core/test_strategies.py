@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from qfex_oms.core import OmsCore
 from qfex_oms.core.cancel import CancelIntent, CancelScope, group_by_client_id, unknown_members_in
 from qfex_oms.core.model import Order, own_client_id, strategy_of, valid_strategy, wire_client_id
-from qfex_oms.core.replay import replay
+from qfex_oms.core.replay import attribution_note, replay
+from qfex_oms.core.snapshot import note_order_ids
 from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import CancelIdType, OrderType, Side, TimeInForce
@@ -248,3 +249,25 @@ def test_view_cancel_by_own_client_id_maps_to_its_namespace(core: OmsCore, strat
     ack(core, order)
     core.cancel(CancelIntent(client_order_id=wire_client_id(strategy, "bid-1"), symbol=SYMBOL))
     assert cancels(core) == [(CancelIdType.CLIENT_ORDER_ID, wire_client_id(strategy, "bid-1"))]
+
+
+def test_replay_gives_tags_noted_before_the_frame_back_to_the_order_and_twap() -> None:
+    live = OmsCore()
+    records: list[tuple[str, bytes]] = [
+        ("note", attribution_note("order", SYMBOL, "mm:bid-1", frozenset({"quote", "l1"}))),
+        ("note", attribution_note("twap", SYMBOL, "mm:t-1", frozenset({"rebalance"}))),
+    ]
+    live.place_order(SYMBOL, Side.BUY, OrderType.LIMIT, TimeInForce.GTC, Decimal("1"), Decimal("200"),
+                     "mm:bid-1", strategy="mm")
+    live.place_order(SYMBOL, Side.BUY, OrderType.LIMIT, TimeInForce.GTC, Decimal("1"), Decimal("200"),
+                     "mm:bid-1", strategy="mm")  # a second under the same id, with no tags noted
+    live.place_twap(SYMBOL, Side.SELL, Decimal("4"), 2, 30, False, "mm:t-1", strategy="mm")
+    records += [("out", codec.encode(f)) for f in live.take_frames()]
+    rebuilt = OmsCore()
+    stats = replay(rebuilt, records)  # type: ignore[arg-type]
+    first, second = rebuilt.tracker.orders()
+    assert stats.skipped == 0 and stats.notes == 2
+    assert first.tags == frozenset({"quote", "l1"}) and second.tags == frozenset()
+    assert rebuilt.tracker.twaps()[0].tags == frozenset({"rebalance"})
+    # A reader that knows only settlement notes (the journal's compaction) finds no order in it.
+    assert note_order_ids(records[0][1]) == []
