@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import loopback, mds_row, micro, risk_row
+from bench import gateway_row, loopback, mds_row, micro, risk_row
 from bench.common import Row
 from qfex_oms.logs import configure_logging
 
@@ -51,6 +51,8 @@ def collect(rows: set[str], quick: bool) -> list[Row]:
         out += risk_row.rows_risk(400 if quick else 2000, 5_000 if quick else 20_000)
     if "10" in rows:
         out += mds_row.rows_mds(500 if quick else 2000)
+    if "11" in rows:
+        out.append(gateway_row.row_gateway(400 if quick else 2000))
     return out
 
 
@@ -87,7 +89,7 @@ def profile(rows: set[str], quick: bool, report: Path, console: Console) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rows", default="1,2,3,4,5,6,7,8,9,10")
+    parser.add_argument("--rows", default="1,2,3,4,5,6,7,8,9,10,11")
     parser.add_argument("--profile", action="store_true",
                         help="run the rows under pyinstrument (pip install -e '.[profile]'); the report "
                              "goes to bench/results/profile-<rows>.txt; figures taken so are not comparable")
