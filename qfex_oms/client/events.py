@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from decimal import Decimal
 
 import trio
@@ -113,11 +114,15 @@ class EventStream:
     _recv: trio.MemoryReceiveChannel[Event] = field(init=False)
     _warned: bool = field(init=False, default=False)
     _owner: list[EventStream] | None = field(default=None)
+    # Keeps only the events it returns True for (a strategy's view: its own orders' events).
+    accept: Callable[[Event], bool] | None = field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         self._send, self._recv = trio.open_memory_channel(math.inf)
 
     def push(self, event: Event) -> None:
+        if self.accept is not None and not self.accept(event):
+            return
         try:
             self._send.send_nowait(event)
         except (trio.ClosedResourceError, trio.BrokenResourceError):

@@ -14,10 +14,11 @@ lost answer never becomes REJECTED: the order goes UNKNOWN and the settler recon
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from decimal import Decimal
-from typing import Any, Literal, NoReturn, overload
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, overload
 
 import trio
 import trio_websocket
@@ -53,7 +54,7 @@ from qfex_oms.client.stops import STOP_REQUEST_TYPES, Shell, StopOrders, is_stop
 from qfex_oms.client.waits import ReplySlots, Slot, Waiters
 from qfex_oms.core import args
 from qfex_oms.core.account import Account, Balance, Position, PositionCheck
-from qfex_oms.core.cancel import CancelIntent
+from qfex_oms.core.cancel import CancelIntent, CancelScope
 from qfex_oms.core.engine import OmsCore
 from qfex_oms.core.events import (
     CancelFinished,
@@ -66,13 +67,13 @@ from qfex_oms.core.events import (
     TwapUpdated,
     Unmatched,
 )
-from qfex_oms.core.model import CancelRequest, Order, Twap
+from qfex_oms.core.model import CancelRequest, Order, Twap, valid_strategy, wire_client_id
 from qfex_oms.core.pacer import PacerSettings
 from qfex_oms.core.refdata import Instrument
-from qfex_oms.core.replay import replay
+from qfex_oms.core.replay import attribution_note, replay
 from qfex_oms.core.snapshot import SnapshotDiff
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
-from qfex_oms.core.stops import StopOrder
+from qfex_oms.core.stops import StopOrder, StopRequest, StopState
 from qfex_oms.errors import (
     Halted,
     InvalidArgument,
@@ -92,6 +93,9 @@ from qfex_oms.protocol import codec
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.enums import OrderType, Side
 from qfex_oms.protocol.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from qfex_oms.client.strategy_view import StrategyView
 
 log = get_logger("qfex_oms.client.manager")
 
@@ -124,8 +128,34 @@ def _done(request: CancelRequest) -> Callable[[], bool]:
     return lambda: request.done
 
 
+def _finished(request: StopRequest) -> Callable[[], bool]:
+    return lambda: request.done
+
+
 def _ended(subject: Order | Twap) -> bool:
     return subject.state.is_terminal
+
+
+def _strategy_arg(value: object) -> str | None:
+    if value is None:
+        return None
+    if not valid_strategy(value):
+        raise InvalidArgument(f"strategy must be 1-16 letters, digits, _ or - (not 'twap'), got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _tags_arg(value: Iterable[str] | None) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        value = (value,)
+    try:
+        tags = frozenset(value)
+    except TypeError:
+        raise InvalidArgument(f"tags must be strings, got {value!r}") from None
+    if not all(isinstance(t, str) and t for t in tags):
+        raise InvalidArgument(f"tags must be non-empty strings, got {sorted(map(repr, tags))}")
+    return tags
 
 
 def _positive(instance: object, attribute: Any, value: float) -> None:
@@ -224,7 +254,8 @@ class OrderManager:
     async def place_order(  # type: ignore[overload-overlap]
         self, symbol: str, side: str, quantity: args.Number, price: args.Number | None = None, *,
         order_type: Literal["TAKE_PROFIT", "STOP_LOSS"], time_in_force: str | None = None,
-        client_order_id: str | None = None,
+        client_order_id: str | None = None, strategy: str | None = None,
+        tags: Iterable[str] | None = None,
     ) -> StopOrder: ...
 
     @overload
@@ -232,7 +263,8 @@ class OrderManager:
         self, symbol: str, side: str, quantity: args.Number, price: args.Number | None = None, *,
         order_type: str = "LIMIT", time_in_force: str | None = None, client_order_id: str | None = None,
         reduce_only: bool | None = None, take_profit: args.Number | None = None,
-        stop_loss: args.Number | None = None,
+        stop_loss: args.Number | None = None, strategy: str | None = None,
+        tags: Iterable[str] | None = None,
     ) -> Order: ...
 
     async def place_order(
@@ -248,6 +280,8 @@ class OrderManager:
         reduce_only: bool | None = None,
         take_profit: args.Number | None = None,
         stop_loss: args.Number | None = None,
+        strategy: str | None = None,
+        tags: Iterable[str] | None = None,
     ) -> Order | StopOrder:
         """Place an order; return it once QFEX has ACKed it (or already filled/ended it).
 
@@ -257,12 +291,22 @@ class OrderManager:
         (``price`` is its trigger) and returns a ``StopOrder`` (``client.stops``); ``take_profit``/
         ``stop_loss`` on an ordinary order stage stops QFEX links to it (``oms.stops()``, each
         with ``parent_order_id``).
+
+        ``strategy`` names the strategy that owns it (``for_strategy``): its client id goes on the
+        wire as ``<strategy>:<client_order_id>`` (``order.client_order_id``; the id as given is
+        ``order.own_client_order_id``), so two strategies' ``bid-1`` never meet. ``tags``: free-form
+        labels (``cancel_where(tags=...)``).
         """
+        owner, labels = _strategy_arg(strategy), _tags_arg(tags)
         if is_stop_type(order_type):
             if take_profit is not None or stop_loss is not None or reduce_only is not None:
                 raise InvalidArgument(f"a {order_type} order takes no take_profit, stop_loss or reduce_only")
-            return await self.stop_orders.place(*self.stop_orders.check(
-                symbol, side, order_type, quantity, price, time_in_force, client_order_id))
+            checked = self.stop_orders.check(symbol, side, order_type, quantity, price, time_in_force,
+                                             self._wire_id("client_order_id", client_order_id, owner))
+            if labels:
+                self.core.stops.label(checked[0], checked[5], labels)
+                self._journal_note(attribution_note("order", checked[0], checked[5], labels))
+            return await self.stop_orders.place(*checked)
         kind, tif = args.order_type_and_tif(order_type, time_in_force)
         fields = {
             "symbol": args.symbol_arg(symbol),
@@ -271,8 +315,7 @@ class OrderManager:
             "time_in_force": tif,
             "quantity": args.decimal_arg("quantity", quantity),
             "price": self._price_arg(kind, price),
-            "client_order_id": args.client_id_arg("client_order_id", client_order_id,
-                                                  self.settings.client_id_prefix),
+            "client_order_id": self._wire_id("client_order_id", client_order_id, owner),
             "reduce_only": None if reduce_only is None else bool(reduce_only),
             "take_profit": None if take_profit is None else args.decimal_arg("take_profit", take_profit),
             "stop_loss": None if stop_loss is None else args.decimal_arg("stop_loss", stop_loss),
@@ -280,7 +323,9 @@ class OrderManager:
         self.reference.check(fields["symbol"], kind, tif, fields["quantity"], fields["price"])
         self._refuse_if_halted("new orders")
         session = self._usable_session()
-        order = self.core.place_order(**fields)
+        if labels:
+            self._journal_note(attribution_note("order", fields["symbol"], fields["client_order_id"], labels))
+        order = self.core.place_order(**fields, strategy=owner, tags=labels)
         outcome = await self._transmit(session, self.core.take_frames())
         if outcome is not None and outcome.never_sent:
             self.core.apply_order_event(order, OrderEvent.REJECT, outcome)
@@ -383,16 +428,21 @@ class OrderManager:
 
     async def place_twap(self, symbol: str, side: str, *, total_quantity: args.Number, num_orders: int,
                          order_interval_secs: int, reduce_only: bool = False,
-                         client_twap_id: str | None = None) -> Twap:
-        """Start a TWAP; return it once QFEX answered with its ``twap_response``."""
+                         client_twap_id: str | None = None, strategy: str | None = None,
+                         tags: Iterable[str] | None = None) -> Twap:
+        """Start a TWAP; return it once QFEX answered with its ``twap_response``. ``strategy`` and
+        ``tags`` as for ``place_order`` (its children are its strategy's)."""
+        owner, labels = _strategy_arg(strategy), _tags_arg(tags)
         checked = (args.symbol_arg(symbol), args.enum_arg("side", side, Side),
                    args.decimal_arg("total_quantity", total_quantity),
                    args.int_arg("num_orders", num_orders, 2),
                    args.int_arg("order_interval_secs", order_interval_secs, 30), bool(reduce_only),
-                   args.client_id_arg("client_twap_id", client_twap_id, self.settings.client_id_prefix))
+                   self._wire_id("client_twap_id", client_twap_id, owner))
         self._refuse_if_halted("new orders")
         session = self._usable_session()
-        twap = self.core.place_twap(*checked)
+        if labels:
+            self._journal_note(attribution_note("twap", checked[0], checked[6], labels))
+        twap = self.core.place_twap(*checked, strategy=owner, tags=labels)
         outcome = await self._transmit(session, self.core.take_frames())
         if outcome is not None and outcome.never_sent:
             self.core.apply_twap_event(twap, TwapEvent.REJECT, outcome)
@@ -417,6 +467,110 @@ class OrderManager:
     def resume(self) -> None:
         """Lift the halt set by ``cancel_all()``."""
         self._set_halted(False, "resume")
+
+    def for_strategy(self, name: str) -> StrategyView:
+        """The manager as one strategy sees it: its own orders, TWAPs, stops and events, places
+        filled in with its name, and a ``cancel_all`` of its own (``client.strategy_view``). The
+        account-wide kill switch stays ``oms.cancel_all()``."""
+        from qfex_oms.client.strategy_view import StrategyView  # the view imports this module
+
+        owner = _strategy_arg(name)
+        if owner is None:
+            raise InvalidArgument("for_strategy needs the strategy's name")
+        return StrategyView(self, owner)
+
+    async def cancel_where(self, symbol: str | None = None, side: str | None = None,
+                           strategy: str | None = None, tags: Iterable[str] | None = None) -> KillReport:
+        """Cancel every live order, TWAP and stop matching all the filters given (``tags``: those
+        carrying every one), with the fewest frames that touch nothing else: a client-id frame only
+        when its members on the exchange are exactly the intent's, order ids otherwise
+        (``core.cancelling.cancel_where``), ``cancel_all_orders`` only for the whole account (no
+        filter: the kill switch's cancel, without its halt). Then a snapshot shows what is left,
+        and a second round cancels what it revealed (an order of the strategy the book did not
+        know, adopted from it). Shielded and bounded by ``kill_timeout``, like the kill switch."""
+        scope = CancelScope(None if symbol is None else args.symbol_arg(symbol),
+                            None if side is None else args.enum_arg("side", side, Side),
+                            _strategy_arg(strategy), _tags_arg(tags) or None)
+        with trio.CancelScope(shield=True):
+            if scope.whole_account:
+                report = await killswitch.run(self)
+            else:
+                report = await self._cancel_scope(scope)
+        return report
+
+    async def _cancel_scope(self, scope: CancelScope) -> KillReport:
+        started = trio.current_time()
+        orders = [o for o in self.core.tracker.open_orders(scope.symbol) if scope.matches(o)]
+        twaps = [t for t in self.core.tracker.twaps(open_only=True) if scope.matches(t)]
+        stops = [s for s in self.core.stops.stops(scope.symbol) if scope.matches(s)]
+        answered = checked = False
+        with trio.move_on_after(self.settings.kill_timeout):
+            for _ in range(2):
+                answered = await self._cancel_round(scope)
+                try:
+                    await self.reconcile()
+                    checked = True
+                except (RequestTimeout, RequestFailedError, NotConnected) as exc:
+                    log.warning("cancel_where could not check a snapshot", error=str(exc))
+                    checked = False
+                    break
+                orders += [o for o in self.core.tracker.open_orders(scope.symbol)
+                           if scope.matches(o) and o not in orders]
+                if not self._left_in(scope):
+                    break
+        left = self._left_in(scope)
+        return KillReport(
+            cancelled_orders=tuple(o for o in orders if o.state is OrderState.CANCELLED),
+            cancelled_twaps=tuple(t for t in twaps if t.state is TwapState.CANCELLED),
+            still_open=tuple(o for o in left if isinstance(o, Order)),
+            still_open_twaps=tuple(t for t in left if isinstance(t, Twap)),
+            ack_received=answered, snapshot_checked=checked,
+            elapsed=trio.current_time() - started,
+            cancelled_stops=tuple(s for s in stops if s.state is StopState.CANCELLED),
+            still_open_stops=tuple(s for s in left if isinstance(s, StopOrder)))
+
+    def _left_in(self, scope: CancelScope) -> list[Order | Twap | StopOrder]:
+        tracker = self.core.tracker
+        return [*(o for o in tracker.open_orders(scope.symbol) if scope.matches(o)),
+                *(t for t in tracker.twaps(open_only=True) if scope.matches(t)),
+                *(s for s in self.core.stops.stops(scope.symbol) if scope.matches(s))]
+
+    async def _cancel_round(self, scope: CancelScope) -> bool:
+        """One round of ``cancel_where``: queue, send (paced, in the cancel bucket), wait for the
+        answers. Returns whether every cancel was answered; a lost one is owed (resent after the
+        resync), as for ``cancel``."""
+        requests = self.core.cancel_where(scope)
+        stop_requests = []
+        for stop in self.core.stops.stops(scope.symbol):
+            if scope.matches(stop) and stop.stop_order_id is not None and stop.cancel_request is None:
+                try:
+                    stop_requests.append(self.core.cancel_stop(stop))
+                except InvalidArgument as exc:  # ended meanwhile
+                    log.info("stop not cancelled", error=str(exc), **stop.describe())
+        frames = self.core.take_frames()
+        if not frames:
+            self.flush()
+            return all(r.done for r in requests)
+        outcome = await self._transmit(self._usable_session(), frames)
+        if outcome is not None:
+            for request in requests:
+                if outcome is SendOutcome.NOT_SENT:
+                    self.core.withdraw_cancel(request, outcome)
+                elif not request.done:
+                    self.core.cancel_lost(request, outcome)
+            for stop_request in stop_requests:
+                if outcome is SendOutcome.NOT_SENT:
+                    self.core.withdraw_stop_request(stop_request, outcome)
+                else:
+                    self.core.stop_request_lost(stop_request, outcome)
+            self.flush()
+            self.settler.want()
+            return False
+        for request in requests:
+            await self._wait_for(request, _done(request))
+        for stop_request in stop_requests:
+            await self._wait_for(stop_request, _finished(stop_request))
+        return all(r.done for r in requests) and all(r.done for r in stop_requests)
 
     def orders(self, symbol: str | None = None, open_only: bool = True) -> list[Order]:
         if open_only:
@@ -515,9 +669,12 @@ class OrderManager:
     def twaps(self, open_only: bool = False) -> list[Twap]:
         return self.core.tracker.twaps(open_only=open_only)
 
-    def events(self, high_water: int | None = None) -> EventStream:
-        """A new subscription: every event from now on, in order, none dropped."""
-        stream = EventStream(high_water or self.settings.event_high_water, owner=self._streams)
+    def events(self, high_water: int | None = None, *,
+               accept: Callable[[Event], bool] | None = None) -> EventStream:
+        """A new subscription: every event from now on, in order, none dropped (of those
+        ``accept`` keeps, when given: a strategy's view keeps its own)."""
+        stream = EventStream(high_water or self.settings.event_high_water, owner=self._streams,
+                             accept=accept)
         self._streams.append(stream)
         return stream
 
@@ -543,6 +700,20 @@ class OrderManager:
         if price is None:
             raise InvalidArgument(f"{kind} orders need a price")
         return args.decimal_arg("price", price)
+
+    def _wire_id(self, name: str, value: str | None, strategy: str | None) -> str:
+        """The client id sent to QFEX: given, or generated (``client_id_prefix`` + 32 hex digits),
+        inside ``strategy``'s namespace when there is one (``core.model``), at most 64 characters."""
+        if strategy is None:
+            return args.client_id_arg(name, value, self.settings.client_id_prefix)
+        own = f"{self.settings.client_id_prefix}{uuid.uuid4().hex}" if value is None else value
+        if not isinstance(own, str) or not own:
+            raise InvalidArgument(f"{name} must be a non-empty string, got {value!r}")
+        room = args.MAX_CLIENT_ID_LENGTH - len(strategy) - 1
+        if len(own) > room:
+            raise InvalidArgument(f"{name} of strategy {strategy!r} must be at most {room} characters "
+                                  f"(its wire id carries the {strategy!r}: prefix), got {value!r}")
+        return args.client_id_arg(name, wire_client_id(strategy, own))
 
     def _usable_session(self) -> Session:
         if self._session is None:

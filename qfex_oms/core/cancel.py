@@ -22,6 +22,7 @@ from __future__ import annotations
 from attrs import frozen
 
 from qfex_oms.core.model import Order, Twap, strategy_of
+from qfex_oms.core.stops import StopOrder
 from qfex_oms.errors import InvalidArgument
 from qfex_oms.protocol.enums import CancelIdType, Side
 
@@ -86,7 +87,7 @@ class CancelScope:
     def whole_account(self) -> bool:
         return self.symbol is None and self.side is None and self.strategy is None and not self.tags
 
-    def matches(self, subject: Order | Twap) -> bool:
+    def matches(self, subject: Order | Twap | StopOrder) -> bool:
         return ((self.symbol is None or subject.symbol == self.symbol)
                 and (self.side is None or subject.side == self.side)
                 and (self.strategy is None or subject.strategy == self.strategy)
