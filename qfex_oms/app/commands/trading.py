@@ -39,6 +39,7 @@ from qfex_oms.app.commands.common import (
     twap_dict,
     twaps_table,
 )
+from qfex_oms.core.model import strategy_of, valid_strategy
 from qfex_oms.logs import get_logger
 
 # ====================================================================== run
@@ -173,7 +174,24 @@ async def _fetch_book(config: Any, show_all: bool) -> dict[str, Any]:
                         key=lambda o: (o.symbol, str(o.side), o.price or Decimal(0), o.local_id))
         twaps = sorted(oms.twaps(open_only=not show_all), key=lambda t: (t.symbol, t.local_id))
         return {"url": oms.url, "account": oms.credentials.public_key,
-                "orders": [order_dict(o) for o in orders], "twaps": [twap_dict(t) for t in twaps]}
+                "orders": [_attributed(order_dict(o), o) for o in orders],
+                "twaps": [_attributed(twap_dict(t), t) for t in twaps]}
+
+
+def _attributed(row: dict[str, Any], subject: Any) -> dict[str, Any]:
+    """A row with its strategy (the namespace of its client id: ``mm:bid-1`` is mm's; None for an
+    order of no strategy) and tags (known to the process that placed it)."""
+    return {**row, "strategy": subject.strategy, "tags": sorted(subject.tags)}
+
+
+NO_STRATEGY = "(no strategy)"
+
+
+def _by_strategy(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row.get("strategy") or NO_STRATEGY, []).append(row)
+    return dict(sorted(groups.items(), key=lambda item: (item[0] == NO_STRATEGY, item[0])))
 
 
 def _journal_book(path: str, account: str | None, venue: str | None) -> dict[str, Any]:
@@ -204,10 +222,13 @@ def _journal_book(path: str, account: str | None, venue: str | None) -> dict[str
               help="Show the book as recovered from this journal, without connecting.")
 @click.option("--account", default=None, help="With --journal: the account it must belong to.")
 @click.option("--venue", default=None, help="With --journal: the venue URL it must belong to.")
+@click.option("--by-strategy", is_flag=True,
+              help="Group orders and TWAPs by strategy (the namespace of their client id, "
+                   "strategy:id; orders of no strategy last).")
 @json_option
 @exit_codes
 def orders(config_path: str | None, url: str | None, show_all: bool, journal_path: str | None,
-           account: str | None, venue: str | None, as_json: bool) -> None:
+           account: str | None, venue: str | None, by_strategy: bool, as_json: bool) -> None:
     """Show open orders and TWAPs: the exchange's snapshot, or a journal's recovered book."""
     if journal_path is not None:
         book = _journal_book(journal_path, account, venue)
@@ -220,14 +241,31 @@ def orders(config_path: str | None, url: str | None, show_all: bool, journal_pat
         configure_logging(config)
         book = trio.run(_fetch_book, config, show_all)
         title = f"account {book['account']} on {book['url']}"
+    if by_strategy:
+        if journal_path is not None:
+            for rows, key in ((book["orders"], "client_order_id"), (book["twaps"], "client_twap_id")):
+                for row in rows:
+                    row["strategy"] = strategy_of(row.get(key))
+        book["by_strategy"] = {name: {"orders": rows, "twaps": []}
+                               for name, rows in _by_strategy(book["orders"]).items()}
+        for name, rows in _by_strategy(book["twaps"]).items():
+            book["by_strategy"].setdefault(name, {"orders": [], "twaps": []})["twaps"] = rows
     if as_json:
         echo_json(book)
         return
     console = stdout_console()
     which = "orders" if show_all and journal_path is None else "open orders"
-    print_table(console, orders_table(f"{title}: {len(book['orders'])} {which}", book["orders"]))
     twaps = "TWAPs" if show_all and journal_path is None else "open TWAPs"
-    print_table(console, twaps_table(f"{len(book['twaps'])} {twaps}", book["twaps"]))
+    if by_strategy:
+        console.print(f"{title}: {len(book['orders'])} {which}, {len(book['twaps'])} {twaps}",
+                      highlight=False)
+        for name, group in book["by_strategy"].items():
+            print_table(console, orders_table(f"{name}: {len(group['orders'])} {which}", group["orders"]))
+            if group["twaps"]:
+                print_table(console, twaps_table(f"{name}: {len(group['twaps'])} {twaps}", group["twaps"]))
+    else:
+        print_table(console, orders_table(f"{title}: {len(book['orders'])} {which}", book["orders"]))
+        print_table(console, twaps_table(f"{len(book['twaps'])} {twaps}", book["twaps"]))
     if journal_path is not None:
         if book["damaged"]:
             console.print(f"[red]journal damaged:[/red] {book['damage']}")
@@ -311,7 +349,7 @@ def cancel(symbol: str, order_id: str | None, client_order_id: str | None, twap_
 # ====================================================================== kill
 
 
-async def _kill(config: Any) -> Any:
+async def _kill(config: Any, strategy: str | None = None) -> Any:
     from qfex_oms.app.runner import connect
     from qfex_oms.errors import RequestFailed, RequestTimeout
 
@@ -332,7 +370,10 @@ async def _kill(config: Any) -> Any:
                                     signal=signal.Signals(signum).name)
 
                 nursery.start_soon(note_signals)
-                report = await oms.cancel_all()
+                if strategy is None:
+                    report = await oms.cancel_all()
+                else:  # only that strategy's orders, TWAPs and stops; never cancel_all_orders
+                    report = await oms.for_strategy(strategy).cancel_all()
                 nursery.cancel_scope.cancel()
         return report
 
@@ -340,33 +381,42 @@ async def _kill(config: Any) -> Any:
 @click.command()
 @connect_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (required off a terminal).")
+@click.option("--strategy", default=None, metavar="NAME",
+              help="Cancel only this strategy's orders, TWAPs and stops (client ids NAME:...), by id "
+                   "or by client ids only it uses; other strategies' orders are left alone.")
 @json_option
 @exit_codes
-def kill(config_path: str | None, url: str | None, yes: bool, as_json: bool) -> None:
+def kill(config_path: str | None, url: str | None, yes: bool, strategy: str | None, as_json: bool) -> None:
     """The kill switch: cancel every order and TWAP of the account, then check with a snapshot.
 
+    With --strategy NAME, only that strategy's (the snapshot check counts only its orders).
     Asks for confirmation on a terminal unless --yes; without a terminal and without --yes it refuses
     (exit 2, nothing sent). Exit 0 when the exchange's snapshot shows nothing open, else 4.
     """
+    if strategy is not None and not valid_strategy(strategy):
+        raise click.UsageError(f"--strategy: {strategy!r} is not a strategy name (1-16 letters, digits, "
+                               "_ or -); nothing was sent")
     config = one_shot(load(config_path, url))
     credentials = config.credentials()
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError("kill needs --yes when stdin is not a terminal; nothing was sent")
         venue = "an embedded simulator" if config.embedded else config.url
-        if not click.confirm(f"Cancel EVERY order and TWAP of {credentials.public_key} on {venue}?",
+        what = "EVERY order and TWAP" if strategy is None else f"every order and TWAP of strategy {strategy}"
+        if not click.confirm(f"Cancel {what} of {credentials.public_key} on {venue}?",
                              default=False, err=True):
             click.echo("not confirmed; nothing was sent", err=True)
             raise SystemExit(EXIT_USAGE)
     configure_logging(config)
-    report = trio.run(_kill, config)
+    report = trio.run(_kill, config, strategy)
     code = EXIT_OK if report.clean else EXIT_UNSAFE
     if as_json:
         echo_json({**kill_dict(report), "exit_code": code})
     else:
         console = stdout_console()
         verdict = "[green]clean[/green]" if report.clean else "[red]NOT clean[/red]"
-        console.print(f"kill switch: {len(report.cancelled_orders)} orders and "
+        whose = "kill switch" if strategy is None else f"kill switch of strategy {strategy}"
+        console.print(f"{whose}: {len(report.cancelled_orders)} orders and "
                       f"{len(report.cancelled_twaps)} TWAPs cancelled in {report.elapsed * 1000:.1f} ms; "
                       f"snapshot {verdict}", highlight=False)
         if report.still_open:
