@@ -5,6 +5,19 @@ Each [section] is an attrs class with validated fields, built by cattrs (unknown
 type coercion: ``"5"`` is not an integer). Every problem (missing key, unknown key, wrong type, a
 value out of range such as a negative timeout or guard limit) is reported with the file, the dotted
 key and what was expected, before anything connects.
+
+Several strategies in one process (issue 18) are ``[[strategy]]`` tables instead of the one free
+``[strategy]`` table of parameters::
+
+    [[strategy]]
+    name = "mm"                          # its namespace on the wire: client ids go out as mm:<id>
+    path = "strategies/quoter.py"
+    on_exit = "cancel_all"               # or "leave_gtc"; acts through the strategy's view only
+    params = { symbol = "AAPL-USD" }
+    guard = { max_open_orders = 10 }     # its own limits; [guard] stays the account's
+
+They share one connection, one pacer and the account-level ``[guard]``. ``flatten`` is the
+account's only (``runner.on_exit``): positions are not per strategy.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import cattrs
 from attrs import define, field
 
 from qfex_oms.client.session import Credentials
+from qfex_oms.core.model import valid_strategy
 from qfex_oms.errors import QfexOmsError
 
 EMBEDDED = "embedded"
@@ -77,6 +91,27 @@ class GuardLimits:
     max_exposure: Decimal | None = field(default=None, validator=_at_least(0))
 
 
+@define(kw_only=True)
+class StrategyTable:
+    """One ``[[strategy]]`` table: a strategy file run under its own name, limits and exit policy."""
+
+    name: str
+    path: str
+    params: dict[str, Any] = field(factory=dict)
+    guard: GuardLimits = field(factory=GuardLimits)
+    on_exit: str = "cancel_all"
+
+
+STRATEGY_EXIT_POLICIES = ("cancel_all", "leave_gtc")
+_STRATEGY_EXPECTED = {
+    "name": "a strategy name (1-16 letters, digits, _ or -; not \"twap\"), unique in the file",
+    "path": "a strategy file path",
+    "params": "a table of the strategy's parameters",
+    "guard": "a table of guard limits (as [guard])",
+    "on_exit": "\"cancel_all\" or \"leave_gtc\" (flatten is the account's: runner.on_exit)",
+}
+
+
 @define
 class Config:
     path: Path | None
@@ -97,6 +132,7 @@ class Config:
     log_level: str = "info"
     log_json_file: str | None = None
     strategy: dict[str, Any] = field(factory=dict)
+    strategies: list[StrategyTable] = field(factory=list)  # the [[strategy]] tables, if any
 
     @property
     def embedded(self) -> bool:
@@ -332,6 +368,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{file}: not valid TOML: the file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    tables = data.pop("strategy") if isinstance(data.get("strategy"), list) else None
     for section, body in data.items():
         known = section in _EXPECTED or section in _FREE_SECTIONS
         if not known and not isinstance(body, dict):
@@ -345,7 +382,52 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         parsed = _CONVERTER.structure(data, ConfigFile)
     except (cattrs.BaseValidationError, InvalidValue) as exc:
         raise ConfigError(f"{file}: {_first_problem(exc)}") from None
-    return _build(file, parsed)
+    config = _build(file, parsed)
+    if tables is not None:
+        config.strategies = strategy_tables(file, tables)
+    return config
+
+
+def strategy_tables(file: Path | None, tables: list[Any]) -> list[StrategyTable]:
+    """The ``[[strategy]]`` tables, each checked strictly; names must be unique."""
+    result: list[StrategyTable] = []
+    for number, table in enumerate(tables, 1):
+        where = f"{file}: strategy[{number}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: must be a table")
+        try:
+            parsed = _CONVERTER.structure(table, StrategyTable)
+        except (cattrs.BaseValidationError, InvalidValue) as exc:
+            raise ConfigError(f"{where}: {_strategy_problem(exc)}") from None
+        for key, ok in (("name", valid_strategy(parsed.name)), ("path", bool(parsed.path)),
+                        ("on_exit", parsed.on_exit in STRATEGY_EXIT_POLICIES)):
+            if not ok:
+                raise ConfigError(f"{where}: {key}: expected {_STRATEGY_EXPECTED[key]}, "
+                                  f"got {getattr(parsed, key)!r}")
+        if any(other.name == parsed.name for other in result):
+            raise ConfigError(f"{where}: name {parsed.name!r} is used by another [[strategy]] table")
+        result.append(parsed)
+    return result
+
+
+def _strategy_problem(exc: BaseException) -> str:
+    if isinstance(exc, InvalidValue):
+        return str(exc)
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return f"unknown key {sorted(exc.extra_fields)[0]} (known: {', '.join(_STRATEGY_EXPECTED)})"
+    if not isinstance(exc, cattrs.ClassValidationError):
+        return str(exc)
+    inner = exc.exceptions[0]
+    name = next((note.name for note in getattr(inner, "__notes__", ())
+                 if isinstance(note, cattrs.AttributeValidationNote)), "")
+    if name == "guard" and not isinstance(inner, _WrongType):
+        return _first_problem(inner, "guard")
+    expected = _STRATEGY_EXPECTED.get(name, "")
+    if isinstance(inner, KeyError):
+        return f"missing key {name} ({expected})"
+    if isinstance(inner, _WrongType):
+        return f"{name}: expected {expected}, {inner}"
+    return _strategy_problem(inner)
 
 
 def _build(file: Path, parsed: ConfigFile) -> Config:
