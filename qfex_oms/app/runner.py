@@ -13,6 +13,15 @@ The exit policy also runs when the strategy returns or raises. When the guard tr
 is told (``ctx.halted``) and cancelled if it is still running ``GUARD_GRACE_SECONDS`` later.
 Every order, fill, TWAP and cancel answer is logged with its identity (symbol, order_id,
 client_order_id / twap ids).
+
+Several strategies in one process (issue 18, ``[[strategy]]`` tables, ``run_config``): one
+manager (one connection, one pacer, one journal) and the account's guard (``[guard]``, whose trip
+pulls the account's kill switch and stops every strategy); each strategy runs on its own view
+(``oms.for_strategy(name)``: its orders in its namespace) beside a guard of its own limits, whose
+trip cancels only its orders and stops only it, and its exit policy (``cancel_all`` or
+``leave_gtc``) acts through its view only. A signal stops them all; each runs its own policy.
+Positions are the account's: a strategy's ``max_position`` reads the account's, and ``flatten``
+(``runner.on_exit``) runs once, after every strategy's own policy.
 """
 
 from __future__ import annotations
@@ -25,13 +34,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 from attrs import define, field
 
 from qfex_oms.app.bundled import example_names, existing_or_bundled
-from qfex_oms.app.config import Config, unbounded_pause
+from qfex_oms.app.config import Config, StrategyTable, unbounded_pause
 from qfex_oms.app.guard import KillSwitchGuard, plain
 from qfex_oms.client.events import PositionUpdated
 from qfex_oms.client.manager import OrderManager, open_order_manager
@@ -39,6 +48,12 @@ from qfex_oms.client.results import KillReport
 from qfex_oms.core.events import CancelFinished, FillReceived, OrderUpdated, TwapUpdated
 from qfex_oms.errors import Halted, NotConnected, QfexOmsError
 from qfex_oms.logs import get_logger
+
+if TYPE_CHECKING:
+    from qfex_oms.client.events import Event, EventStream
+    from qfex_oms.client.strategy_view import StrategyView
+    from qfex_oms.core.account import Position
+    from qfex_oms.core.model import Order, Twap
 
 log = get_logger("qfex_oms.app.runner")
 order_log = get_logger("qfex_oms.orders")
@@ -366,7 +381,16 @@ async def flatten(oms: OrderManager) -> None:
                             break
 
 
-async def run_file(path: str | Path, config: Config, observers: Sequence[Observer] = ()) -> RunResult:
+async def run_file(path: str | Path | None, config: Config,
+                   observers: Sequence[Observer] = ()) -> RunResult | MultiRunResult:
+    """Run one strategy file; with ``path`` None, the config's ``[[strategy]]`` tables (``run_config``)."""
+    if config.strategies:
+        if path is not None:
+            raise StrategyError(f"{config.path} has [[strategy]] tables: they name the strategy files "
+                                "(run the config without a strategy path)")
+        return await run_config(config, observers)
+    if path is None:
+        raise StrategyError("no strategy: give a strategy file, or a config with [[strategy]] tables")
     strategy = load_strategy(path)
     if config.pause_while_disconnected:
         unbounded_pause(config.path, config.guard)  # before connecting
@@ -374,6 +398,199 @@ async def run_file(path: str | Path, config: Config, observers: Sequence[Observe
         return await run_strategy(strategy, config, oms, observers)
 
 
-__all__ = ["FLATTEN_SETTLE_SECONDS", "GUARD_GRACE_SECONDS", "PAUSING_CALLS", "Observer", "PausingManager",
-           "RunResult", "StrategyContext", "StrategyError", "connect", "flatten", "held", "load_strategy",
-           "log_order_events", "run_file", "run_strategy", "shutdown"]
+# ====================================================================== several strategies
+
+
+class _OwnOrders:
+    """``core.tracker.open_count()`` as a strategy's guard reads it: its own open orders."""
+
+    def __init__(self, view: StrategyView) -> None:
+        self.tracker = self
+        self._view = view
+
+    def open_count(self) -> int:
+        return len(self._view.orders())
+
+
+class StrategyScope:
+    """What a ``KillSwitchGuard`` reads and pulls, narrowed to one strategy: its own orders, TWAPs
+    and events, its own ``cancel_all`` (never the account's); the account's positions and
+    connection. The guard is written against the manager; this gives it the same names."""
+
+    def __init__(self, view: StrategyView) -> None:
+        self.view = view
+        self.core = _OwnOrders(view)
+
+    @property
+    def connected(self) -> bool:
+        return self.view.connected
+
+    async def wait_connected(self) -> None:
+        await self.view.wait_connected()
+
+    def events(self) -> EventStream:
+        return self.view.events()
+
+    def positions(self) -> dict[str, Position]:
+        return self.view.positions()
+
+    def orders(self, symbol: str | None = None) -> list[Order]:
+        return self.view.orders(symbol)
+
+    def twaps(self, open_only: bool = False) -> list[Twap]:
+        return self.view.twaps(open_only)
+
+    async def cancel_all(self) -> KillReport:
+        return await self.view.cancel_all()
+
+    def publish(self, event: Event) -> None:
+        self.view.manager.publish(event)
+
+
+@define
+class MultiRunResult:
+    """``run_config``'s result: one ``RunResult`` per strategy, and the run's as a whole in the
+    fields a single run has (so the CLI's exit code reads it the same way)."""
+
+    results: dict[str, RunResult]
+    stopped_by: str = "finished"  # a signal, "guard" (the account's), or "finished"
+    guard_reason: str | None = None  # the account guard's
+    exit_report: KillReport | None = None  # the account's kill switch, when its guard tripped
+    positions_held: dict[str, Decimal] = field(factory=dict)
+    flatten_clean: bool = True
+
+    @property
+    def exit_clean(self) -> bool:
+        return self.flatten_clean and all(r.exit_clean for r in self.results.values())
+
+    @property
+    def strategy_result(self) -> dict[str, Any]:
+        return {name: r.strategy_result for name, r in self.results.items()}
+
+    @property
+    def error(self) -> str | None:
+        return next((f"{n}: {r.error}" for n, r in self.results.items() if r.error), None)
+
+
+async def run_config(config: Config, observers: Sequence[Observer] = ()) -> MultiRunResult:
+    """Run the config's ``[[strategy]]`` tables on one manager; every file loads before connecting."""
+    loaded = [(table, load_strategy(table.path)) for table in config.strategies]
+    if config.pause_while_disconnected:
+        unbounded_pause(config.path, config.guard)
+    async with connect(config) as oms:
+        return await run_strategies(loaded, config, oms, observers)
+
+
+async def run_strategies(strategies: Sequence[tuple[StrategyTable, Strategy]], config: Config,
+                         oms: OrderManager, observers: Sequence[Observer] = ()) -> MultiRunResult:
+    """See the module's docstring: one account guard, one guard and one exit policy per strategy."""
+    result = MultiRunResult({table.name: RunResult("finished") for table, _ in strategies})
+    scopes = {table.name: trio.CancelScope() for table, _ in strategies}
+    async with trio.open_nursery() as nursery:
+        account_guard = KillSwitchGuard(oms, config.guard)
+        await nursery.start(log_order_events, oms)
+        await nursery.start(account_guard.run)
+        for observer in observers:
+            await nursery.start(observer, oms, account_guard)
+
+        async def watch_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
+                async for signum in signals:
+                    if result.stopped_by == "finished":
+                        result.stopped_by = signal.Signals(signum).name
+                    log.warning("signal received; stopping every strategy",
+                                signal=signal.Signals(signum).name)
+                    for scope in scopes.values():
+                        scope.cancel()
+
+        async def watch_account_guard() -> None:
+            await account_guard.tripped.wait()
+            result.stopped_by, result.guard_reason = "guard", account_guard.reason
+            await trio.sleep(GUARD_GRACE_SECONDS)
+            for scope in scopes.values():
+                scope.cancel()
+
+        await nursery.start(watch_signals)
+        nursery.start_soon(watch_account_guard)
+        async with trio.open_nursery() as runs:
+            for table, strategy in strategies:
+                runs.start_soon(_run_one, table, strategy, config, oms, scopes[table.name],
+                                result.results[table.name])
+        if account_guard.fired:
+            await account_guard.tripped.wait()
+            result.stopped_by, result.guard_reason = "guard", account_guard.reason
+            result.exit_report = account_guard.report
+        if config.on_exit == "flatten":
+            with trio.CancelScope(shield=True), trio.move_on_after(config.shutdown_timeout):
+                await flatten(oms)
+        result.positions_held = held(oms)
+        result.flatten_clean = config.on_exit != "flatten" or not result.positions_held
+        nursery.cancel_scope.cancel()
+    return result
+
+
+async def _run_one(table: StrategyTable, strategy: Strategy, config: Config, oms: OrderManager,
+                   scope: trio.CancelScope, result: RunResult) -> None:
+    """One strategy on its view, beside its own guard; its exit policy through its view."""
+    view = oms.for_strategy(table.name)
+    async with trio.open_nursery() as nursery:
+        guard = KillSwitchGuard(cast(Any, StrategyScope(view)), table.guard)
+        await nursery.start(guard.run)
+
+        async def watch_guard() -> None:
+            await guard.tripped.wait()
+            result.guard_reason = guard.reason
+            await trio.sleep(GUARD_GRACE_SECONDS)
+            scope.cancel()
+
+        nursery.start_soon(watch_guard)
+        ctx = StrategyContext(dict(table.params), guard, get_logger(f"qfex_oms.strategy.{table.name}"))
+        seen: Any = PausingManager(cast(Any, view), ctx) if config.pause_while_disconnected else view
+        with scope:
+            try:
+                result.strategy_result = await strategy(seen, ctx)
+            except Exception as exc:
+                result.stopped_by = "error"
+                result.error = f"{type(exc).__name__}: {exc}{_parameter_hint(exc, ctx.params)}"
+                log.error("strategy failed", strategy=table.name, error=str(exc), kind=type(exc).__name__)
+        if scope.cancelled_caught and result.stopped_by == "finished":
+            result.stopped_by = "stopped"  # by a signal or the account's guard (MultiRunResult says)
+        if guard.fired:
+            await guard.tripped.wait()
+            if result.stopped_by in ("finished", "error", "stopped"):
+                result.stopped_by = "guard"
+            result.guard_reason = guard.reason
+        result.exit_report = await shutdown_strategy(view, table.on_exit, config.shutdown_timeout)
+        if table.on_exit == "cancel_all":
+            result.exit_clean = result.exit_report is not None and result.exit_report.clean
+        else:
+            result.exit_clean = not view.twaps(open_only=True)
+        nursery.cancel_scope.cancel()
+
+
+async def shutdown_strategy(view: StrategyView, on_exit: str, shutdown_timeout: float) -> KillReport | None:
+    """A strategy's exit policy, through its view only: its own orders, never the others'."""
+    report: KillReport | None = None
+    with trio.CancelScope(shield=True), trio.move_on_after(shutdown_timeout) as scope:
+        if on_exit == "cancel_all":
+            report = await view.cancel_all()
+            log.info("exit policy: cancelled the strategy's orders", strategy=view.name,
+                     cancelled=len(report.cancelled_orders), clean=report.clean)
+        else:
+            for twap in view.twaps(open_only=True):
+                try:
+                    await view.cancel(twap)
+                except QfexOmsError as exc:
+                    log.error("exit policy: could not cancel a TWAP", strategy=view.name, error=str(exc))
+            log.info("exit policy: GTC orders left resting", strategy=view.name,
+                     open_orders=len(view.orders()))
+    if scope.cancelled_caught:
+        log.error("exit policy did not finish in time", strategy=view.name, policy=on_exit)
+    return report
+
+
+__all__ = ["FLATTEN_SETTLE_SECONDS", "GUARD_GRACE_SECONDS", "PAUSING_CALLS", "MultiRunResult", "Observer",
+           "PausingManager", "RunResult", "StrategyContext", "StrategyError", "StrategyScope", "connect",
+           "flatten", "held", "load_strategy", "log_order_events", "run_config", "run_file", "run_strategies",
+           "run_strategy", "shutdown", "shutdown_strategy"]
