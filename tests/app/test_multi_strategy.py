@@ -76,8 +76,10 @@ async def test_a_strategys_guard_cancels_only_its_own_orders(
     assert not oms.halted
 
 
-async def test_the_accounts_guard_stops_every_strategy(tmp_path: Path, venue: Venue, oms: OrderManager) -> None:
-    path = write_config(tmp_path, venue.url, "[guard]\nmax_open_orders = 4\n" + two_tables(a_hold=30, b_hold=30))
+async def test_the_accounts_guard_stops_every_strategy(tmp_path: Path, venue: Venue,
+                                                       oms: OrderManager) -> None:
+    tables = "[guard]\nmax_open_orders = 4\n" + two_tables(a_hold=30, b_hold=30)
+    path = write_config(tmp_path, venue.url, tables)
     result = await run_tables(oms, path)
     assert result.stopped_by == "guard" and result.guard_reason is not None
     assert result.exit_report is not None and result.exit_report.clean
