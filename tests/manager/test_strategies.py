@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from managerkit import FrameLog, assert_book_matches, round_trip
 from simkit import CREDS, PUB, manager
-from waiting import drain
+from waiting import drain, wait_until
 
 from qfex_oms import InvalidArgument, OrderManager, OrderState
 from qfex_oms.core.events import OrderUpdated
@@ -127,3 +127,24 @@ async def test_bad_strategy_names_and_too_long_ids_are_refused_before_sending(om
             oms.for_strategy(name)
     with pytest.raises(InvalidArgument, match="at most"):
         await oms.place_order(S, "BUY", "1", "100", strategy="mm", client_order_id="x" * 62)
+
+
+async def test_stops_are_attributed_and_a_strategys_cancel_all_ends_only_its_own(
+        oms: OrderManager, oms2: OrderManager, venue: Venue) -> None:
+    mm, arb = oms.for_strategy("mm"), oms.for_strategy("arb")
+    await oms2.place_order(S, "SELL", "2", "100")
+    entry = await mm.place_order(S, "BUY", "2", order_type="MARKET", client_order_id="in",
+                                 take_profit="110", stop_loss="90")  # a bracket: its legs are mm's
+    await wait_until(lambda: entry.filled_quantity == 2 and len(oms.stops(S)) == 2, what="the bracket")
+    mine = await mm.place_order(S, "SELL", "1", "120", order_type="TAKE_PROFIT", client_order_id="tp",
+                                tags={"exit"})
+    theirs = await arb.place_order(S, "SELL", "1", "121", order_type="TAKE_PROFIT", client_order_id="tp")
+    assert mine.strategy == "mm" and mine.tags == frozenset({"exit"}) and mine.own_client_order_id == "tp"
+    assert theirs.client_order_id == "arb:tp" and arb.stops() == [theirs]
+    assert len(mm.stops()) == 3 and all(s.strategy == "mm" for s in mm.stops())
+    with pytest.raises(InvalidArgument):
+        await mm.cancel(theirs)
+    report = await mm.cancel_all()
+    assert report.clean and len(report.cancelled_stops) == 3
+    assert mm.stops() == [] and theirs.state.is_live
+    assert [s.client_order_id for s in venue.stops(PUB)] == ["arb:tp"]
