@@ -7,6 +7,8 @@ kill switch stays ``oms.cancel_all()``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from managerkit import FrameLog, assert_book_matches, round_trip
 from simkit import CREDS, PUB, manager
@@ -148,3 +150,18 @@ async def test_stops_are_attributed_and_a_strategys_cancel_all_ends_only_its_own
     assert report.clean and len(report.cancelled_stops) == 3
     assert mm.stops() == [] and theirs.state.is_live
     assert [s.client_order_id for s in venue.stops(PUB)] == ["arb:tp"]
+
+
+async def test_strategy_and_tags_survive_a_restart_from_the_journal(venue: Venue, tmp_path: Path) -> None:
+    journal = str(tmp_path / "oms.journal")
+    async with manager(venue, journal=journal) as first:
+        placed = await first.for_strategy("mm").place_order(S, "BUY", "1", "100", client_order_id="bid-1",
+                                                            tags={"l1", "quote"})
+        twap = await first.for_strategy("arb").place_twap(S, "BUY", total_quantity="4", num_orders=2,
+                                                          order_interval_secs=3600, tags={"rebalance"})
+    async with manager(venue, journal=journal) as second:
+        order = second.order(placed.order_id or "")
+        assert order is not None and order.strategy == "mm" and order.tags == frozenset({"l1", "quote"})
+        assert [(t.strategy, t.tags) for t in second.for_strategy("arb").twaps()] == [
+            ("arb", frozenset({"rebalance"}))]
+        assert twap.client_twap_id == second.twaps()[0].client_twap_id
