@@ -46,7 +46,16 @@ from qfex_oms.client.events import PositionUpdated
 from qfex_oms.client.manager import OrderManager, open_order_manager
 from qfex_oms.client.results import KillReport
 from qfex_oms.core.events import CancelFinished, FillReceived, OrderUpdated, TwapUpdated
-from qfex_oms.errors import Halted, NotConnected, QfexOmsError
+from qfex_oms.core.model import Order, Twap
+from qfex_oms.core.states import OrderState, TwapState
+from qfex_oms.errors import (
+    Halted,
+    NotConnected,
+    OrderRejected,
+    OrderStatusUnknown,
+    QfexOmsError,
+    TwapRejected,
+)
 from qfex_oms.logs import get_logger
 
 if TYPE_CHECKING:
@@ -101,6 +110,8 @@ class StrategyContext:
             raise Halted(f"the guard tripped: {self.guard.reason}")
 
 
+_UNSETTLED = (OrderState.UNKNOWN, OrderState.PENDING_NEW, TwapState.UNKNOWN, TwapState.PENDING_NEW)
+
 # The manager's calls that need a connection: under runner.pause_while_disconnected they wait for one.
 PAUSING_CALLS = frozenset({"place_order", "modify_order", "cancel", "place_twap", "close_position",
                            "reconcile", "fetch_open_orders", "fetch_trades", "leverage", "leverage_levels",
@@ -134,8 +145,32 @@ class PausingManager:
                     if self._oms.closing:
                         raise
                     log.warning("paused: not connected; the call waits for the connection", call=name)
+                except OrderStatusUnknown as lost:
+                    if name not in ("place_order", "place_twap") or self._oms.closing:
+                        raise
+                    return await self._settled(lost)
 
         return paused
+
+    async def _settled(self, lost: OrderStatusUnknown) -> Any:
+        """A placement whose answer the disconnect took: never sent again (it may be on the book).
+        Wait for the connection and the resync that settles it, then answer as the call would have:
+        the order (resting, filled or ended), or its rejection. Bounded: unsettled, the original
+        ``OrderStatusUnknown`` stands."""
+        subject = lost.order
+        log.warning("paused: the answer was lost with the connection; waiting for the resync",
+                    **subject.describe())
+        await self._ctx.wait_connected()
+        with trio.move_on_after(self._oms.settings.request_timeout * 3):
+            while subject.state in _UNSETTLED and not self._oms.closing:
+                await self._oms.waiters.next_change(subject)
+        if subject.state in _UNSETTLED:
+            raise lost
+        if isinstance(subject, Order) and subject.state is OrderState.REJECTED:
+            raise OrderRejected(subject, subject.last_status)
+        if isinstance(subject, Twap) and subject.state is TwapState.REJECTED:
+            raise TwapRejected(subject, subject.last_status)
+        return subject
 
 
 @define
