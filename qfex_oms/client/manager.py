@@ -43,11 +43,14 @@ from qfex_oms.client.events import (
     PositionUpdated,
     Reconnected,
 )
+from qfex_oms.client.marketdata import MarketData, open_market_data
+from qfex_oms.client.metrics import OmsMetrics, OmsStatistics
 from qfex_oms.client.outcomes import SendOutcome
 from qfex_oms.client.reconcile import PAGE, Reconciler
 from qfex_oms.client.reference import ReferenceData, rest_url_for
 from qfex_oms.client.rest import RestClient
 from qfex_oms.client.results import CancelResult, KillReport
+from qfex_oms.client.risk import PreTradeRisk, market_data_prices
 from qfex_oms.client.session import Credentials, Session
 from qfex_oms.client.settler import Settler
 from qfex_oms.client.stops import STOP_REQUEST_TYPES, Shell, StopOrders, is_stop_type
@@ -71,6 +74,7 @@ from qfex_oms.core.model import CancelRequest, Order, Twap, valid_strategy, wire
 from qfex_oms.core.pacer import PacerSettings
 from qfex_oms.core.refdata import Instrument
 from qfex_oms.core.replay import attribution_note, replay
+from qfex_oms.core.risk import RiskLimits
 from qfex_oms.core.snapshot import SnapshotDiff
 from qfex_oms.core.states import OrderEvent, OrderState, TwapEvent, TwapState
 from qfex_oms.core.stops import StopOrder, StopRequest, StopState
@@ -185,6 +189,14 @@ class ManagerSettings:
     refdata_refresh: float = field(default=300.0, validator=_positive)
     journal_failure: JournalFailurePolicy = field(default=JournalFailurePolicy.DEFAULT,
                                                   converter=JournalFailurePolicy)
+    risk: RiskLimits | None = None  # pre-trade limits (core/risk.py); None checks nothing
+    # QFEX's market data (MDS) opened beside the trade connection as ``oms.market_data``: its URL
+    # (wss://mds.qfex.com, a simulator's venue.mds_url) and the symbols to follow. With ``risk``, its
+    # prices feed the price band, refused when older than ``market_data_max_age`` seconds.
+    market_data: str | None = None
+    market_data_symbols: tuple[str, ...] = field(default=(), converter=tuple)
+    market_data_max_age: float = field(default=5.0, validator=_positive)
+    statistics: bool = False  # count events for oms.statistics() (one more event subscriber)
 
 
 class OrderManager:
@@ -206,6 +218,10 @@ class OrderManager:
             refresh=settings.refdata_refresh, timeout=settings.request_timeout,
             validate=settings.validate_orders)
         self.account = Account()
+        # Pre-trade risk: refuses before the frame exists; ``oms.risk.use_prices(...)`` feeds it marks.
+        self.risk = None if settings.risk is None else PreTradeRisk(self, settings.risk)
+        self.market_data: MarketData | None = None  # open when ``market_data=`` was given
+        self.metrics: OmsMetrics | None = None  # counting when ``statistics=True``
         self.position_check = PositionCheck(grace=settings.position_grace)
         self.waiters = Waiters()
         self.replies = ReplySlots()
@@ -323,6 +339,9 @@ class OrderManager:
         self.reference.check(fields["symbol"], kind, tif, fields["quantity"], fields["price"])
         self._refuse_if_halted("new orders")
         session = self._usable_session()
+        if self.risk is not None:
+            self.risk.check_order(fields["symbol"], fields["side"], fields["quantity"], fields["price"],
+                                  kind, fields["reduce_only"])
         if labels:
             self._journal_note(attribution_note("order", fields["symbol"], fields["client_order_id"], labels))
         order = self.core.place_order(**fields, strategy=owner, tags=labels)
@@ -352,6 +371,8 @@ class OrderManager:
         new_qty = None if quantity is None else args.decimal_arg("quantity", quantity)
         self._refuse_if_halted("order changes")
         session = self._usable_session()
+        if self.risk is not None:
+            self.risk.check_modify(order, new_price, new_qty)
         request = self.core.modify_order(order, new_price, new_qty)
         outcome = await self._transmit(session, self.core.take_frames())
         if outcome is not None and outcome.never_sent:
@@ -440,6 +461,8 @@ class OrderManager:
                    self._wire_id("client_twap_id", client_twap_id, owner))
         self._refuse_if_halted("new orders")
         session = self._usable_session()
+        if self.risk is not None:
+            self.risk.check_twap(checked[0], checked[1], checked[2], checked[3], checked[5])
         if labels:
             self._journal_note(attribution_note("twap", checked[0], checked[6], labels))
         twap = self.core.place_twap(*checked, strategy=owner, tags=labels)
@@ -668,6 +691,13 @@ class OrderManager:
 
     def twaps(self, open_only: bool = False) -> list[Twap]:
         return self.core.tracker.twaps(open_only=open_only)
+
+    def statistics(self) -> OmsStatistics:
+        """Counts and latencies of this manager's orders, cancels, rejects, fills and reconnects (a
+        frozen ``OmsStatistics``); needs ``statistics=True`` (one more event subscriber)."""
+        if self.metrics is None:
+            raise InvalidArgument("statistics() needs open_order_manager(..., statistics=True)")
+        return self.metrics.statistics()
 
     def events(self, high_water: int | None = None, *,
                accept: Callable[[Event], bool] | None = None) -> EventStream:
@@ -1053,8 +1083,10 @@ async def open_order_manager(
                 rest = await _open_rest(oms, credentials, stack)
                 oms.reconciler.rest = rest
                 await nursery.start(oms.reference.run, rest)
-                await nursery.start(oms.connection.supervise)
-                yield oms
+                async with AsyncExitStack() as extras:  # inside the nursery: their scopes nest in it
+                    await _open_extras(oms, extras, nursery)
+                    await nursery.start(oms.connection.supervise)
+                    yield oms
             finally:
                 await oms.aclose()
                 if journal is not None:
@@ -1065,6 +1097,22 @@ async def open_order_manager(
         # A strict nursery wraps the one error (an AuthenticationError, or the caller's own
         # exception from the block) in a group: raise it as itself, as trio-websocket does.
         _raise_unwrapped(group)
+
+
+async def _open_extras(oms: OrderManager, stack: AsyncExitStack, nursery: trio.Nursery) -> None:
+    """What the options add beside the trade connection: market data (and, with ``risk``, its prices
+    for the price band) and the event counts behind ``oms.statistics()``."""
+    settings = oms.settings
+    if settings.market_data is not None:
+        if not settings.market_data_symbols:
+            raise InvalidArgument("market_data needs market_data_symbols: the symbols to follow")
+        oms.market_data = await stack.enter_async_context(
+            open_market_data(settings.market_data, settings.market_data_symbols))
+        if oms.risk is not None:
+            oms.risk.use_prices(market_data_prices(oms.market_data, settings.market_data_max_age))
+    if settings.statistics:
+        oms.metrics = OmsMetrics(oms)
+        await nursery.start(oms.metrics.run)
 
 
 async def _open_rest(oms: OrderManager, credentials: Credentials,
