@@ -6,6 +6,8 @@ from qfex_oms.client.manager import ManagerSettings, OrderManager, open_order_ma
 from qfex_oms.client.marketdata import MarketData, MarketDataSettings, open_market_data
 from qfex_oms.client.results import CancelResult, KillReport
 from qfex_oms.client.session import Credentials
+from qfex_oms.client.strategy_view import StrategyView
+from qfex_oms.core.cancel import CancelScope
 from qfex_oms.core.events import StopUpdated
 from qfex_oms.core.model import Fill, Order, Twap
 from qfex_oms.core.pacer import PacerSettings
@@ -34,6 +36,7 @@ from qfex_oms.errors import (
 __all__ = [
     "AuthenticationError",
     "CancelResult",
+    "CancelScope",
     "ConnectError",
     "Credentials",
     "Fill",
@@ -63,6 +66,7 @@ __all__ = [
     "StopOrder",
     "StopState",
     "StopUpdated",
+    "StrategyView",
     "SymbolLimits",
     "Twap",
     "TwapRejected",
