@@ -102,3 +102,26 @@ async def test_run_file_refuses_a_path_beside_strategy_tables(tmp_path: Path) ->
 def test_strategy_tables_are_checked_strictly(tmp_path: Path, table: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write_config(tmp_path, "embedded", f"[[strategy]]\n{table}\n"))
+
+
+async def test_run_without_a_strategy_path_runs_the_config_tables(tmp_path: Path, venue: Venue) -> None:
+    """``qfex-oms run --config multi.toml`` (no STRATEGY) runs every [[strategy]] table; a path given
+    beside the tables, or neither, is refused with exit 2 before connecting."""
+    import json
+    import subprocess
+    import sys
+
+    import trio
+
+    path = write_config(tmp_path, venue.url, two_tables())
+    base = [sys.executable, "-m", "qfex_oms", "run", "--config", str(path)]
+
+    def cli(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *extra], capture_output=True, text=True, timeout=60, check=False)
+
+    both = await trio.to_thread.run_sync(cli, "--json")
+    assert both.returncode == 0, both.stderr
+    assert json.loads(both.stdout)["result"] == {"a": {"placed": 3, "halted": False},
+                                                 "b": {"placed": 2, "halted": False}}
+    refused = await trio.to_thread.run_sync(cli, str(RESTING))
+    assert refused.returncode == 2 and "[[strategy]] tables" in refused.stderr

@@ -70,7 +70,7 @@ def run_exit_code(result: Any) -> int:
 
 
 @click.command()
-@click.argument("strategy", type=click.Path(dir_okay=False))
+@click.argument("strategy", type=click.Path(dir_okay=False), required=False)
 @connect_options
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="Strategy parameter, overriding the config's [strategy] table; repeatable. VALUE is "
@@ -88,9 +88,11 @@ def run_exit_code(result: Any) -> int:
                    "table redrawn in place while the strategy runs (log lines print above it).")
 @json_option
 @exit_codes
-def run(strategy: str, config_path: str | None, url: str | None, params: tuple[str, ...],
+def run(strategy: str | None, config_path: str | None, url: str | None, params: tuple[str, ...],
         pause: bool | None, metrics_port: int | None, live: bool, as_json: bool) -> None:
-    """Run a strategy file (async def run(oms, ctx)) beside the kill-switch guard until it returns.
+    """Run a strategy file (async def run(oms, ctx)) beside the kill-switch guard until it returns;
+    without STRATEGY, the config's [[strategy]] tables, all on one connection, each with its own
+    guard and exit policy.
 
     SIGINT/SIGTERM stop it; the config's runner.on_exit policy (cancel_all, leave_gtc, or flatten:
     cancel_all then close every position) then runs, shielded (the kill switch is bounded by
@@ -124,7 +126,7 @@ def run(strategy: str, config_path: str | None, url: str | None, params: tuple[s
 
         async def observer(oms: Any, guard: Any,
                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-            view = LiveView(oms, guard=guard, title=f"{strategy} on {oms.url}")
+            view = LiveView(oms, guard=guard, title=f"{strategy or 'strategies'} on {oms.url}")
             await show_live(view, console, task_status=task_status)
 
         observers.append(observer)
@@ -141,7 +143,7 @@ def run(strategy: str, config_path: str | None, url: str | None, params: tuple[s
     else:
         console = stdout_console()
         how = "finished" if result.stopped_by == "finished" else f"stopped by {result.stopped_by}"
-        line = f"[bold]{strategy}[/bold]: {how}"
+        line = f"[bold]{strategy or ', '.join(s.name for s in config.strategies)}[/bold]: {how}"
         if result.guard_reason:
             line += f" (guard: {result.guard_reason})"
         if result.error:
