@@ -35,7 +35,8 @@ from attrs import define, field
 
 from qfex_oms.client.session import Credentials
 from qfex_oms.core.model import valid_strategy
-from qfex_oms.errors import QfexOmsError
+from qfex_oms.core.risk import RiskLimits
+from qfex_oms.errors import InvalidArgument, QfexOmsError
 
 EMBEDDED = "embedded"
 DEMO_KEYS = ("qfex_pub_demo", "qfex_secret_demo")
@@ -89,6 +90,34 @@ class GuardLimits:
     max_disconnect_seconds: float | None = field(default=None, validator=_at_least(0, strict=True))
     # per symbol: the position if every open order and TWAP remainder on one side filled
     max_exposure: Decimal | None = field(default=None, validator=_at_least(0))
+    # Pre-trade (core.risk.RiskLimits, checked before an order's frame exists). max_exposure above
+    # feeds RiskLimits.max_position, so an order is refused before it leaves at the number the guard
+    # would trip at after its fills. ``symbols``: per-symbol overrides, [guard.symbols."AAPL-USD"].
+    max_order_quantity: Decimal | None = field(default=None, validator=_at_least(0, strict=True))
+    max_order_notional: Decimal | None = field(default=None, validator=_at_least(0, strict=True))
+    max_gross_notional: Decimal | None = field(default=None, validator=_at_least(0, strict=True))
+    price_band_pct: Decimal | None = field(default=None, validator=_at_least(0, strict=True))
+    max_orders_per_second: int | None = field(default=None, validator=_at_least(0, strict=True))
+    check_margin: bool = False
+    symbols: dict[str, dict[str, Any]] = field(factory=dict)
+
+    def risk_limits(self, where: str = "[guard]") -> RiskLimits | None:
+        """The pre-trade limits these keys set, or None when none is set (nothing is checked)."""
+        per_symbol = {symbol: {("max_position" if k == "max_exposure" else k): v for k, v in keys.items()}
+                      for symbol, keys in self.symbols.items()}
+        fields = {"max_order_quantity": self.max_order_quantity,
+                  "max_order_notional": self.max_order_notional, "max_position": self.max_exposure,
+                  "max_gross_notional": self.max_gross_notional, "price_band_pct": self.price_band_pct,
+                  "max_orders_per_second": self.max_orders_per_second}
+        chosen = {k: v for k, v in fields.items() if v is not None}
+        if not chosen and not per_symbol and not self.check_margin:
+            return None
+        try:
+            build: Any = RiskLimits  # validates each value and the per-symbol tables itself
+            limits: RiskLimits = build(**chosen, check_margin=self.check_margin, per_symbol=per_symbol)
+            return limits
+        except (InvalidArgument, TypeError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
 
 @define(kw_only=True)
@@ -201,6 +230,8 @@ _EXPECTED: dict[str, dict[str, str]] = {
         "auth": "\"hmac\" (API keys) or \"jwt\"",
         "jwt_env": "an environment variable name",
         "sim_time_scale": "a number > 0",
+        "mds_url": "the market-data (MDS) URL, ws:// or wss://",
+        "mds_symbols": "a list of symbols to follow on the MDS",
     },
     "manager": {
         "request_timeout": "a number > 0",
@@ -218,6 +249,14 @@ _EXPECTED: dict[str, dict[str, str]] = {
         "max_rejects_per_minute": "an integer >= 0",
         "max_disconnect_seconds": "a number > 0",
         "max_exposure": "a number >= 0",
+        "max_order_quantity": "a number > 0",
+        "max_order_notional": "a number > 0",
+        "max_gross_notional": "a number > 0",
+        "price_band_pct": "a number > 0 (percent)",
+        "max_orders_per_second": "an integer > 0",
+        "check_margin": "true or false",
+        "symbols": "tables of per-symbol limits: max_order_quantity, max_order_notional, max_exposure, "
+                   "price_band_pct",
     },
     "runner": {
         "on_exit": "\"cancel_all\", \"leave_gtc\" or \"flatten\"",
@@ -229,7 +268,8 @@ _EXPECTED: dict[str, dict[str, str]] = {
         "json_file": "a file path",
     },
 }
-_FREE_SECTIONS = {"strategy"}  # parameters passed to the strategy as they are
+# [strategy]: parameters passed to the strategy as they are; [gateway]: read by qfex_oms.gateway.
+_FREE_SECTIONS = {"strategy", "gateway"}
 
 
 def _url(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -252,6 +292,8 @@ class ExchangeSection:
     auth: str = field(default="hmac", validator=_one_of("hmac", "jwt"))
     jwt_env: str = "QFEX_JWT"
     sim_time_scale: float = field(default=1000.0, validator=_at_least(0, strict=True))
+    mds_url: str | None = None  # QFEX's market data (wss://mds.qfex.com): opened as oms.market_data
+    mds_symbols: list[str] = field(factory=list)
 
 
 @define(kw_only=True)
@@ -290,6 +332,7 @@ class ConfigFile:
     runner: RunnerSection = field(factory=RunnerSection)
     logging: LoggingSection = field(factory=LoggingSection)
     strategy: dict[str, Any] = field(factory=dict)
+    gateway: dict[str, Any] = field(factory=dict)  # qfex_oms.gateway reads it from the same file
 
 
 _SECTION_OF: dict[type, str] = {ExchangeSection: "exchange", ManagerSection: "manager", GuardLimits: "guard",
@@ -433,6 +476,14 @@ def _strategy_problem(exc: BaseException) -> str:
 def _build(file: Path, parsed: ConfigFile) -> Config:
     exchange, runner = parsed.exchange, parsed.runner
     manager = {k: v for k, v in attrs.asdict(parsed.manager).items() if v is not None}
+    risk = parsed.guard.risk_limits(f"{file}: [guard]")
+    if risk is not None:
+        manager["risk"] = risk
+    if exchange.mds_url is not None:
+        if not exchange.mds_symbols:
+            raise ConfigError(f"{file}: exchange.mds_url needs exchange.mds_symbols (the symbols to follow)")
+        manager["market_data"] = exchange.mds_url
+        manager["market_data_symbols"] = tuple(exchange.mds_symbols)
     if runner.pause_while_disconnected:
         unbounded_pause(file, parsed.guard)
     return Config(file, exchange.url, public_key_env=exchange.public_key_env,

@@ -240,3 +240,39 @@ async def test_a_jwt_from_the_environment_authenticates_the_cli(sim_url: str) ->
     forged = await arun_cli("orders", "--url", sim_url, "--auth", "jwt", "--json",
                             env={**env, "QFEX_JWT": env["QFEX_JWT"][:-4] + "AAAA"})
     assert forged.returncode == 3 and "refused the JWT" in forged.stderr, explain(forged)
+
+
+def test_guard_table_feeds_pre_trade_risk_and_exchange_table_market_data(tmp_path: Path) -> None:
+    """Issue 15: the [guard] table's pre-trade keys (and per-symbol tables) become the manager's
+    ``risk=``; ``max_exposure`` is its ``max_position``. Issue 16: [exchange] mds_url and mds_symbols
+    open the market data beside the trade connection."""
+    from qfex_oms import RiskLimits
+
+    file = tmp_path / "c.toml"
+    market = 'mds_url = "ws://127.0.0.1:9"\nmds_symbols = ["AAPL-USD"]\n'
+    file.write_text(GOOD.replace("[guard]", market + "[guard]")
+                    + 'max_exposure = 5\nmax_order_quantity = 2\nprice_band_pct = 3\n'
+                    + '[guard.symbols."TSLA-USD"]\nmax_order_quantity = 1\n')
+    config = load_config(file)
+    risk = config.manager["risk"]
+    assert isinstance(risk, RiskLimits)
+    assert (risk.max_position, risk.max_order_quantity, risk.price_band_pct) == (5, 2, 3)
+    assert risk.per_symbol["TSLA-USD"].max_order_quantity == 1
+    assert config.manager["market_data"] == "ws://127.0.0.1:9"
+    assert config.manager["market_data_symbols"] == ("AAPL-USD",)
+    assert "risk" not in load_config(_write(tmp_path, GOOD)).manager  # no pre-trade key: nothing checked
+    for text, part in (('max_order_quantity = 0\n', "guard.max_order_quantity"),
+                       ('[guard.symbols."X"]\nmax_order_quantity = -1\n', "per_symbol")):
+        file.write_text(GOOD + text)
+        with pytest.raises(ConfigError) as caught:
+            load_config(file)
+        assert part in str(caught.value) and str(file) in str(caught.value), caught.value
+    file.write_text(GOOD.replace("[guard]", 'mds_url = "ws://127.0.0.1:9"\n[guard]'))
+    with pytest.raises(ConfigError, match="mds_symbols"):
+        load_config(file)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "plain.toml"
+    path.write_text(text)
+    return path

@@ -9,9 +9,7 @@ firing the clients' cancel-on-disconnect.
 
 from __future__ import annotations
 
-import os
 import signal
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +19,12 @@ import trio
 
 from qfex_oms.app.commands.common import DEFAULT_CONFIG, configure_logging, connect_options, exit_codes, load
 from qfex_oms.gateway import GatewayConfig, load_gateway, open_gateway
-from qfex_oms.gateway.config import check_listen, without_gateway
+from qfex_oms.gateway.config import check_listen
 
 
 def _load_upstream(path: Path, url: str | None) -> Any:
-    """The app's config from the same file, its ``[gateway]`` tables left out (the app's loader
-    refuses tables it does not know). The copy sits beside the file so relative paths still hold."""
-    fd, copy = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".upstream.toml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(without_gateway(path.read_text()))
-        return attrs.evolve(load(copy, url), path=path)
-    finally:
-        os.unlink(copy)
+    """The app's config from the same file (its loader leaves the ``[gateway]`` tables to us)."""
+    return load(str(path), url)
 
 
 async def _until_signalled() -> None:
