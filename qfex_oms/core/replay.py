@@ -71,6 +71,19 @@ def attribution_note(kind: Literal["order", "twap"], symbol: str, client_id: str
                                            "tags": sorted(tags)}, NOTE_KEY: []})
 
 
+def is_attribution_note(raw: bytes) -> bool:
+    return raw.startswith(_ATTRIBUTION_START)
+
+
+def attribution_target(raw: bytes) -> tuple[str, str, str]:
+    """(kind, symbol, client_id) an attribution note labels; ValueError if malformed."""
+    try:
+        body = orjson.loads(raw)[ATTRIBUTION_KEY]
+        return str(body["kind"]), str(body["symbol"]), str(body["client_id"])
+    except (KeyError, TypeError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"malformed attribution note: {exc!r}") from None
+
+
 def _label(labels: Labels, raw: bytes) -> None:
     try:
         body = orjson.loads(raw)[ATTRIBUTION_KEY]

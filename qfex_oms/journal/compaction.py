@@ -16,7 +16,7 @@ from attrs import define, field
 from qfex_oms.core import twaps as twap_rules
 from qfex_oms.core.engine import OmsCore
 from qfex_oms.core.model import Order, Twap
-from qfex_oms.core.replay import replay
+from qfex_oms.core.replay import attribution_target, is_attribution_note, replay
 from qfex_oms.core.snapshot import note_order_ids
 from qfex_oms.core.stop_snapshot import is_stop_note, note_stop_ids
 from qfex_oms.core.stops import StopOrder
@@ -153,6 +153,10 @@ def _names(record: Record) -> tuple[list[tuple[str, ...]], bool]:
     keys: list[tuple[str, ...]] = []
     if record.direction == "note":
         try:
+            if is_attribution_note(record.raw):  # the tags of the order or TWAP sent next under an id
+                labelled, symbol, client_id = attribution_target(record.raw)
+                named = Named.CLIENT_TWAP_ID if labelled == "twap" else Named.CLIENT_ORDER_ID
+                return [(named, symbol, client_id)], False
             if is_stop_note(record.raw):
                 return [(Named.STOP_ID, stop_id) for stop_id in note_stop_ids(record.raw)], False
             return [(Named.ORDER_ID, order_id) for order_id in note_order_ids(record.raw)], False

@@ -349,6 +349,8 @@ class Script:
             clock[0] = ts
             if direction == "out":
                 journal.append_sent(raw)
+            elif direction == "note":
+                journal.append_note(raw)
             else:
                 journal.append_received(raw)
         journal.close()

@@ -195,3 +195,20 @@ def test_a_live_stop_order_keeps_its_records(tmp_path: Path) -> None:
     after = replayed(Journal.read(path).records()).stops.stops()
     assert [(st.stop_order_id, st.state) for st in after] == [(st.stop_order_id, st.state) for st in before]
     assert not any(o.client_order_id == "x" for o in replayed(Journal.read(path).records()).tracker.orders())
+
+
+def test_the_tags_of_a_long_lived_order_survive_compaction(tmp_path: Path) -> None:
+    """Issue 18: a strategy's tags travel in an attribution note before the order's frame; the note
+    names the order's client id, so it stays while the order lives (its strategy is in its id)."""
+    from qfex_oms.core.replay import attribution_note
+
+    s = Script()
+    s.at(1).connect()
+    s.raw("note", attribution_note("order", s.symbol, "mm:bid", frozenset({"quote"})))
+    s.place("mm:bid").ack("mm:bid", "B")
+    s.at(2).place("x").ack("x", "X").cancel("X").cancelled("x", "X")
+    path = tmp_path / "j.sqlite"
+    s.write(path)
+    compact_and_compare(path, older_than=10, now=1e9)
+    (order,) = replayed(Journal.read(path).records()).tracker.orders()
+    assert (order.client_order_id, order.strategy, order.tags) == ("mm:bid", "mm", frozenset({"quote"}))
