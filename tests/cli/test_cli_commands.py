@@ -252,3 +252,20 @@ async def test_a_real_venue_without_keys_is_a_config_error(tmp_path: Path) -> No
         assert proc.returncode == 2, explain(proc)
         assert ".toml: set the environment variable(s) QFEX_PUBLIC_KEY, QFEX_SECRET_KEY" in proc.stderr
     assert not log_file.exists()  # refused before anything was opened
+
+
+async def test_orders_lists_stop_orders(sim_url: str) -> None:
+    """Issue 14: `orders` shows the account's stop orders (table and --json) from the snapshot."""
+    async with manager_at(sim_url) as oms, manager_at(sim_url, CREDS2) as counter:
+        await counter.place_order(SYMBOL, "SELL", "1", "150")
+        await oms.place_order(SYMBOL, "BUY", "1", "150", time_in_force="IOC")  # long 1 at 150
+        stop = await oms.place_order(SYMBOL, "SELL", "1", "140", order_type="STOP_LOSS")
+        proc = await arun_cli("orders", "--url", sim_url, "--json")
+        assert proc.returncode == 0, explain(proc)
+        (row,) = json_out(proc)["stops"]
+        assert (row["stop_order_id"], row["kind"], row["trigger_price"], row["side"]) == (
+            stop.stop_order_id, "STOP_LOSS", "140", "SELL")
+        table = await arun_cli("orders", "--url", sim_url)
+        assert "1 stop orders" in table.stdout and str(stop.stop_order_id) in table.stdout, explain(table)
+        await oms.cancel_all()
+        await counter.cancel_all()

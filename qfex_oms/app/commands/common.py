@@ -310,6 +310,26 @@ def twaps_table(title: str, rows: Iterable[dict[str, Any]]) -> Table:
     return table
 
 
+def stop_dict(stop: Any) -> dict[str, Any]:
+    """A stop order as the CLI shows it (``orders``, ``--json``)."""
+    return {"symbol": stop.symbol, "side": str(stop.side), "kind": str(stop.kind),
+            "trigger_price": num(stop.trigger_price), "quantity": num(stop.quantity),
+            "state": str(stop.state), "stop_order_id": stop.stop_order_id,
+            "client_order_id": stop.client_order_id, "parent_order_id": stop.parent_order_id}
+
+
+def stops_table(title: str, rows: Iterable[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name, justify in (("symbol", "left"), ("side", "left"), ("kind", "left"), ("trigger", "right"),
+                          ("qty", "right"), ("state", "left"), ("stop_order_id", "left"),
+                          ("parent_order_id", "left")):
+        table.add_column(name, justify=justify, no_wrap=name.endswith("id"))  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(r["symbol"], r["side"], r["kind"], cell(r["trigger_price"]), cell(r["quantity"]),
+                      r["state"], cell(r["stop_order_id"]), cell(r["parent_order_id"]))
+    return table
+
+
 CREDENTIAL_OPTIONS = "qfex_oms.credential_options"
 
 

@@ -36,6 +36,8 @@ from qfex_oms.app.commands.common import (
     orders_table,
     print_table,
     stdout_console,
+    stop_dict,
+    stops_table,
     twap_dict,
     twaps_table,
 )
@@ -175,9 +177,11 @@ async def _fetch_book(config: Any, show_all: bool) -> dict[str, Any]:
         orders = sorted(oms.orders(open_only=not show_all),
                         key=lambda o: (o.symbol, str(o.side), o.price or Decimal(0), o.local_id))
         twaps = sorted(oms.twaps(open_only=not show_all), key=lambda t: (t.symbol, t.local_id))
+        stops = sorted(oms.stops(open_only=not show_all), key=lambda s: (s.symbol, s.local_id))
         return {"url": oms.url, "account": oms.credentials.public_key,
                 "orders": [_attributed(order_dict(o), o) for o in orders],
-                "twaps": [_attributed(twap_dict(t), t) for t in twaps]}
+                "twaps": [_attributed(twap_dict(t), t) for t in twaps],
+                "stops": [_attributed(stop_dict(s), s) for s in stops]}
 
 
 def _attributed(row: dict[str, Any], subject: Any) -> dict[str, Any]:
@@ -268,6 +272,8 @@ def orders(config_path: str | None, url: str | None, show_all: bool, journal_pat
     else:
         print_table(console, orders_table(f"{title}: {len(book['orders'])} {which}", book["orders"]))
         print_table(console, twaps_table(f"{len(book['twaps'])} {twaps}", book["twaps"]))
+        if book.get("stops"):
+            print_table(console, stops_table(f"{len(book['stops'])} stop orders", book["stops"]))
     if journal_path is not None:
         if book["damaged"]:
             console.print(f"[red]journal damaged:[/red] {book['damage']}")
