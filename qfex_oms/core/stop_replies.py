@@ -220,8 +220,13 @@ def on_order_response(core: OmsCore, r: m.OrderResponse) -> Order | None:
 
 def _pending_stop(core: OmsCore, r: m.OrderResponse) -> StopOrder | None:
     """The pending stop an answer to its ``add_order`` describes (first in submit order), bound to
-    the id it names unless it is a refusal."""
-    if r.status in _NEVER_ANSWERS_ADD or not core.stops.has_pending(r.symbol):
+    the id it names unless it is a refusal.
+
+    A report that shows a fill (FILLED, a trade id) never answers a stop's ``add_order``: a stop has
+    no fills. It is the report of an order a stop fired into, which may carry a stop's type, side,
+    trigger and size and no client id (§14.7): taking it for a pending sibling's ACK bound that
+    sibling to the market order's id and TRIGGERED it, fired or not. It goes to the order path."""
+    if r.status in _NEVER_ANSWERS_ADD or r.trade_id or not core.stops.has_pending(r.symbol):
         return None
     cid = r.client_order_id or ""
     for stop in core.stops.pending(r.symbol):
@@ -441,9 +446,14 @@ def link_triggered(core: OmsCore, order: Order) -> None:
 
 
 def _the_stop_it_came_from(core: OmsCore, order: Order) -> StopOrder | None:
+    """The one stop that can have fired into ``order``, or None when it is not provably one.
+
+    Every stop whose order is not known is a candidate unless it was refused: a live one (a
+    pending or UNKNOWN one may be staged), a CANCELLED one (the trigger may have won the race, or
+    a snapshot only missed it), a TRIGGERED one whose order is not known (a replayed note). A stop
+    placed elsewhere that the book has not learnt of cannot be counted: that is §14.7's gap."""
     candidates = [s for s in core.stops.stops(order.symbol, open_only=False)
-                  if s.order is None and s.side is order.side and s.state is not StopState.REJECTED
-                  and (s.state.is_live or s.state is StopState.CANCELLED)]
+                  if s.order is None and s.side is order.side and s.state is not StopState.REJECTED]
     if order.client_order_id:
         by_cid = [s for s in candidates if s.client_order_id == order.client_order_id]
         if len(by_cid) == 1:
@@ -487,8 +497,8 @@ def _note_size(stop: StopOrder, price: Decimal | None, quantity: Decimal | None)
 # QFEX: "Required for legacy reasons, the value will not be read" (§14.2); GTC as its example.
 STOP_TIME_IN_FORCE = TimeInForce.GTC
 _ADOPTING_STATUSES = frozenset({OrderStatus.ACK, OrderStatus.MODIFIED})
-_NEVER_ANSWERS_ADD = frozenset({OrderStatus.NO_SUCH_ORDER, OrderStatus.MODIFIED, OrderStatus.CANCELLED,
-                                OrderStatus.CANNOT_MODIFY_PARTIAL_FILL,
+_NEVER_ANSWERS_ADD = frozenset({OrderStatus.FILLED, OrderStatus.NO_SUCH_ORDER, OrderStatus.MODIFIED,
+                                OrderStatus.CANCELLED, OrderStatus.CANNOT_MODIFY_PARTIAL_FILL,
                                 OrderStatus.CANNOT_MODIFY_NO_SUCH_ORDER})
 _BY_STATUS = {
     OrderStatus.ACK: _on_ack,
