@@ -25,7 +25,15 @@ from qfex_oms.core.cancel import CancelIntent, CancelScope
 from qfex_oms.core.cancelbook import CancelBook
 from qfex_oms.core.events import CoreEvent, ModifyFinished, OrderUpdated, TwapUpdated, Unmatched
 from qfex_oms.core.model import NO_TAGS, CancelRequest, ModifyRequest, Order, Twap, system_clock
-from qfex_oms.core.states import ORDER_TRANSITIONS, LocalStatus, OrderEvent, TwapEvent, next_twap_state
+from qfex_oms.core.states import (
+    ORDER_TRANSITIONS,
+    TERMINAL,
+    LocalStatus,
+    OrderEvent,
+    OrderState,
+    TwapEvent,
+    next_twap_state,
+)
 from qfex_oms.core.stops import StopBook, StopEvent, StopOrder, StopRequest
 from qfex_oms.core.tracker import OrderTracker
 from qfex_oms.errors import InvalidArgument
@@ -86,7 +94,7 @@ class OmsCore:
     def apply_order_event(self, order: Order, event: OrderEvent, status: str | None) -> None:
         """Apply one move from the transition table; an illegal one is logged and dropped."""
         previous = order.state
-        target = ORDER_TRANSITIONS[previous].get(event)
+        target = _TRANSITIONS[previous].get(event)
         if target is None:
             log.warning("illegal order transition dropped", **order.describe(), order_event=str(event),
                         status=status)
@@ -94,18 +102,33 @@ class OmsCore:
             return
         if status is not None:
             order.last_status = _STATUS_TEXT.get(status) or str(status)
-        if target.is_terminal:
+        terminal = target in _TERMINAL  # a frozenset test: cheaper than the member's attribute
+        if terminal:
             order.needs_settlement = False
             order.cancel_owed = False  # the exchange settled it: no cancel is owed any more
         if target is not previous:
             self.tracker.set_state(order, target)
-            order.note_state(previous, target, self.clock)
-        if target is not previous or event in _REPORTED_IN_PLACE:
+            # The metrics' stamps (Order.note_state's rule, written out: on the reply path the
+            # call and its enum reads through the class cost more than the stamping itself).
+            if target is _PENDING_CANCEL:
+                order.cancel_sent_at, order.cancel_sent_wall = self.clock()
+            elif previous is _PENDING_NEW and target in _ACCEPTED and order.acked_at is None:
+                order.acked_at, order.acked_wall = self.clock()
+            if terminal and order.ended_at is None:
+                order.ended_at, order.ended_wall = self.clock()
             self._events.append(OrderUpdated(order, previous, target, order.last_status))
-        if target.is_terminal and (target is not previous or event is _EV_CANCELLED):
-            cancels = self.cancels
-            if cancels.by_key or order.local_id in cancels.by_order:  # else no cancel covers it
-                cancelling.target_ended(self, order, event, status)
+            if terminal:
+                self._cancel_may_end(order, event, status)
+        elif event in _REPORTED_IN_PLACE:  # a partial fill or a modify: news, the state unchanged
+            self._events.append(OrderUpdated(order, previous, target, order.last_status))
+        elif terminal and event is _EV_CANCELLED:  # CANCELLED again: a cancel may still wait on it
+            self._cancel_may_end(order, event, status)
+
+    def _cancel_may_end(self, order: Order, event: OrderEvent, status: str | None) -> None:
+        """The order ended (or heard CANCELLED again): a cancel that covers it resolves."""
+        cancels = self.cancels
+        if cancels.by_key or order.local_id in cancels.by_order:  # else no cancel covers it
+            cancelling.target_ended(self, order, event, status)
 
     def apply_twap_event(self, twap: Twap, event: TwapEvent, status: str | None) -> None:
         """Apply one move of the TWAP table; an illegal one is logged and dropped."""
@@ -155,7 +178,11 @@ class OmsCore:
             _resized(self, order, r)  # rare: a modify it did not hear of, or a MARKET order's price
         if r.update_time is not None:
             order.update_time = r.update_time
-        _BY_STATUS.get(r.status, _on_rejection)(self, order, r)
+        status = r.status
+        if status in _ENDS_BY_CANCEL:  # CANCELLED or CANCELLED_STP: the move is the whole answer
+            self.apply_order_event(order, _EV_CANCELLED, status)
+        else:
+            _BY_STATUS.get(status, _on_rejection)(self, order, r)
 
     def bind(self, order: Order, order_id: str) -> None:
         """Give a pending order its exchange id; what waited for that id applies to it now."""
@@ -376,6 +403,11 @@ class OmsCore:
 # through its class ~80 ns, a module attribute ~20 ns on Python 3.11).
 _ORDER_RESPONSE = m.OrderResponse
 _EV_CANCELLED = OrderEvent.CANCELLED
+_TRANSITIONS = ORDER_TRANSITIONS
+_TERMINAL = TERMINAL
+_PENDING_NEW, _PENDING_CANCEL = OrderState.PENDING_NEW, OrderState.PENDING_CANCEL
+_ACCEPTED = frozenset({OrderState.OPEN, OrderState.FILLED, OrderState.CANCELLED})  # out of PENDING_NEW
+_ENDS_BY_CANCEL = frozenset({OrderStatus.CANCELLED, OrderStatus.CANCELLED_STP})
 _DISCONNECTED = str(LocalStatus.DISCONNECTED)
 _BY_ORDER_ID = CancelIdType.ORDER_ID
 _REPORTED_IN_PLACE = frozenset({OrderEvent.PARTIAL_FILL, OrderEvent.MODIFIED})

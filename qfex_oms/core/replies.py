@@ -106,16 +106,24 @@ def order_not_indexed(core: OmsCore, r: m.OrderResponse, by_id: Order | None) ->
         else:
             wrong_symbol(core, r, by_id)
         return None
-    twap = core.tracker.twap_by_id(r.order_id)
+    tracker = core.tracker
+    twap = tracker.twap_by_id(r.order_id)
     if twap is not None:
         if twap.symbol != r.symbol:
             wrong_symbol(core, r, twap)
         else:
             twap_replies.twap_cancel_answer(core, twap, r.status)
         return None
-    order = _bind_pending(core, r)
-    if order is not None:
-        return order
+    if r.status is _ACK and r.order_id:
+        # The commonest case (bench row 1): the ACK of the one order pending under its client id,
+        # bound here; several pending under one id, or none, take _bind_pending's full rule.
+        queue = tracker.pending(r.symbol, r.client_order_id)
+        if len(queue) == 1:
+            core.bind(queue[0], r.order_id)
+            return queue[0]
+    pending = _bind_pending(core, r)
+    if pending is not None:
+        return pending
     status = r.status
     if status in _TWAP_CANCEL_DONE and twap_replies.twap_answer_by_client_id(core, r):
         return None
@@ -317,6 +325,7 @@ def order_from_response(r: m.OrderResponse) -> Order:
 # member through its class ~80 ns on Python 3.11).
 _ZERO = Decimal(0)
 _MARKET = OrderType.MARKET
+_ACK = OrderStatus.ACK
 _EV_ACK, _EV_CANCELLED = OrderEvent.ACK, OrderEvent.CANCELLED
 _EV_FULL_FILL, _EV_PARTIAL_FILL, _EV_EXPIRE = OrderEvent.FULL_FILL, OrderEvent.PARTIAL_FILL, OrderEvent.EXPIRE
 _ENDS_AT_ONCE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
