@@ -119,8 +119,9 @@ def order_not_indexed(core: OmsCore, r: m.OrderResponse, by_id: Order | None) ->
         # bound here; several pending under one id, or none, take _bind_pending's full rule.
         queue = tracker.pending(r.symbol, r.client_order_id)
         if len(queue) == 1:
-            core.bind(queue[0], r.order_id)
-            return queue[0]
+            order = queue[0]
+            core.bind(order, r.order_id)  # takes it off the queue
+            return order
     pending = _bind_pending(core, r)
     if pending is not None:
         return pending
@@ -131,9 +132,9 @@ def order_not_indexed(core: OmsCore, r: m.OrderResponse, by_id: Order | None) ->
         if core.tracker.pending_elsewhere(r.symbol, r.client_order_id):
             wrong_symbol(core, r, None)
             return None
-        order = core.adopt(order_from_response(r))
-        log.info("adopted order", **order.describe(), status=str(status))
-        return order
+        adopted = core.adopt(order_from_response(r))
+        log.info("adopted order", **adopted.describe(), status=str(status))
+        return adopted
     answer_unknown_id(core, r)
     return None
 
