@@ -117,18 +117,15 @@ class OmsCore:
             if terminal and order.ended_at is None:
                 order.ended_at, order.ended_wall = self.clock()
             self._events.append(OrderUpdated(order, previous, target, order.last_status))
-            if terminal:
-                self._cancel_may_end(order, event, status)
         elif event in _REPORTED_IN_PLACE:  # a partial fill or a modify: news, the state unchanged
             self._events.append(OrderUpdated(order, previous, target, order.last_status))
-        elif terminal and event is _EV_CANCELLED:  # CANCELLED again: a cancel may still wait on it
-            self._cancel_may_end(order, event, status)
-
-    def _cancel_may_end(self, order: Order, event: OrderEvent, status: str | None) -> None:
-        """The order ended (or heard CANCELLED again): a cancel that covers it resolves."""
-        cancels = self.cancels
-        if cancels.by_key or order.local_id in cancels.by_order:  # else no cancel covers it
-            cancelling.target_ended(self, order, event, status)
+            return
+        elif not (terminal and event is _EV_CANCELLED):  # CANCELLED again: a cancel may wait on it
+            return
+        if terminal:
+            cancels = self.cancels
+            if cancels.by_key or order.local_id in cancels.by_order:  # else no cancel covers it
+                cancelling.target_ended(self, order, event, status)
 
     def apply_twap_event(self, twap: Twap, event: TwapEvent, status: str | None) -> None:
         """Apply one move of the TWAP table; an illegal one is logged and dropped."""
