@@ -15,6 +15,10 @@ each on its own connection. What the lean path changes, each without weakening a
 - Everything else (the core's calls, journal-before-wire through ``Session.write``, the NOT_SENT /
   lost distinction, the RateLimited retry) is the manager's own code, called as it is.
 
+Judged in a second pass (bench/README.md): over eight interleaved runs the one-scope cancel was
+no faster than the manager's two scopes (-0.02x to +0.13x, median +0.02x), so the manager keeps
+``_transmit`` + ``_wait_for``; the prototype stays here as the record of what was measured.
+
 Tried and dropped: parking waiting tasks directly (``wait_task_rescheduled``) instead of a
 ``trio.Event`` per wait in ``client/waits.py``: no difference the bench could see in two runs.
 """
