@@ -108,8 +108,8 @@ class OmsCore:
             order.cancel_owed = False  # the exchange settled it: no cancel is owed any more
         if target is not previous:
             self.tracker.set_state(order, target)
-            # The metrics' stamps (Order.note_state's rule, written out: on the reply path the
-            # call and its enum reads through the class cost more than the stamping itself).
+            # The metrics' stamps (sent in Order.note_sent; the rest here, inline: on the reply path
+            # a call and its enum reads through the class cost more than the stamping itself).
             if target is _PENDING_CANCEL:
                 order.cancel_sent_at, order.cancel_sent_wall = self.clock()
             elif previous is _PENDING_NEW and target in _ACCEPTED and order.acked_at is None:

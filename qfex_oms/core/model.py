@@ -141,15 +141,6 @@ class Order:
     def note_sent(self, clock: Clock) -> None:
         self.sent_at, self.sent_wall = clock()
 
-    def note_state(self, previous: OrderState, target: OrderState, clock: Clock) -> None:
-        """Stamp the moments the metrics measure, as the core moves the order."""
-        if target is OrderState.PENDING_CANCEL:
-            self.cancel_sent_at, self.cancel_sent_wall = clock()
-        elif previous is OrderState.PENDING_NEW and target in _ACCEPTED and self.acked_at is None:
-            self.acked_at, self.acked_wall = clock()
-        if target.is_terminal and self.ended_at is None:
-            self.ended_at, self.ended_wall = clock()
-
     @property
     def own_client_order_id(self) -> str:
         """The client id as the strategy gave it (``client_order_id`` is what went on the wire)."""
@@ -221,7 +212,6 @@ class Order:
                 "client_order_id": self.client_order_id, "state": str(self.state)}
 
 
-_ACCEPTED = frozenset({OrderState.OPEN, OrderState.FILLED, OrderState.CANCELLED})
 
 
 @define(slots=True, eq=False)
