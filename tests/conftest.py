@@ -1,14 +1,26 @@
-"""Fixtures shared by every folder that talks to the simulator: a venue and two connected managers."""
+"""Fixtures shared by every folder that talks to the simulator: a venue and two connected managers.
+
+Hypothesis runs the suite's property tests and state machines derandomized (profile ``suite``): the
+same examples on every run and machine, so ``make test`` passes or fails for a reason, not by luck.
+Exploring for new failures is a separate, on-demand run with fresh random examples and the example
+database: ``QFEX_HYPOTHESIS=explore QFEX_STATEFUL_EXAMPLES=2000 .venv/bin/pytest tests/core``.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import settings
 from simkit import CREDS2, TIME_SCALE, manager
 
 from qfex_oms import OrderManager
 from qfex_oms.sim import Venue, open_simulator
+
+settings.register_profile("suite", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("QFEX_HYPOTHESIS", "suite"))
 
 
 @pytest.fixture
