@@ -65,12 +65,18 @@ def note_fill_leaves(core: OmsCore, order: Order, f: m.FillResponse) -> bool:
     against it (the modify's size is taken with them, as from a report naming it); leaves that fit
     both are not noted: the filled quantity stays the sum of the distinct trades, never more than
     the exchange filled, until a report or a snapshot row names the size.
+
+    An adopted order's size is a lower bound (``Order.grow_to_fill``): the same ``quantity +
+    leaves`` raises it: an earlier fill, overtaken by a later one, says more was left than the
+    size learnt from the later one (sized by its trades alone, it would end FILLED while it rests).
     """
     leaves = f.remaining_quantity
     if leaves is None:
         return False
     other = size_in_doubt(core, order)
     if other is None:
+        if order.adopted:
+            order.grow_to_fill(f.quantity + leaves)
         order.note_leaves(leaves)
         return False  # fill_event reads the floor
     least = f.quantity + leaves

@@ -180,6 +180,14 @@ class Order:
         if self.adopted and self.fill_total + quantity > self.quantity:
             self.quantity = self.fill_total + quantity
 
+    def grow_to_fill(self, least: Decimal) -> None:
+        """An adopted order's fill of ``q`` with ``leaves`` left: right after that trade the
+        exchange's order held at least ``q + leaves`` (fills overtake each other, so an earlier
+        fill may arrive after the one it was adopted from, and say more was left). The leaves
+        floor stays: every fill's leaves are of that same size."""
+        if self.adopted and least > self.quantity:
+            self.quantity = least
+
     @property
     def is_open(self) -> bool:
         return self.state.is_live

@@ -59,13 +59,26 @@ def resized(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
     if order.order_type is _MARKET:
         price = None  # a MARKET order's wire price is a protection price, not its own
     if quantity is not None and quantity != order.quantity:
-        order.quantity = quantity
-        leaves = r.quantity_remaining
-        order.leaves_floor = None if leaves is None else max(leaves, _ZERO)
+        if _placed_size_learnt(core, order, r, quantity):
+            order.quantity = quantity  # _on_ack lowers the floor with the ACK's leaves, if ever
+        else:
+            order.quantity = quantity
+            leaves = r.quantity_remaining
+            order.leaves_floor = None if leaves is None else max(leaves, _ZERO)
     if price is not None:
         order.price = price
     if quantity is not None or status is not OrderStatus.FILLED:
         order.modify_in_doubt = None
+
+
+def _placed_size_learnt(core: OmsCore, order: Order, r: m.OrderResponse, quantity: Decimal) -> bool:
+    """An ACK naming a larger size for an order adopted from later news (a fill that overtook it):
+    the size it was placed with, learnt late, not a resize. The adopted size was a lower bound, and
+    the leaves seen so far (a fill's) are of this same size and newer than the ACK's (the order
+    as placed): the floor stays. Taking the ACK's leaves made an ended order's remaining grow back,
+    and a resting one's filled quantity fall below what its fills said."""
+    return (r.status is _ACK and order.adopted and quantity > order.quantity
+            and modify_unanswered(core, order) is None)
 
 
 def modify_unanswered(core: OmsCore, order: Order) -> tuple[Decimal | None, Decimal | None] | None:
