@@ -43,7 +43,9 @@ from qfex_oms.gateway.routing import ID_FIELDS, Owners, err_owner, rewrite
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol import Channel, ErrorCode, RequestError, decode_request, encode, incoming_echo
 from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.enums import CHANNEL_OF_REPLY_KEY
 from qfex_oms.protocol.limits import weight_of
+from qfex_oms.protocol.rest import PUBLIC_KEY_HEADER
 
 log = get_logger("qfex_oms.gateway")
 
@@ -57,9 +59,8 @@ UPSTREAM_LOST_CLOSE_CODE = 1011
 MAX_BAD_FRAMES = 20
 # Frames waiting for a client that reads too slowly before it is cut off (the others never wait).
 MAX_PENDING_FRAMES = 100_000
-_CHANNEL_OF_KEY = {"order_response": Channel.ORDER_RESPONSES, "fill_response": Channel.FILLS,
-                   "stop_order_response": Channel.STOP_ORDERS}
-_PUBLIC_KEY_HEADER = b"x-qfex-public-key"
+_CHANNEL_OF_KEY = CHANNEL_OF_REPLY_KEY
+_PUBLIC_KEY_HEADER = PUBLIC_KEY_HEADER.encode()
 _ids = count(1)
 
 

@@ -79,6 +79,12 @@ class Channel(OpenStrEnum):
     STOP_ORDERS = "stop_orders"
 
 
+# The subscription channel each per-order push travels on (who receives an order_response is whoever
+# subscribed to order_responses): the simulator and the gateway route by it.
+CHANNEL_OF_REPLY_KEY = {"order_response": Channel.ORDER_RESPONSES, "fill_response": Channel.FILLS,
+                        "stop_order_response": Channel.STOP_ORDERS}
+
+
 class ErrorCode(OpenStrEnum):
     RATE_LIMITED = "RateLimited"
     INVALID_JSON_FORMAT = "InvalidJSONFormat"

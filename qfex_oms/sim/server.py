@@ -38,6 +38,8 @@ from qfex_oms.protocol import (
     incoming_echo,
 )
 from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.enums import CHANNEL_OF_REPLY_KEY
+from qfex_oms.protocol.rest import PUBLIC_KEY_HEADER
 from qfex_oms.sim import choices, queries
 from qfex_oms.sim.auth import NonceStore, check_auth, jwt_account
 from qfex_oms.sim.engine import Engine, Event
@@ -47,9 +49,8 @@ from qfex_oms.sim.settings import Account, SimSettings
 
 log = get_logger("qfex_oms.sim")
 
-_CHANNEL_OF_KEY = {"order_response": Channel.ORDER_RESPONSES, "fill_response": Channel.FILLS,
-                   "stop_order_response": Channel.STOP_ORDERS}
-_PUBLIC_KEY_HEADER = b"x-qfex-public-key"
+_CHANNEL_OF_KEY = CHANNEL_OF_REPLY_KEY
+_PUBLIC_KEY_HEADER = PUBLIC_KEY_HEADER.encode()
 _conn_ids = count(1)
 
 
