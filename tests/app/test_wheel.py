@@ -122,8 +122,14 @@ def test_the_wheel_carries_the_examples_and_configs_and_the_version(installed: P
 
 
 def test_demo_check_and_run_work_from_another_directory(installed: Path, tmp_path: Path) -> None:
-    demo = _run(installed, "demo", cwd=tmp_path)
+    demo = _run(installed, "demo", cwd=tmp_path)  # the one end-to-end demo run of the suite
     assert demo.returncode == 0 and "demo OK" in demo.stdout, _explain(demo)
+    for row in ("orders placed", "cancelled by order_id", "cancelled by client_order_id",
+                "cancelled by twap_id", "cancelled by client_twap_id", "live market", "kill switch",
+                "snapshot clean", "reconciliation (manager)", "0 differences"):
+        assert row in demo.stdout, row
+    assert not [w for w in ("qfex_secret_demo", "signature") for t in (demo.stdout, demo.stderr)
+                if w in t.lower()], "a secret or a signature reached the demo's output"
     run = _run(installed, "run", "strategies/quoter.py", "-p", "cycles=2", "--json", cwd=tmp_path)
     assert run.returncode == 0, _explain(run)
     assert orjson.loads(run.stdout)["result"]["quotes"] == 4
