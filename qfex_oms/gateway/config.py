@@ -142,16 +142,3 @@ def load_gateway(path: str | os.PathLike[str], environ: Mapping[str, str] | None
         return parse_gateway(data, environ)
     except GatewayConfigError as exc:
         raise GatewayConfigError(f"{file}: {exc}") from None
-
-
-def without_gateway(text: str) -> str:
-    """The file's text with its ``[gateway]`` tables removed, for loaders that know no such table."""
-    kept, skipping = [], False
-    for line in text.splitlines(keepends=True):
-        head = line.strip()
-        if head.startswith("["):
-            name = head.strip("[]").strip()
-            skipping = name == "gateway" or name.startswith("gateway.")
-        if not skipping:
-            kept.append(line)
-    return "".join(kept)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import trio
 
 from qfex_oms.gateway.auth import NonceStore, check_hmac
-from qfex_oms.gateway.config import GatewayConfigError, parse_gateway, without_gateway
+from qfex_oms.gateway.config import GatewayConfigError, parse_gateway
 from qfex_oms.gateway.fair import FairQueue
 from qfex_oms.gateway.namespace import MAX_CLIENT_SUFFIX, split, wrap
 from qfex_oms.protocol import make_auth
@@ -56,10 +58,15 @@ def test_the_gateway_table_is_checked_strictly() -> None:
         parse_gateway({}, {})
 
 
-def test_the_gateway_tables_are_cut_out_for_the_apps_loader() -> None:
-    text = ('[exchange]\nurl = "x"\n[gateway]\nport = 1\n[[gateway.client]]\nstrategy = "a"\n'
-            '[manager]\nk = 1\n')
-    assert without_gateway(text) == '[exchange]\nurl = "x"\n[manager]\nk = 1\n'
+def test_the_apps_loader_reads_a_file_with_gateway_tables(tmp_path: Path) -> None:
+    """One file serves both: the app's loader leaves [gateway] to the gateway's (no copy cut out)."""
+    from qfex_oms.app.config import load_config
+
+    path = tmp_path / "gw.toml"
+    path.write_text('[exchange]\nurl = "ws://127.0.0.1:1"\n[gateway]\nport = 1\n'
+                    '[[gateway.client]]\nstrategy = "a"\n[manager]\nrequest_timeout = 3\n')
+    config = load_config(path)
+    assert (config.url, config.manager) == ("ws://127.0.0.1:1", {"request_timeout": 3})
 
 
 async def test_the_fair_queue_serves_clients_in_turn_one_slot_at_a_time() -> None:

@@ -22,11 +22,6 @@ from qfex_oms.gateway import GatewayConfig, load_gateway, open_gateway
 from qfex_oms.gateway.config import check_listen
 
 
-def _load_upstream(path: Path, url: str | None) -> Any:
-    """The app's config from the same file (its loader leaves the ``[gateway]`` tables to us)."""
-    return load(str(path), url)
-
-
 async def _until_signalled() -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
@@ -73,7 +68,7 @@ def gateway(config_path: str | None, url: str | None, host: str | None, port: in
     gw = attrs.evolve(gw, host=gw.host if host is None else host, port=gw.port if port is None else port,
                       certfile=certfile or gw.certfile, keyfile=keyfile or gw.keyfile)
     check_listen(gw)
-    config = _load_upstream(path, url)
+    config = load(str(path), url)  # the app's loader leaves the [gateway] tables to load_gateway
     config.credentials()  # missing key variables: exit 2 before anything connects
     configure_logging(config)
     trio.run(serve, config, gw)
