@@ -603,6 +603,16 @@ class OrderManager:
     def order(self, order_id: str) -> Order | None:
         return self.core.tracker.by_order_id(order_id)
 
+    def open_quantity(self, symbol: str) -> tuple[Decimal, Decimal]:
+        """The remaining quantity of the open orders on ``symbol``, as (buys, sells); orders a TWAP
+        placed are left out (``twaps()`` has their TWAP's remainder). Constant time: the book keeps
+        the sums as orders change (what pre-trade risk reads on every order)."""
+        return self.core.tracker.open_quantity(symbol)
+
+    def open_quantities(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """``open_quantity`` of every symbol with an open order."""
+        return self.core.tracker.open_quantities()
+
     def instruments(self) -> dict[str, Instrument]:
         """Every symbol's reference data as last loaded from QFEX's REST API (empty without it)."""
         return dict(self.reference.instruments.by_symbol)

@@ -7,9 +7,11 @@ argument, halt and connection checks, so a refused call is the only thing that c
 and with no ``await`` between the check and the core, so the next check already counts this order
 as open). Cancels and the kill switch never pass through it.
 
-Everything is read from the manager's public API: ``oms.orders(symbol)`` and ``oms.twaps(open_only=
-True)`` for what is still open (a TWAP's children are counted through the TWAP's remainder, not
-twice, as the guard counts them), ``oms.position(symbol)`` / ``oms.positions()`` for the exchange's
+Everything is read from the manager's public API: ``oms.open_quantity(symbol)`` (the open orders'
+remaining quantity per side, kept up to date by the core's tracker, so a check costs the same with
+2 or 2,000 orders resting) and ``oms.twaps(open_only=True)`` for what is still open (a TWAP's
+children are counted through the TWAP's remainder, not twice, as the guard counts them),
+``oms.position(symbol)`` / ``oms.positions()`` for the exchange's
 positions and leverage, ``oms.balance()`` for the available balance. Reference prices come from
 ``prices``, a callable ``symbol -> Decimal | None``: ``market_data_prices(md)`` reads an
 ``open_market_data`` feed (the mark, else the last public trade); without one, every check that
@@ -68,13 +70,7 @@ class ManagerView:
         self.prices = prices
 
     def exposure(self, symbol: str) -> Exposure:
-        buys = sells = _ZERO
-        for order in self.oms.orders(symbol):
-            if order.twap_id is None:  # a TWAP's child is inside the TWAP's remainder below
-                if order.side is _BUY:
-                    buys += order.remaining_quantity
-                else:
-                    sells += order.remaining_quantity
+        buys, sells = self.oms.open_quantity(symbol)  # TWAP children left out: inside the TWAPs below
         for twap in self.oms.twaps(open_only=True):
             if twap.symbol == symbol:
                 left = twap.total_quantity - twap.filled_quantity
@@ -87,13 +83,11 @@ class ManagerView:
         return Exposure(_ZERO if position is None else position.quantity, buys, sells)
 
     def exposures(self) -> dict[str, Exposure]:
-        """One pass over every open order and TWAP, then the positions."""
+        """Every symbol's open totals, the open TWAPs, then the positions."""
         buys: dict[str, Decimal] = {}
         sells: dict[str, Decimal] = {}
-        for order in self.oms.orders():
-            if order.twap_id is None:
-                book = buys if order.side is _BUY else sells
-                book[order.symbol] = book.get(order.symbol, _ZERO) + order.remaining_quantity
+        for symbol, (bought, sold) in self.oms.open_quantities().items():
+            buys[symbol], sells[symbol] = bought, sold
         for twap in self.oms.twaps(open_only=True):
             left = twap.total_quantity - twap.filled_quantity
             if left > 0:

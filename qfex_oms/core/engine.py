@@ -172,7 +172,9 @@ class OmsCore:
         quantity, price = r.quantity, r.price
         if (quantity is not None and quantity != order.quantity) or \
                 (price is not None and price != order.price):
+            share = self.tracker.open_share(order)
             _resized(self, order, r)  # rare: a modify it did not hear of, or a MARKET order's price
+            self.tracker.reshare(order, share)
         if r.update_time is not None:
             order.update_time = r.update_time
         status = r.status

@@ -46,9 +46,11 @@ def on_fill(core: OmsCore, f: m.FillResponse) -> None:
         order = _place_fill(core, f)
         if order is None:
             return
+    share = core.tracker.open_share(order)
     record_fill(core, order, Fill(f.trade_id, f.order_id, f.symbol, f.side, f.price, f.quantity,
                                   f.fee, f.timestamp))
     done = note_fill_leaves(core, order, f)
+    core.tracker.reshare(order, share)
     core.apply_order_event(order, _EV_FULL_FILL if done else fill_event(order, final_report=False),
                            OrderStatus.FILLED)
     after_ack(core, order)

@@ -157,7 +157,12 @@ def order_not_indexed(core: OmsCore, r: m.OrderResponse, by_id: Order | None) ->
 def _on_ack(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
     leaves = r.quantity_remaining
     if leaves is not None and (order.leaves_floor is None or leaves < order.leaves_floor):
-        order.leaves_floor = leaves if leaves >= _ZERO else _ZERO
+        if leaves < order.quantity - order.fill_total:  # it lowers the remaining (rare on an ACK)
+            share = core.tracker.open_share(order)
+            order.leaves_floor = leaves if leaves >= _ZERO else _ZERO
+            core.tracker.reshare(order, share)
+        else:
+            order.leaves_floor = leaves
     core.apply_order_event(order, _EV_ACK, r.status)
     if order.local_id in core.cancels.by_order:
         after_ack(core, order)
@@ -170,7 +175,9 @@ def _on_ack(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
 def _on_filled_report(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
     leaves = r.quantity_remaining
     if leaves is not None and (order.leaves_floor is None or leaves < order.leaves_floor):
+        share = core.tracker.open_share(order)
         order.leaves_floor = leaves if leaves >= _ZERO else _ZERO
+        core.tracker.reshare(order, share)
     core.apply_order_event(order, fill_event(order, final_report=True), r.status)
     if order.twap_id is not None:  # its fill_response may be lost: the report is the news
         twap_replies.note_child_fill(core, order)
@@ -197,7 +204,9 @@ def _on_no_such_order(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
 def _on_modified(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
     """The new size and price were taken by ``resized`` (with the leaves of the new size);
     a MODIFIED naming the size the book already has only lowers the leaves."""
+    share = core.tracker.open_share(order)
     order.note_leaves(r.quantity_remaining)
+    core.tracker.reshare(order, share)
     order.modify_in_doubt = None
     core.apply_order_event(order, OrderEvent.MODIFIED, OrderStatus.MODIFIED)
     request = core.modify_in_flight(order.order_id)

@@ -169,6 +169,12 @@ def _note_row(core: OmsCore, order: Order, row: m.OrderResponse) -> None:
     with the row's leaves (the leaves floor of the old size would count fills that never were);
     the same size only lowers the leaves. Only called for orders in scope (not touched after the
     snapshot was requested), so the row is not older than a local modify."""
+    share = core.tracker.open_share(order)
+    _take_row(order, row)
+    core.tracker.reshare(order, share)
+
+
+def _take_row(order: Order, row: m.OrderResponse) -> None:
     if row.quantity is not None and row.quantity != order.quantity and \
             not (order.adopted and row.quantity < order.fill_total):
         order.quantity = row.quantity
@@ -265,7 +271,10 @@ def _apply_trade(core: OmsCore, fence: int, trade: m.Trade, diff: SnapshotDiff,
         diff.adopted.append(order)
     fill = Fill(trade.trade_id, trade.order_id, trade.symbol, trade.side, trade.price,
                 trade.quantity, trade.fee, trade.timestamp)
-    if fills.record_fill(core, order, fill):
+    share = core.tracker.open_share(order)
+    recorded = fills.record_fill(core, order, fill)
+    core.tracker.reshare(order, share)
+    if recorded:
         diff.fills_added.append(fill)
         event = OrderEvent.FULL_FILL if order.remaining_quantity <= 0 else OrderEvent.PARTIAL_FILL
         size_unknown = order.adopted and order.leaves_floor is None and not complete
@@ -314,7 +323,9 @@ def apply_settlement_note(core: OmsCore, raw: bytes) -> None:
         event = _NOTED_ENDS.get(state)
         if order is None or event is None or not order.state.is_live:
             continue
+        share = core.tracker.open_share(order)
         order.note_leaves(leaves)
+        core.tracker.reshare(order, share)
         core.apply_order_event(order, event, status)
         order.needs_settlement = False
 
@@ -334,7 +345,9 @@ def settle_gone(core: OmsCore, order: Order) -> None:
     """
     other = size_in_doubt(core, order)
     if other is not None and (order.fill_total > order.quantity or order.fill_total == other):
+        share = core.tracker.open_share(order)
         take_size(order, other, other - order.fill_total)
+        core.tracker.reshare(order, share)
     if order.remaining_quantity <= 0:
         core.apply_order_event(order, OrderEvent.FULL_FILL, OrderStatus.FILLED)
     else:

@@ -98,7 +98,7 @@ def link_twap_child(core: OmsCore, order: Order) -> None:
     if twap is None:
         twap = _parent_by_shape(core, order, twap_id)
         if twap is None:
-            order.twap_id = twap_id
+            core.tracker.set_twap_id(order, twap_id)
             core.orphans.setdefault(twap_id, []).append(order)
             return
         learn_twap_id(core, twap, twap_id)

@@ -177,3 +177,27 @@ async def test_margin_against_the_reported_balance(venue: Venue, oms: OrderManag
     risk.check_order(S, Side.BUY, fits, price)
     assert sent.frames == []
 
+
+
+async def test_open_quantity_follows_places_fills_modifies_and_cancels(
+        oms: OrderManager, oms2: OrderManager) -> None:
+    """The totals the risk check reads in constant time are the open orders' remaining quantity,
+    through every change a live book sees (the property tests check the same after every step)."""
+    def by_hand() -> tuple[D, D]:
+        open_orders = [o for o in oms.orders(S) if o.twap_id is None]
+        return (sum((o.remaining_quantity for o in open_orders if o.side is Side.BUY), D(0)),
+                sum((o.remaining_quantity for o in open_orders if o.side is Side.SELL), D(0)))
+
+    assert oms.open_quantity(S) == (D(0), D(0))
+    bid = await oms.place_order(S, "BUY", "5", "150")
+    ask = await oms.place_order(S, "SELL", "2", "260")
+    assert oms.open_quantity(S) == (D(5), D(2)) == by_hand()
+    await oms2.place_order(S, "SELL", "1.5", "150")  # crosses the bid: 3.5 left
+    await wait_until(lambda: bid.filled_quantity == D("1.5"), what="the partial fill")
+    assert oms.open_quantity(S) == (D("3.5"), D(2)) == by_hand()
+    await oms.modify_order(ask, quantity="4")
+    assert oms.open_quantity(S) == (D("3.5"), D(4)) == by_hand()
+    await oms.cancel(bid)
+    assert oms.open_quantity(S) == (D(0), D(4)) == by_hand()
+    assert oms.open_quantities() == {S: (D(0), D(4))}
+    assert oms.open_quantity("TSLA-USD") == (D(0), D(0))
