@@ -82,6 +82,11 @@ class ClientConn:
     def strategy(self) -> str:
         return self.key.strategy
 
+    @property
+    def operator(self) -> bool:
+        """The operator's key (``may_kill_account``): sees the whole account (``handlers.py``)."""
+        return self.key.may_kill_account
+
     def push(self, data: str) -> bool:
         try:
             self.send_channel.send_nowait(data)
@@ -124,6 +129,7 @@ class Gateway:
         self.nonces = {c.public_key: NonceStore() for c in config.clients}
         self.clients: set[ClientConn] = set()
         self.by_strategy: dict[str, set[ClientConn]] = {c.strategy: set() for c in config.clients}
+        self.operators: set[ClientConn] = set()  # connections of may_kill_account keys
         self.positions: dict[str, str] = {}  # symbol -> last position_response frame
         self.balance: str | None = None  # last balance_response frame
         self.handlers = Handlers(self)
@@ -170,6 +176,8 @@ class Gateway:
             if key in ID_FIELDS:
                 client_field, id_field = ID_FIELDS[key]
                 strategy = self.owners.owner(body.get(client_field), body.get(id_field))
+                if self.operators:  # the account's every report, as QFEX sent it
+                    self._to_operators(raw, strategy, _CHANNEL_OF_KEY.get(key))
                 if strategy is not None:
                     rewrite(key, body)
                     self._deliver(strategy, orjson.dumps({key: body}).decode(), _CHANNEL_OF_KEY.get(key))
@@ -190,6 +198,15 @@ class Gateway:
     def _deliver(self, strategy: str, data: str, channel: Channel | None) -> None:
         for conn in self.by_strategy.get(strategy, ()):
             if conn.authed and (channel is None or channel in conn.subscriptions):
+                self._push(conn, data)
+
+    def _to_operators(self, raw: bytes | str, owner: str | None, channel: Channel | None) -> None:
+        """An order/fill/TWAP/stop report to every operator connection, unchanged (its wire ids keep
+        their ``<strategy>:`` namespace), but for an operator whose own order it is: that one gets
+        it from ``_deliver``, with its own id, as any client."""
+        data = raw if isinstance(raw, str) else raw.decode()
+        for conn in self.operators:
+            if conn.strategy != owner and conn.authed and (channel is None or channel in conn.subscriptions):
                 self._push(conn, data)
 
     def _broadcast(self, data: str, channel: Channel) -> None:
@@ -234,6 +251,8 @@ class Gateway:
         conn = ClientConn(ws, key, send)
         self.clients.add(conn)
         self.by_strategy[key.strategy].add(conn)
+        if key.may_kill_account:
+            self.operators.add(conn)
         log.info("gateway: client connected", conn=conn.conn_id, strategy=key.strategy)
         try:
             async with trio.open_nursery() as nursery:
@@ -247,6 +266,7 @@ class Gateway:
             conn.gone = True
             self.clients.discard(conn)
             self.by_strategy[key.strategy].discard(conn)
+            self.operators.discard(conn)
             send.close()
             self._after_disconnect(conn)
 
