@@ -57,8 +57,10 @@ def gateway(config_path: str | None, url: str | None, host: str | None, port: in
     """Share one QFEX account among local clients that speak QFEX's own protocol.
 
     One connection to QFEX (one pacer, one journal, one kill switch); each client authenticates
-    with a key from [[gateway.client]], sees only its own orders, and cancels only its own (unless
-    its key has may_kill_account). The first stdout line is the URL clients use instead of QFEX's.
+    with a key from [[gateway.client]], sees only its own orders, and cancels only its own. A key
+    with may_kill_account is the operator's: it sees every order of the account (other strategies'
+    ids as strategy:id) and may cancel any, so `orders --by-strategy` and `kill [--strategy NAME]`
+    with it work through the gateway. The first stdout line is the URL clients use instead of QFEX's.
     Listening beyond loopback requires --certfile/--keyfile (TLS). Ctrl-C stops it (exit 0).
     """
     from qfex_oms.app.bundled import existing_or_bundled
