@@ -152,16 +152,21 @@ async def gateway_process(config: Path) -> AsyncIterator[tuple[trio.Process, str
                 process.kill()
 
 
-def run_cli(key: ClientKey, *args: str) -> subprocess.CompletedProcess[str]:
-    """``qfex-oms ARGS`` as a process with ``key`` as its QFEX keys (a client of the gateway)."""
-    env = {**ENV, "QFEX_PUBLIC_KEY": key.public_key, "QFEX_SECRET_KEY": key.secret}
+def run_cli(key: ClientKey | None, *args: str, jwt: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``qfex-oms ARGS`` as a process with ``key`` as its QFEX keys (a client of the gateway), or
+    with ``jwt`` as ``QFEX_JWT`` (add ``--auth jwt``)."""
+    env = dict(ENV)
+    if key is not None:
+        env.update(QFEX_PUBLIC_KEY=key.public_key, QFEX_SECRET_KEY=key.secret)
+    if jwt is not None:
+        env["QFEX_JWT"] = jwt
     return subprocess.run([sys.executable, "-m", "qfex_oms", *args], capture_output=True, text=True,
                           timeout=CLI_TIMEOUT, env=env, stdin=subprocess.DEVNULL, check=False)
 
 
-async def cli(key: ClientKey, *args: str) -> subprocess.CompletedProcess[str]:
+async def cli(key: ClientKey | None, *args: str, jwt: str | None = None) -> subprocess.CompletedProcess[str]:
     """``run_cli`` off the trio thread, so the test's own managers keep reading meanwhile."""
-    return await trio.to_thread.run_sync(partial(run_cli, key, *args))
+    return await trio.to_thread.run_sync(partial(run_cli, key, *args, jwt=jwt))
 
 
 def explain(proc: subprocess.CompletedProcess[str]) -> str:

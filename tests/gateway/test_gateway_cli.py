@@ -1,11 +1,13 @@
 """`qfex-oms orders --by-strategy` and `kill --strategy NAME` against a running `qfex-oms gateway`
 (issue 18), as real processes: the operator's key (may_kill_account) sees and kills per strategy;
 an ordinary key's `kill --strategy other` finds nothing and touches nothing. What is open is read
-from the simulator itself, not only from the CLI."""
+from the simulator itself, not only from the CLI. `gateway token` prints a JWT the gateway takes
+for its key, and a CLI call authenticates with one (`--auth jwt`) instead of a secret."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import orjson
@@ -16,6 +18,7 @@ from waiting import wait_until
 
 from qfex_oms import OrderState
 from qfex_oms.gateway import ClientKey
+from qfex_oms.gateway.tokens import check_token, mint_token
 from qfex_oms.sim import Venue
 
 SYM = "AAPL-USD"
@@ -40,14 +43,23 @@ async def test_orders_by_strategy_and_kill_strategy_through_the_gateway(venue: V
 
         results: dict[str, subprocess.CompletedProcess[str]] = {}
 
-        async def call(name: str, key: ClientKey, *args: str) -> None:
-            results[name] = await cli(key, *args, "--url", url)
+        async def call(name: str, key: ClientKey | None, jwt: str | None, *args: str) -> None:
+            results[name] = await cli(key, *args, jwt=jwt)
 
+        arb_jwt = mint_token(ARB, time.time(), ttl=60)  # arb lists its orders with no secret at all
         async with trio.open_nursery() as nursery:  # independent calls: mostly interpreter start-up
-            nursery.start_soon(call, "ops_orders", OPS, "orders", "--by-strategy", "--json")
-            nursery.start_soon(call, "arb_orders", ARB, "orders", "--by-strategy", "--json")
-            nursery.start_soon(call, "arb_kill", ARB, "kill", "--yes", "--strategy", "mm")
-        ops_orders, arb_orders, arb_kill = (results[k] for k in ("ops_orders", "arb_orders", "arb_kill"))
+            nursery.start_soon(call, "ops_orders", OPS, None, "orders", "--by-strategy", "--json",
+                               "--url", url)
+            nursery.start_soon(call, "arb_orders", None, arb_jwt, "orders", "--by-strategy", "--json",
+                               "--url", url, "--auth", "jwt")
+            nursery.start_soon(call, "arb_kill", ARB, None, "kill", "--yes", "--strategy", "mm", "--url", url)
+            nursery.start_soon(call, "token", None, None, "gateway", "token", "--config", str(config),
+                               "--key", MM.public_key, "--ttl", "120")
+        ops_orders, arb_orders, arb_kill, token = (
+            results[k] for k in ("ops_orders", "arb_orders", "arb_kill", "token"))
+        assert token.returncode == 0, explain(token)
+        assert check_token(token.stdout.strip(), MM, time.time()) is None
+        assert check_token(token.stdout.strip(), MM, time.time() + 121) == "the token has expired"
 
         # The operator sees every order of the account, grouped by the namespace of its wire id.
         assert ops_orders.returncode == 0, explain(ops_orders)
