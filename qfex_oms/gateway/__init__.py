@@ -34,6 +34,12 @@ The operator's key (``may_kill_account = true``)
     outside every namespace. Through an ordinary key the same command finds nothing of mm (that
     key's view holds its own orders only, under its own ids) and sends no cancel: ``kill`` without
     ``--strategy`` is an ordinary key's own kill switch.
+
+Tokens
+    A client may authenticate with a JWT instead of its secret, where QFEX takes one (``?jwt=`` or
+    ``Authorization: Bearer`` on the upgrade, ``{"auth": {"jwt": ...}}``). QFEX's own tokens cannot
+    be checked here, so the gateway takes only its own: ``qfex-oms gateway token --key PUB`` mints
+    one for a configured key (``tokens.py``), and the client is then that key in every respect.
 """
 
 from qfex_oms.gateway.config import ClientKey, GatewayConfig, GatewayConfigError, load_gateway, parse_gateway
