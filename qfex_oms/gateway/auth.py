@@ -1,5 +1,6 @@
 """Client authentication at the gateway: QFEX's own HMAC recipe (qfex-api.md §2.3-2.5), checked
-against the gateway's keys rather than QFEX's.
+against the gateway's keys rather than QFEX's, or a JWT the gateway minted for one of them
+(``tokens.py``: QFEX's own tokens cannot be checked here).
 
 Pure: the caller passes the clock. A nonce is remembered only once its signature verified, so a
 forged frame cannot burn a real client's nonce; QFEX says "the nonce must be unique within a 15
@@ -12,6 +13,8 @@ from __future__ import annotations
 import string
 from collections import deque
 
+from qfex_oms.gateway.config import ClientKey
+from qfex_oms.gateway.tokens import check_token
 from qfex_oms.protocol.messages import Auth
 from qfex_oms.protocol.signing import verify
 
@@ -50,7 +53,7 @@ def check_hmac(request: Auth, public_key: str, secret: str, nonces: NonceStore, 
     gets QFEX's bare ``{"authenticated": false}``)."""
     block = request.hmac
     if block is None:
-        return "the gateway accepts HMAC auth only"
+        return "neither hmac nor jwt given"
     if block.public_key != public_key:
         return "public_key differs from the connection's api key"
     nonce = block.nonce
@@ -64,3 +67,13 @@ def check_hmac(request: Auth, public_key: str, secret: str, nonces: NonceStore, 
         return "nonce already used"
     nonces.remember(nonce, now)
     return None
+
+
+def check_auth(request: Auth, key: ClientKey, nonces: NonceStore, now: float,
+               skew: float = AUTH_SKEW_SECS) -> str | None:
+    """None when the ``auth`` frame authenticates ``key``: its HMAC block, or a gateway token for it."""
+    if request.jwt is not None:
+        if request.hmac is not None:
+            return "give either hmac or jwt, not both"
+        return check_token(request.jwt, key, now)
+    return check_hmac(request, key.public_key, key.secret, nonces, now, skew)

@@ -11,7 +11,7 @@ port = 8766                 # 0 picks a free one
 public_key = "gw_pub_mm"
 secret_env = "GW_SECRET_MM"  # the secret comes from this environment variable, never the file
 strategy = "mm"              # namespace of its client ids on the wire: "mm:<its id>"
-may_kill_account = false     # true: its cancel_all_orders is QFEX's, account-wide
+may_kill_account = false     # true: the operator's key: sees and may cancel the whole account
 ```
 
 Parsed here from the same TOML file as the rest of the config (the app's loader reads the other

@@ -16,6 +16,10 @@ the sender's own orders.
 - ``close_position`` and ``set_user_leverage`` change the account, not one strategy's orders: only a
   key with ``may_kill_account`` may send them (``PermissionDenied`` otherwise: a documented code).
 - Queries are answered from the manager's snapshots, filtered to the client's orders.
+- An operator's key (``may_kill_account``) sees and cancels the whole account (``__init__.py``,
+  "The operator's key"): queries unfiltered, cancels by id of any order, cancels by a client id
+  that carries a namespace (``mm:bid-1``) sent as is; its own orders stay in its namespace, and
+  modifies stay its own.
 
 Every request that reaches the manager waits its turn in the fair queue (``fair.py``).
 """
@@ -63,6 +67,10 @@ Handler = Callable[["ClientConn", Any], Awaitable[None]]
 
 def _own(value: str | None) -> str:
     return split(value)[1]
+
+
+def _namespaced(client_id: str | None) -> bool:
+    return split(client_id)[0] is not None
 
 
 def _nonzero(value: Decimal | None) -> Decimal | None:
@@ -203,8 +211,22 @@ class Handlers:
 
     # ------------------------------------------------------------------ through the manager
 
+    def _placed_id(self, conn: ClientConn, client_id: str | None, field: str) -> str:
+        """The wire id of a client's new order/TWAP: its own id in its namespace. An operator's
+        own id may not itself look namespaced (``mm:x``): in its view, where other strategies'
+        ids keep their prefix, its order would pass for mm's (``kill --strategy mm`` would take it)."""
+        if conn.operator and _namespaced(client_id):
+            raise InvalidArgument(f"{field} {client_id!r}: an operator key's own ids may not look like "
+                                  "another strategy's (<strategy>:...)")
+        return wrap(conn.strategy, client_id)
+
+    def _wire_client_id(self, conn: ClientConn, client_id: str) -> str:
+        """The wire id a cancel by client id names: the client's own id in its namespace; for an
+        operator, an id already carrying a namespace names that strategy's orders as is."""
+        return client_id if conn.operator and _namespaced(client_id) else wrap(conn.strategy, client_id)
+
     async def _add_order(self, conn: ClientConn, r: m.AddOrder) -> None:
-        client_id = wrap(conn.strategy, r.client_order_id)
+        client_id = self._placed_id(conn, r.client_order_id, "client_order_id")
         if r.order_type in _STOP_TYPES:
             await self.oms.place_order(r.symbol, r.side, r.quantity, r.price, order_type=r.order_type,
                                        time_in_force=r.order_time_in_force, client_order_id=client_id)
@@ -228,31 +250,38 @@ class Handlers:
                  status: OrderStatus = OrderStatus.NO_SUCH_ORDER) -> None:
         conn.reply(m.OrderResponse(order_id=order_id, symbol=symbol, status=status, client_order_id=""))
 
-    def _owned_order(self, conn: ClientConn, order_id: str, symbol: str) -> Order | None:
+    def _owned_order(self, conn: ClientConn, order_id: str, symbol: str,
+                     cancel: bool = False) -> Order | None:
+        """The client's own live order by id; for an operator's cancel, any live order."""
         order = self.oms.order(order_id)
         if order is None or order.symbol != symbol or order.state.is_terminal:
             return None
+        if cancel and conn.operator:
+            return order
         return order if self.owners.owns(conn.strategy, order.client_order_id, order.order_id) else None
 
     async def _cancel_order(self, conn: ClientConn, r: m.CancelOrder) -> None:
-        kind, s = r.cancel_order_id_type, conn.strategy
+        kind = r.cancel_order_id_type
         if kind is CancelIdType.ORDER_ID:
-            order = self._owned_order(conn, r.order_id, r.symbol)
-            if order is None:
+            order = self._owned_order(conn, r.order_id, r.symbol, cancel=True)
+            if order is not None:
+                await self.oms.cancel(order)
+            elif conn.operator and self.oms.order(r.order_id) is None:
+                # Not in the gateway's book (placed around it, not yet seen): QFEX answers.
+                await self.oms.cancel(order_id=r.order_id, symbol=r.symbol)
+            else:
                 self._no_such(conn, r.order_id, r.symbol)
-                return
-            await self.oms.cancel(order)
         elif kind is CancelIdType.CLIENT_ORDER_ID:
-            await self.oms.cancel(client_order_id=wrap(s, r.order_id), symbol=r.symbol)
+            await self.oms.cancel(client_order_id=self._wire_client_id(conn, r.order_id), symbol=r.symbol)
         elif kind is CancelIdType.TWAP_ID:
             twap = next((t for t in self.oms.twaps(open_only=True) if t.twap_id == r.order_id
-                         and t.symbol == r.symbol and self.owners.owns(s, t.client_twap_id, t.twap_id)), None)
+                         and t.symbol == r.symbol and self._sees(conn, t.client_twap_id, t.twap_id)), None)
             if twap is None:
                 self._no_such(conn, r.order_id, r.symbol)
                 return
             await self.oms.cancel(twap)
         elif kind is CancelIdType.CLIENT_TWAP_ID:
-            await self.oms.cancel(client_twap_id=wrap(s, r.order_id), symbol=r.symbol)
+            await self.oms.cancel(client_twap_id=self._wire_client_id(conn, r.order_id), symbol=r.symbol)
         else:
             raise InvalidArgument(f"unknown cancel_order_id_type {kind!s}")
 
@@ -266,13 +295,14 @@ class Handlers:
     async def _add_twap(self, conn: ClientConn, r: m.AddTwap) -> None:
         await self.oms.place_twap(r.symbol, r.side, total_quantity=r.total_quantity, num_orders=r.num_orders,
                                   order_interval_secs=r.order_interval_secs, reduce_only=r.reduce_only,
-                                  client_twap_id=wrap(conn.strategy, r.client_twap_id))
+                                  client_twap_id=self._placed_id(conn, r.client_twap_id, "client_twap_id"))
 
     async def _close_position(self, conn: ClientConn, r: m.ClosePosition) -> None:
         if not conn.key.may_kill_account:
             self._refuse(conn, r, "close_position changes the account: this key may not")
             return
-        await self.oms.close_position(r.symbol, client_order_id=wrap(conn.strategy, r.client_order_id))
+        await self.oms.close_position(r.symbol, client_order_id=self._placed_id(
+            conn, r.client_order_id, "client_order_id"))
 
     async def _set_leverage(self, conn: ClientConn, r: m.SetUserLeverage) -> None:
         if not conn.key.may_kill_account:
@@ -288,12 +318,14 @@ class Handlers:
     async def _get_levels(self, conn: ClientConn, r: m.GetAvailableLeverageLevels) -> None:
         conn.reply(m.AvailableLeverageLevelsResponse(levels=tuple(await self.oms.leverage_levels())))
 
-    def _owned_stop(self, conn: ClientConn, stop_order_id: str) -> StopOrder | None:
+    def _owned_stop(self, conn: ClientConn, stop_order_id: str, cancel: bool = False) -> StopOrder | None:
+        """The client's own open stop by id; for an operator's cancel, any open stop."""
         return next((s for s in self.oms.stops(open_only=True) if s.stop_order_id == stop_order_id
-                     and self.owners.owns(conn.strategy, s.client_order_id, s.stop_order_id)), None)
+                     and ((cancel and conn.operator)
+                          or self.owners.owns(conn.strategy, s.client_order_id, s.stop_order_id))), None)
 
     async def _cancel_stop(self, conn: ClientConn, r: m.CancelStopOrder) -> None:
-        stop = self._owned_stop(conn, r.stop_order_id)
+        stop = self._owned_stop(conn, r.stop_order_id, cancel=True)
         if stop is None:
             self._no_such(conn, r.stop_order_id, "")
             return
@@ -311,37 +343,48 @@ class Handlers:
 
     # ------------------------------------------------------------------ queries, filtered
 
-    def _mine(self, conn: ClientConn, client_id: str | None, exchange_id: str | None) -> bool:
-        return self.owners.owns(conn.strategy, client_id, exchange_id)
+    def _sees(self, conn: ClientConn, client_id: str | None, exchange_id: str | None) -> bool:
+        """Whether a client sees an order, TWAP, stop or trade: its own; an operator, all."""
+        return conn.operator or self.owners.owns(conn.strategy, client_id, exchange_id)
+
+    def _shown(self, conn: ClientConn, client_id: str | None) -> str:
+        """The id as the client sees it: without its own namespace; another strategy's id (an
+        operator's view) or an id outside every namespace, as on the wire."""
+        if not conn.operator:
+            return _own(client_id)
+        strategy, own = split(client_id)
+        return own if strategy == conn.strategy else client_id or ""
 
     async def _get_user_orders(self, conn: ClientConn, r: m.GetUserOrders) -> None:
         snapshot = await self.oms.fetch_open_orders(r.symbol)
-        orders = [attrs.evolve(o, client_order_id=_own(o.client_order_id)) for o in snapshot.orders
-                  if self._mine(conn, o.client_order_id, o.order_id)]
+        shown = self._shown
+        orders = [attrs.evolve(o, client_order_id=shown(conn, o.client_order_id)) for o in snapshot.orders
+                  if self._sees(conn, o.client_order_id, o.order_id)]
         offset, limit = r.offset or 0, 1000 if r.limit is None else r.limit
-        twaps = tuple(attrs.evolve(t, client_twap_id=_own(t.client_twap_id)) for t in snapshot.twaps
-                      if self._mine(conn, t.client_twap_id, t.twap_id))
-        stops = tuple(attrs.evolve(s, client_order_id=_own(s.client_order_id)) for s in snapshot.stop_orders
-                      if self._mine(conn, s.client_order_id, s.stop_order_id))
+        twaps = tuple(attrs.evolve(t, client_twap_id=shown(conn, t.client_twap_id)) for t in snapshot.twaps
+                      if self._sees(conn, t.client_twap_id, t.twap_id))
+        stops = tuple(attrs.evolve(s, client_order_id=shown(conn, s.client_order_id))
+                      for s in snapshot.stop_orders if self._sees(conn, s.client_order_id, s.stop_order_id))
         conn.reply(m.AllOrdersResponse(orders=tuple(orders[offset:offset + limit]), twaps=twaps,
                                        stop_orders=stops))
 
     async def _get_order(self, conn: ClientConn, r: m.GetOrder) -> None:
-        if self._owned_order(conn, r.order_id, r.symbol) is not None:
+        if conn.operator or self._owned_order(conn, r.order_id, r.symbol) is not None:
             snapshot = await self.oms.fetch_open_orders(r.symbol)
             for o in snapshot.orders:
                 if o.order_id == r.order_id:
-                    conn.reply(attrs.evolve(o, client_order_id=_own(o.client_order_id)))
+                    conn.reply(attrs.evolve(o, client_order_id=self._shown(conn, o.client_order_id)))
                     return
         self._no_such(conn, r.order_id, r.symbol)
 
     async def _get_user_trades(self, conn: ClientConn, r: m.GetUserTrades) -> None:
         trades = [t for t in await self.oms.fetch_trades()
-                  if self._mine(conn, t.client_order_id, t.order_id)
+                  if self._sees(conn, t.client_order_id, t.order_id)
                   and (r.order_id is None or t.order_id == r.order_id)
                   and (r.start_ts is None or t.timestamp is None or t.timestamp >= r.start_ts)
                   and (r.end_ts is None or t.timestamp is None or t.timestamp <= r.end_ts)]
         offset, limit = r.offset or 0, 1000 if r.limit is None else r.limit
-        page = tuple(attrs.evolve(t, client_order_id=_own(t.client_order_id) if t.client_order_id else None)
+        page = tuple(attrs.evolve(t, client_order_id=self._shown(conn, t.client_order_id)
+                                  if t.client_order_id else None)
                      for t in trades[offset:offset + limit])
         conn.reply(m.UserTradesResponse(trades=page))

@@ -2,8 +2,10 @@
 own trade protocol, so a client written for QFEX trades through it by changing only its URL.
 
 Per client connection: the upgrade names a key of the gateway's config (``?api_key=`` or QFEX's
-CLI's ``x-qfex-public-key`` header) or is refused with HTTP 401 as QFEX would; the ``auth`` frame
-must verify within 60 s (``auth.py``); then each request goes to ``handlers.py``. A reader decodes,
+CLI's ``x-qfex-public-key`` header, or a gateway token as ``?jwt=`` or ``Authorization: Bearer``,
+``tokens.py``) or is refused with HTTP 401 as QFEX would; the ``auth`` frame (HMAC, or
+``{"jwt": ...}`` with a token of that key) must verify within 60 s (``auth.py``); then each request
+goes to ``handlers.py``. A reader decodes,
 a writer sends from an unbounded-but-capped channel, so nothing upstream ever waits for a client.
 
 Upstream frames are tapped as the manager reads them (``OrderManager.on_frame_received``, chained
@@ -35,11 +37,12 @@ from qfex_oms import wsfix  # noqa: F401  (trio-websocket #184)
 from qfex_oms.client.events import Connected, Disconnected
 from qfex_oms.client.manager import OrderManager, open_order_manager
 from qfex_oms.client.session import Credentials
-from qfex_oms.gateway.auth import AUTH_DEADLINE_SECS, NonceStore, check_hmac
+from qfex_oms.gateway.auth import AUTH_DEADLINE_SECS, NonceStore, check_auth
 from qfex_oms.gateway.config import ClientKey, GatewayConfig, check_listen
 from qfex_oms.gateway.fair import FairQueue
 from qfex_oms.gateway.handlers import Handlers
 from qfex_oms.gateway.routing import ID_FIELDS, Owners, err_owner, rewrite
+from qfex_oms.gateway.tokens import check_token, token_key
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol import Channel, ErrorCode, RequestError, decode_request, encode, incoming_echo
 from qfex_oms.protocol import messages as m
@@ -61,6 +64,7 @@ MAX_BAD_FRAMES = 20
 MAX_PENDING_FRAMES = 100_000
 _CHANNEL_OF_KEY = CHANNEL_OF_REPLY_KEY
 _PUBLIC_KEY_HEADER = PUBLIC_KEY_HEADER.encode()
+_BEARER = "bearer "
 _ids = count(1)
 
 
@@ -81,6 +85,11 @@ class ClientConn:
     @property
     def strategy(self) -> str:
         return self.key.strategy
+
+    @property
+    def operator(self) -> bool:
+        """The operator's key (``may_kill_account``): sees the whole account (``handlers.py``)."""
+        return self.key.may_kill_account
 
     def push(self, data: str) -> bool:
         try:
@@ -109,6 +118,30 @@ def public_key_of(request: WebSocketRequest) -> str | None:
     return None
 
 
+def jwt_of(request: WebSocketRequest) -> str | None:
+    """``?jwt=`` (QFEX's AsyncAPI) or ``Authorization: Bearer`` (QFEX's CLI) on the upgrade."""
+    values = parse_qs(urlsplit(request.path).query).get("jwt")
+    if values:
+        return values[0]
+    for name, value in request.headers:
+        text = value.decode("latin-1")
+        if name.lower() == b"authorization" and text.lower().startswith(_BEARER):
+            return text[len(_BEARER):].strip()
+    return None
+
+
+def key_of(config: GatewayConfig, request: WebSocketRequest, now: float) -> ClientKey | None:
+    """The client key an upgrade names: by its public key (a token beside it must be that key's),
+    or by a valid gateway token alone; None: refused (HTTP 401)."""
+    public, token = public_key_of(request), jwt_of(request)
+    if public:
+        key = config.key(public)
+        if key is not None and token is not None and check_token(token, key, now) is not None:
+            return None
+        return key
+    return token_key(token, config, now) if token else None
+
+
 class Gateway:
     """Clients in, one manager out. ``open_gateway`` builds and runs one."""
 
@@ -124,6 +157,7 @@ class Gateway:
         self.nonces = {c.public_key: NonceStore() for c in config.clients}
         self.clients: set[ClientConn] = set()
         self.by_strategy: dict[str, set[ClientConn]] = {c.strategy: set() for c in config.clients}
+        self.operators: set[ClientConn] = set()  # connections of may_kill_account keys
         self.positions: dict[str, str] = {}  # symbol -> last position_response frame
         self.balance: str | None = None  # last balance_response frame
         self.handlers = Handlers(self)
@@ -170,6 +204,8 @@ class Gateway:
             if key in ID_FIELDS:
                 client_field, id_field = ID_FIELDS[key]
                 strategy = self.owners.owner(body.get(client_field), body.get(id_field))
+                if self.operators:  # the account's every report, as QFEX sent it
+                    self._to_operators(raw, strategy, _CHANNEL_OF_KEY.get(key))
                 if strategy is not None:
                     rewrite(key, body)
                     self._deliver(strategy, orjson.dumps({key: body}).decode(), _CHANNEL_OF_KEY.get(key))
@@ -190,6 +226,15 @@ class Gateway:
     def _deliver(self, strategy: str, data: str, channel: Channel | None) -> None:
         for conn in self.by_strategy.get(strategy, ()):
             if conn.authed and (channel is None or channel in conn.subscriptions):
+                self._push(conn, data)
+
+    def _to_operators(self, raw: bytes | str, owner: str | None, channel: Channel | None) -> None:
+        """An order/fill/TWAP/stop report to every operator connection, unchanged (its wire ids keep
+        their ``<strategy>:`` namespace), but for an operator whose own order it is: that one gets
+        it from ``_deliver``, with its own id, as any client."""
+        data = raw if isinstance(raw, str) else raw.decode()
+        for conn in self.operators:
+            if conn.strategy != owner and conn.authed and (channel is None or channel in conn.subscriptions):
                 self._push(conn, data)
 
     def _broadcast(self, data: str, channel: Channel) -> None:
@@ -218,9 +263,9 @@ class Gateway:
     # ------------------------------------------------------------------ clients
 
     async def handle(self, request: WebSocketRequest) -> None:
-        key = self.config.key(public_key_of(request) or "")
+        key = key_of(self.config, request, time.time())
         if key is None:
-            log.info("gateway: upgrade refused", reason="unknown or missing api key")
+            log.info("gateway: upgrade refused", reason="unknown or missing api key, or an invalid token")
             await request.reject(UNKNOWN_KEY_STATUS, body=b"unknown api key")
             return
         if not self.oms.connected:
@@ -234,6 +279,8 @@ class Gateway:
         conn = ClientConn(ws, key, send)
         self.clients.add(conn)
         self.by_strategy[key.strategy].add(conn)
+        if key.may_kill_account:
+            self.operators.add(conn)
         log.info("gateway: client connected", conn=conn.conn_id, strategy=key.strategy)
         try:
             async with trio.open_nursery() as nursery:
@@ -247,6 +294,7 @@ class Gateway:
             conn.gone = True
             self.clients.discard(conn)
             self.by_strategy[key.strategy].discard(conn)
+            self.operators.discard(conn)
             send.close()
             self._after_disconnect(conn)
 
@@ -324,7 +372,7 @@ class Gateway:
 
     def _on_auth(self, conn: ClientConn, request: m.Auth) -> None:
         key = conn.key
-        problem = check_hmac(request, key.public_key, key.secret, self.nonces[key.public_key], time.time())
+        problem = check_auth(request, key, self.nonces[key.public_key], time.time())
         if problem is not None:
             log.info("gateway: auth failed", conn=conn.conn_id, reason=problem)
             conn.reply(m.Authenticated(False))

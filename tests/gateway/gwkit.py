@@ -1,7 +1,10 @@
-"""What the gateway tests share: client keys, a gateway in front of a simulator, clients on it."""
+"""What the gateway tests share: client keys, a gateway in front of a simulator, clients on it,
+``qfex-oms gateway`` and other CLI commands as real processes."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -84,3 +87,87 @@ async def client_process(url: str, key: ClientKey, *, cod: bool = False) -> Asyn
         finally:
             if process.returncode is None:
                 process.kill()
+
+
+# ---------------------------------------------------------------------- processes
+
+# The environment of a gateway or CLI process: the gateway keys' secrets, no QFEX_* keys of the
+# developer's shell (a CLI call gets its key's QFEX_PUBLIC_KEY/QFEX_SECRET_KEY from ``cli``).
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("QFEX_")}
+ENV.update({f"GW_SECRET_{key.strategy.upper()}": key.secret for key in KEYS},
+           PYTHONUNBUFFERED="1", NO_COLOR="1", COLUMNS="200")
+CLI_TIMEOUT = 30.0  # per CLI call: a hang fails the test, not the suite
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def gateway_toml(tmp: Path, upstream: str, port: int, host: str = "127.0.0.1",
+                 keys: tuple[ClientKey, ...] = (MM, ARB)) -> Path:
+    """A gateway config in ``tmp`` (journal beside it) accepting ``keys``, secrets from ``ENV``."""
+    clients = "".join(f"""
+[[gateway.client]]
+public_key = "{key.public_key}"
+secret_env = "GW_SECRET_{key.strategy.upper()}"
+strategy = "{key.strategy}"
+may_kill_account = {'true' if key.may_kill_account else 'false'}
+""" for key in keys)
+    path = tmp / "gateway.toml"
+    path.write_text(f"""
+[exchange]
+url = "{upstream}"
+
+[manager]
+request_timeout = 5.0
+journal = "{tmp / 'gateway.journal'}"
+
+[gateway]
+host = "{host}"
+port = {port}
+{clients}""")
+    return path
+
+
+@asynccontextmanager
+async def gateway_process(config: Path) -> AsyncIterator[tuple[trio.Process, str]]:
+    """``qfex-oms gateway --config`` as a process; yields it and the URL it printed first."""
+    argv = [sys.executable, "-m", "qfex_oms", "gateway", "--config", str(config)]
+    async with trio.open_nursery() as nursery:
+        process: trio.Process = await nursery.start(partial(
+            trio.run_process, argv, stdout=subprocess.PIPE, env=ENV, check=False))
+        assert process.stdout is not None
+        line = b""
+        with trio.fail_after(20):
+            while not line.endswith(b"\n"):
+                chunk = await process.stdout.receive_some(1)
+                assert chunk, "the gateway ended before printing its URL"
+                line += chunk
+        try:
+            yield process, line.decode().strip()
+        finally:
+            if process.returncode is None:
+                process.kill()
+
+
+def run_cli(key: ClientKey | None, *args: str, jwt: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``qfex-oms ARGS`` as a process with ``key`` as its QFEX keys (a client of the gateway), or
+    with ``jwt`` as ``QFEX_JWT`` (add ``--auth jwt``)."""
+    env = dict(ENV)
+    if key is not None:
+        env.update(QFEX_PUBLIC_KEY=key.public_key, QFEX_SECRET_KEY=key.secret)
+    if jwt is not None:
+        env["QFEX_JWT"] = jwt
+    return subprocess.run([sys.executable, "-m", "qfex_oms", *args], capture_output=True, text=True,
+                          timeout=CLI_TIMEOUT, env=env, stdin=subprocess.DEVNULL, check=False)
+
+
+async def cli(key: ClientKey | None, *args: str, jwt: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``run_cli`` off the trio thread, so the test's own managers keep reading meanwhile."""
+    return await trio.to_thread.run_sync(partial(run_cli, key, *args, jwt=jwt))
+
+
+def explain(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"

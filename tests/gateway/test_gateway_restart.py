@@ -3,19 +3,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
-from gwkit import ARB, MM, client
+from gwkit import ARB, ENV, MM, client, free_port, gateway_process, gateway_toml
 from simkit import CREDS2, PUB, manager
 from waiting import wait_until
 
@@ -24,67 +18,11 @@ from qfex_oms.client.connection import ReconnectPolicy
 from qfex_oms.sim import Venue
 
 SYM = "AAPL-USD"
-ENV = {**os.environ, "GW_SECRET_MM": MM.secret, "GW_SECRET_ARB": ARB.secret}
-for _name in ("QFEX_PUBLIC_KEY", "QFEX_SECRET_KEY"):
-    ENV.pop(_name, None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _config(tmp: Path, upstream: str, port: int, host: str = "127.0.0.1") -> Path:
-    path = tmp / "gateway.toml"
-    path.write_text(f"""
-[exchange]
-url = "{upstream}"
-
-[manager]
-request_timeout = 5.0
-journal = "{tmp / 'gateway.journal'}"
-
-[gateway]
-host = "{host}"
-port = {port}
-
-[[gateway.client]]
-public_key = "{MM.public_key}"
-secret_env = "GW_SECRET_MM"
-strategy = "mm"
-
-[[gateway.client]]
-public_key = "{ARB.public_key}"
-secret_env = "GW_SECRET_ARB"
-strategy = "arb"
-""")
-    return path
-
-
-@asynccontextmanager
-async def gateway_process(config: Path) -> AsyncIterator[tuple[trio.Process, str]]:
-    argv = [sys.executable, "-m", "qfex_oms", "gateway", "--config", str(config)]
-    async with trio.open_nursery() as nursery:
-        process: trio.Process = await nursery.start(partial(
-            trio.run_process, argv, stdout=subprocess.PIPE, env=ENV, check=False))
-        assert process.stdout is not None
-        line = b""
-        with trio.fail_after(20):
-            while not line.endswith(b"\n"):
-                chunk = await process.stdout.receive_some(1)
-                assert chunk, "the gateway ended before printing its URL"
-                line += chunk
-        try:
-            yield process, line.decode().strip()
-        finally:
-            if process.returncode is None:
-                process.kill()
 
 
 async def test_gateway_restart_loses_nothing_and_doubles_nothing(venue: Venue, tmp_path: Path) -> None:
-    port = _free_port()
-    config = _config(tmp_path, venue.url, port)
+    port = free_port()
+    config = gateway_toml(tmp_path, venue.url, port)
     fast = ReconnectPolicy(initial=0.05, maximum=0.2)
     async with manager(venue, CREDS2) as taker, gateway_process(config) as (first, url):
         assert url == f"ws://127.0.0.1:{port}"
@@ -119,7 +57,7 @@ async def test_gateway_restart_loses_nothing_and_doubles_nothing(venue: Venue, t
 
 
 async def test_listening_beyond_loopback_needs_tls(venue: Venue, tmp_path: Path) -> None:
-    config = _config(tmp_path, venue.url, 0, host="0.0.0.0")
+    config = gateway_toml(tmp_path, venue.url, 0, host="0.0.0.0")
     argv = [sys.executable, "-m", "qfex_oms", "gateway", "--config", str(config)]
     done = await trio.run_process(argv, env=ENV, check=False, capture_stdout=True, capture_stderr=True)
     assert done.returncode == 2

@@ -427,6 +427,12 @@ def kill(config_path: str | None, url: str | None, yes: bool, strategy: str | No
         console.print(f"{whose}: {len(report.cancelled_orders)} orders and "
                       f"{len(report.cancelled_twaps)} TWAPs cancelled in {report.elapsed * 1000:.1f} ms; "
                       f"snapshot {verdict}", highlight=False)
+        if strategy is not None and not (report.cancelled_orders or report.cancelled_twaps
+                                         or report.cancelled_stops or report.still_open):
+            # Through a gateway an ordinary key sees only its own orders, under its own ids.
+            console.print(f"nothing of strategy {strategy} is open for this key (through a qfex-oms "
+                          "gateway only the operator's key, may_kill_account, sees other strategies' "
+                          "orders)", highlight=False)
         if report.still_open:
             console.print(orders_table("still open", [order_dict(o) for o in report.still_open]))
         if report.still_open_twaps:
