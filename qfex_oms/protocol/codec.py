@@ -27,7 +27,7 @@ import orjson
 from cattrs.gen import make_dict_structure_fn
 
 from qfex_oms.protocol import messages as m
-from qfex_oms.protocol import numbers
+from qfex_oms.protocol import numbers, wirefast
 from qfex_oms.protocol.enums import ErrorCode, OpenStrEnum, OrderType, Side
 from qfex_oms.protocol.errors import ProtocolError, RequestError
 from qfex_oms.protocol.fastpath import make_structurers
@@ -233,6 +233,9 @@ def incoming_echo(request: m.Request) -> dict[str, Any]:
 
 def decode_reply(raw: bytes | str) -> m.Reply:
     """Decode one server frame; raise ``ProtocolError`` (carrying the raw text) if it is unreadable."""
+    usual = wirefast.order_response(raw)  # the commonest frame, straight from its bytes
+    if usual is not None:
+        return usual
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -45,6 +45,18 @@ def _number(value: Any, structure: Any) -> Decimal:
     return result
 
 
+def member_tables() -> tuple[dict[str, OrderStatus], dict[str, Side], dict[str, OrderType],
+                            dict[str, TimeInForce]]:
+    """The wire word -> enum member tables of the hot path (status, side, type, time in force)."""
+    return _STATUS, _SIDE, _TYPE, _TIF
+
+
+def number_tables() -> dict[type, dict[Any, Decimal]]:
+    """The bounded caches of in-domain numbers by JSON type (float, int): the live dicts, cleared
+    in place when full, so a reader may keep them. Never write to them: only ``_number`` admits."""
+    return _BY_TYPE
+
+
 def intern_decimal(value: Decimal | None) -> Decimal | None:
     """The shared Decimal equal to ``value``: strategies repeat their sizes and prices, so the book's
     orders can hold one object per distinct number instead of one per order (about 100 bytes each)."""
