@@ -102,8 +102,8 @@ def _client(n: int, table: Any, environ: Mapping[str, str]) -> ClientKey:
         if key not in table:
             raise GatewayConfigError(f"missing key {where}.{key}")
     if not valid_strategy(table["strategy"]):
-        raise GatewayConfigError(f"{where}.strategy: expected 1-16 letters, digits, _ or -, "
-                                 f"got {table['strategy']!r}")
+        raise GatewayConfigError(f"{where}.strategy: expected 1-16 letters, digits, _ or -, not "
+                                 f"'twap' (QFEX's TWAP children), got {table['strategy']!r}")
     secret = environ.get(table["secret_env"])
     if not secret:
         raise GatewayConfigError(f"{where}.secret_env: the environment variable "

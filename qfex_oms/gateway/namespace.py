@@ -10,24 +10,24 @@ QFEX documents no length or charset limit for client ids (§3.1: NOT DOCUMENTED)
 them to ``core.args`` (1-64 characters of letters, digits and ``_ . : -``). A strategy name is 1-16
 letters, digits, ``_`` or ``-`` (no ``:``), so the prefix is at most 17 characters, splits at the first
 ``:``, and leaves a client 47 characters: QFEX's own CLI generates 32 (§3.1), as does this package.
+The rules are the in-process strategies' (``core.model``): one spelling, so an order placed through
+the gateway and one placed by ``oms.for_strategy`` are attributed alike, and ``twap`` is reserved
+for QFEX's TWAP children (``twap:<twap_id>:<n>``) there as here.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from qfex_oms.core.args import MAX_CLIENT_ID_LENGTH
+from qfex_oms.core.model import MAX_STRATEGY_LENGTH, valid_strategy
+from qfex_oms.core.model import STRATEGY_SEPARATOR as SEPARATOR
 
-SEPARATOR = ":"
-MAX_STRATEGY_LENGTH = 16
-_STRATEGY = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+__all__ = ["MAX_CLIENT_SUFFIX", "MAX_STRATEGY_LENGTH", "SEPARATOR", "prefix_of", "split", "valid_strategy",
+           "wrap"]
+
 # The longest id a client may give: the prefix must still fit in QFEX's (our) client id limit.
 MAX_CLIENT_SUFFIX = MAX_CLIENT_ID_LENGTH - MAX_STRATEGY_LENGTH - len(SEPARATOR)
-
-
-def valid_strategy(name: str) -> bool:
-    return bool(_STRATEGY.match(name))
 
 
 def prefix_of(strategy: str) -> str:

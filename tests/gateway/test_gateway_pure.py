@@ -20,7 +20,7 @@ def test_namespaces_round_trip_and_stay_within_the_client_id_limit() -> None:
     assert split("mm:bid-1") == ("mm", "bid-1")
     assert split("mm:arb:bid-1") == ("mm", "arb:bid-1")  # a client's own ':' survives
     assert split("bid-1") == (None, "bid-1")
-    assert split("twap:5b30:1")[0] == "twap"  # shaped like a namespace: owners.py decides
+    assert split("twap:5b30:1") == (None, "twap:5b30:1")  # QFEX names TWAP children: reserved
     generated = wrap("mm", None)
     assert split(generated)[0] == "mm" and len(split(generated)[1]) == 32
     assert MAX_CLIENT_SUFFIX >= 32  # QFEX's CLI and this package generate 32 characters
@@ -52,6 +52,8 @@ def test_the_gateway_table_is_checked_strictly() -> None:
         parse_gateway(_doc(colour="red"), {"S": "x"})
     with pytest.raises(GatewayConfigError, match="strategy"):
         parse_gateway(_doc(strategy="has:colon"), {"S": "x"})
+    with pytest.raises(GatewayConfigError, match="not 'twap'"):  # QFEX's TWAP children's prefix
+        parse_gateway(_doc(strategy="TWAP"), {"S": "x"})
     with pytest.raises(GatewayConfigError, match="expected bool"):
         parse_gateway(_doc(may_kill_account="yes"), {"S": "x"})
     with pytest.raises(GatewayConfigError, match=r"no \[gateway\]"):
