@@ -88,6 +88,17 @@ class Fill:
     timestamp: float | None = None
 
 
+def remaining_of(quantity: Decimal, fill_total: Decimal, leaves_floor: Decimal | None) -> Decimal:
+    """``Order.remaining_quantity`` from its parts: the size less the distinct trades, or the lowest
+    leaves a report gave when they say less is left (``size - filled_quantity``, written as
+    ``min(size - trades, leaves)``: one subtraction, and the leaves exact). A function so the
+    tracker's open totals use the very same arithmetic without a property call."""
+    left = quantity - fill_total
+    if leaves_floor is not None and leaves_floor < left:
+        left = leaves_floor
+    return left if left > ZERO else ZERO
+
+
 @define(slots=True, eq=False)
 class Order:
     local_id: int
@@ -165,7 +176,7 @@ class Order:
 
     @property
     def remaining_quantity(self) -> Decimal:
-        return max(ZERO, self.quantity - self.filled_quantity)
+        return remaining_of(self.quantity, self.fill_total, self.leaves_floor)
 
     def note_leaves(self, leaves: Decimal | None) -> None:
         """A report's leaves only ever lower the floor: reports of one size may come out of order."""

@@ -157,12 +157,11 @@ def order_not_indexed(core: OmsCore, r: m.OrderResponse, by_id: Order | None) ->
 def _on_ack(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
     leaves = r.quantity_remaining
     if leaves is not None and (order.leaves_floor is None or leaves < order.leaves_floor):
-        if leaves < order.quantity - order.fill_total:  # it lowers the remaining (rare on an ACK)
-            share = core.tracker.open_share(order)
+        totals = core.tracker.open_totals  # kept only for pre-trade risk (core.open_totals)
+        if totals is None:
             order.leaves_floor = leaves if leaves >= _ZERO else _ZERO
-            core.tracker.reshare(order, share)
         else:
-            order.leaves_floor = leaves
+            totals.lower_floor(order, leaves)
     core.apply_order_event(order, _EV_ACK, r.status)
     if order.local_id in core.cancels.by_order:
         after_ack(core, order)
@@ -175,9 +174,11 @@ def _on_ack(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
 def _on_filled_report(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
     leaves = r.quantity_remaining
     if leaves is not None and (order.leaves_floor is None or leaves < order.leaves_floor):
-        share = core.tracker.open_share(order)
-        order.leaves_floor = leaves if leaves >= _ZERO else _ZERO
-        core.tracker.reshare(order, share)
+        totals = core.tracker.open_totals
+        if totals is None:
+            order.leaves_floor = leaves if leaves >= _ZERO else _ZERO
+        else:
+            totals.lower_floor(order, leaves)
     core.apply_order_event(order, fill_event(order, final_report=True), r.status)
     if order.twap_id is not None:  # its fill_response may be lost: the report is the news
         twap_replies.note_child_fill(core, order)

@@ -6,32 +6,24 @@ are not unique; ``twap_id`` and ``(symbol, client_twap_id)`` for TWAPs; TWAP -> 
 open orders by symbol for the kill switch and the strategies' queries. State changes go through
 ``set_state`` so the open-by-symbol index can never drift; ``check_invariants`` proves it in tests.
 
-It also keeps, per symbol, the remaining quantity of the open orders on each side (``open_quantity``),
-so that pre-trade risk reads a symbol's exposure in constant time however many orders rest (issue 15).
-Each live order that is not a TWAP's child counts for its ``remaining_quantity`` (a child is inside
-its TWAP's remainder). ``set_state`` moves an order in or out of the totals; every change of an open
-order's size, fills or leaves is bracketed by ``open_share`` / ``reshare`` where it happens, and
-``check_invariants`` recomputes the totals after every step of the property tests.
+From the first ``open_quantity`` call on, it also keeps per symbol the remaining quantity of the open
+orders on each side (``core.open_totals``), so pre-trade risk reads a symbol's exposure in constant
+time however many orders rest (issue 15).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from decimal import Context, Decimal
+from decimal import Decimal
 
 from qfex_oms.core.model import Order, Twap, strategy_of
+from qfex_oms.core.open_totals import OpenTotals
 from qfex_oms.core.states import OrderState, TwapState
-from qfex_oms.protocol import numbers
 from qfex_oms.protocol.enums import OrderType, Side, TimeInForce
 
 ClientKey = tuple[str, str]
-# Sums of many orders' quantities must never round: every digit a market number can have (its
-# leading digit from 1e15 down to 1e-18, 34 digits from there), and 24 more for the count of orders.
-_EXACT = Context(prec=numbers.MAX_MAGNITUDE_EXPONENT - numbers.MIN_MAGNITUDE_EXPONENT
-                 + numbers.MAX_SIGNIFICANT_DIGITS + 24)
 _ZERO = Decimal(0)
-_BUY = Side.BUY
 # symbol -> client_order_id -> the one order, or a list when several share the id (QFEX allows it).
 # Nested rather than keyed by (symbol, client_order_id) and a list per id: that was ~120 bytes per
 # order of tuples and one-element lists, a tenth of the memory budget per tracked order.
@@ -45,12 +37,12 @@ class OrderTracker:
         "_by_order_id",
         "_next_local",
         "_open_by_symbol",
-        "_open_qty",
         "_pending_new",
         "_pending_twaps",
         "_twap_by_client",
         "_twap_by_id",
         "_twaps",
+        "open_totals",
         "trade_ids",
     )
 
@@ -61,7 +53,7 @@ class OrderTracker:
         self._pending_new: dict[ClientKey, deque[Order]] = {}
         self._by_client: ClientIndex = {}
         self._open_by_symbol: dict[str, dict[int, Order]] = {}
-        self._open_qty: dict[str, list[Decimal]] = {}  # symbol -> [buys, sells] remaining
+        self.open_totals: OpenTotals | None = None  # kept from the first open_quantity call
         self._twaps: dict[int, Twap] = {}
         self._twap_by_id: dict[str, Twap] = {}
         self._twap_by_client: dict[ClientKey, Twap] = {}
@@ -109,7 +101,8 @@ class OrderTracker:
             by_id[order.client_order_id] = [present, order]
         if order.state.is_live:
             self._open_by_symbol.setdefault(order.symbol, {})[order.local_id] = order
-            self.reshare(order, None)
+            if self.open_totals is not None:
+                self.open_totals.moved(order, live=True)
 
     def bind(self, order: Order, order_id: str) -> None:
         """Give a pending order its exchange id (ACK, or any reply that names it first)."""
@@ -128,37 +121,32 @@ class OrderTracker:
         self._by_order_id[order_id] = order
 
     def set_state(self, order: Order, state: OrderState) -> None:
-        was_live = order.state.is_live
+        totals = self.open_totals
+        if totals is not None and order.state.is_live is not state.is_live:
+            totals.moved(order, live=state.is_live)
         order.state = state
         book = self._open_by_symbol.get(order.symbol)
         if book is None:
             book = self._open_by_symbol[order.symbol] = {}
         if state.is_live:
             book[order.local_id] = order
-            if not was_live and order.twap_id is None:
-                self._add_open(order, order.remaining_quantity)
         else:
             book.pop(order.local_id, None)
-            if was_live and order.twap_id is None:
-                self._add_open(order, -order.remaining_quantity)
             if order.order_id is None:
                 self._drop_pending(order)
 
     # ------------------------------------------------------------------ open totals
 
     def open_share(self, order: Order) -> Decimal | None:
-        """What the order counts for in its symbol's open total now (None: nothing, as it is not
-        live or is a TWAP's child). Taken before changing an open order's size, fills or leaves,
-        and handed to ``reshare`` after."""
-        if order.twap_id is None and order.state.is_live:
-            return order.remaining_quantity
-        return None
+        """What the order counts for in its symbol's open total now (None when it counts for
+        nothing, or no totals are kept). Taken before changing an open order's size, fills or
+        leaves, and handed to ``reshare`` after."""
+        return None if self.open_totals is None else self.open_totals.share(order)
 
     def reshare(self, order: Order, before: Decimal | None) -> None:
-        """Move the order's symbol total by what its share became since ``open_share`` said ``before``."""
-        after = self.open_share(order)
-        if after != before:
-            self._add_open(order, _EXACT.subtract(after or _ZERO, before or _ZERO))
+        """Move the order's symbol total by what its share became since ``open_share``."""
+        if self.open_totals is not None:
+            self.open_totals.reshare(order, before)
 
     def set_twap_id(self, order: Order, twap_id: str) -> None:
         """Name the order a TWAP's child: from now on it counts inside its TWAP's remainder."""
@@ -166,22 +154,20 @@ class OrderTracker:
         order.twap_id = twap_id
         self.reshare(order, before)
 
-    def _add_open(self, order: Order, delta: Decimal) -> None:
-        totals = self._open_qty.get(order.symbol)
-        if totals is None:
-            totals = self._open_qty[order.symbol] = [_ZERO, _ZERO]
-        side = 0 if order.side is _BUY else 1
-        totals[side] = _EXACT.add(totals[side], delta)
+    def keep_open_totals(self) -> OpenTotals:
+        """The open totals, counted from the open orders the first time and kept from then on."""
+        if self.open_totals is None:
+            self.open_totals = OpenTotals(self.open_orders())
+        return self.open_totals
 
     def open_quantity(self, symbol: str) -> tuple[Decimal, Decimal]:
         """The remaining quantity of the symbol's open orders, (buys, sells), TWAP children left
-        out (their TWAP's remainder counts them): constant time, for pre-trade risk."""
-        totals = self._open_qty.get(symbol)
-        return (_ZERO, _ZERO) if totals is None else (totals[0], totals[1])
+        out (their TWAP's remainder counts them): constant time once kept, for pre-trade risk."""
+        return self.keep_open_totals().quantity(symbol)
 
     def open_quantities(self) -> dict[str, tuple[Decimal, Decimal]]:
         """``open_quantity`` of every symbol with an open order."""
-        return {symbol: (t[0], t[1]) for symbol, t in self._open_qty.items() if t[0] or t[1]}
+        return self.keep_open_totals().quantities()
 
     def _drop_pending(self, order: Order) -> None:
         key = (order.symbol, order.client_order_id)
@@ -202,10 +188,9 @@ class OrderTracker:
             by_id.pop(order.client_order_id, None)
         else:
             by_id[order.client_order_id] = rest[0] if len(rest) == 1 else rest
-        if self._open_by_symbol.get(order.symbol, {}).pop(order.local_id, None) is not None:
-            share = self.open_share(order)
-            if share is not None:
-                self._add_open(order, -share)
+        if self._open_by_symbol.get(order.symbol, {}).pop(order.local_id, None) is not None \
+                and self.open_totals is not None:
+            self.open_totals.moved(order, live=False)
         self._drop_pending(order)
 
     def adopt(self, order: Order) -> Order:
@@ -366,18 +351,6 @@ class OrderTracker:
             for order in book.values():
                 if not order.state.is_live:
                     problems.append(f"closed order in open index {order.describe()}")
-        problems.extend(self._check_open_totals())
+        if self.open_totals is not None:
+            problems.extend(self.open_totals.problems(self.open_orders()))
         return problems
-
-    def _check_open_totals(self) -> list[str]:
-        expected: dict[str, list[Decimal]] = {}
-        for book in self._open_by_symbol.values():
-            for order in book.values():
-                share = self.open_share(order)
-                if share is not None:
-                    totals = expected.setdefault(order.symbol, [_ZERO, _ZERO])
-                    side = 0 if order.side is _BUY else 1
-                    totals[side] = _EXACT.add(totals[side], share)
-        return [f"open totals of {symbol} are {self.open_quantity(symbol)}, not {tuple(totals)}"
-                for symbol in expected.keys() | self._open_qty.keys()
-                if tuple(expected.get(symbol, (_ZERO, _ZERO))) != self.open_quantity(symbol)]

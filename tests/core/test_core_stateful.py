@@ -368,6 +368,12 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
         self.core.on_reply(reply)
         self._flush()
 
+    @rule()
+    def keep_open_totals(self) -> None:
+        """Pre-trade risk starts keeping the open totals (``core.open_totals``) at any moment: counted
+        from the book then, kept by every later step; ``check_invariants`` recomputes them."""
+        self.core.tracker.keep_open_totals()
+
     @precondition(lambda self: self.pending)
     @rule(pick=st.integers(0, 63))
     def deliver(self, pick: int) -> None:

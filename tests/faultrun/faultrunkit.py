@@ -404,6 +404,8 @@ async def run_seed(seed: int, steps: int = STEPS) -> tuple[list[str], Intents]:
     async with open_simulator(time_scale=TIME_SCALE) as venue, \
             open_order_manager(venue.url, CREDS2, request_timeout=5.0) as other, \
             open_order_manager(venue.url, CREDS, rest_url=venue.rest_url, **OPTIONS) as oms:
+        if seed % 2:  # half the seeds keep pre-trade risk's open totals; the final check recounts them
+            oms.open_quantity("AAPL-USD")
         oms.on_frame_received = lambda raw: intents.received.append(
             f"{trio.current_time():.3f} <- {raw if isinstance(raw, str) else raw.decode()}")
         oms.on_frame_sent = lambda raw: intents.sent.append(f"{trio.current_time():.3f} -> {raw.decode()}")
