@@ -131,7 +131,7 @@ def order_not_indexed(core: OmsCore, r: m.OrderResponse, by_id: Order | None) ->
         # The commonest case (bench row 1): the ACK of the one order pending under its client id,
         # bound here; several pending under one id, or none, take _bind_pending's full rule.
         queue = tracker.pending(r.symbol, r.client_order_id)
-        if len(queue) == 1:
+        if len(queue) == 1 and (r.quantity is None or r.quantity <= queue[0].quantity):
             order = queue[0]
             core.bind(order, r.order_id)  # takes it off the queue
             return order
@@ -251,7 +251,8 @@ def on_rejection(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
 
 
 def _bind_pending(core: OmsCore, r: m.OrderResponse) -> Order | None:
-    """The answer to an add_order: the first pending order (submit order) that it can describe.
+    """The answer to an add_order: the first pending order (submit order) that it can describe,
+    never one smaller than the size the answer names.
 
     NO_SUCH_ORDER and the modify answers never answer an add, and a refusal naming an id we
     cancelled before knowing it answers that cancel: neither may take a pending order.
@@ -271,6 +272,11 @@ def _bind_pending(core: OmsCore, r: m.OrderResponse) -> Order | None:
         # The reply's quantity is a lower bound (a FILLED report may carry the fill's size), but a
         # pending order was never modified: one of exactly that size is the better description.
         order = next((o for o in fitting if o.quantity == r.quantity), fitting[0] if fitting else order)
+    if r.quantity is not None and r.quantity > order.quantity:
+        # An answer about a larger order is not this one's (an ACK names the size placed, a fill
+        # report at most that): another connection's order sharing the client id, or the late
+        # answer of one the book already settled. It is adopted below, never bound.
+        return None
     if r.order_id and not rejection:
         core.bind(order, r.order_id)
     return order

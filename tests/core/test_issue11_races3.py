@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from corekit import fill, resp
+from corekit import fill, place, resp
 
 from qfex_oms.core import OmsCore, OrderState
+from qfex_oms.core.snapshot import apply_snapshot
+from qfex_oms.protocol import messages as m
 
 
 def test_an_overtaken_fill_of_an_adopted_order_raises_its_size_by_its_leaves(core: OmsCore) -> None:
@@ -56,3 +58,24 @@ def test_a_late_ack_sizing_a_resting_adopted_order_keeps_the_fills_leaves(core: 
     core.on_reply(fill("X4", "2", "2", trade_id="t1", cid="s0"))
     assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (D(4), D(3), D(1))
     assert order.fill_total == D(3)
+
+
+def test_a_late_ack_of_a_larger_order_never_binds_a_smaller_pending_one(core: OmsCore) -> None:
+    """Machine failure (seed 4, after the open-totals rule joined the machine): an order of 2 is
+    cut off by a disconnect, and the resync's complete snapshot settles it (it is not there). A new
+    order of 1 under the same client id waits for its ACK when the first one's ACK (2) arrives
+    late. Bound to the new order, the ACK resized it 1 -> 2: a remaining that grew. An ACK names
+    the size placed, so an ACK of 2 cannot be an order of 1's: it is adopted, and the order of 1
+    still waits for its own."""
+    first = place(core, cid="c0", qty="2")
+    core.connection_lost()
+    apply_snapshot(core, core.seq, m.AllOrdersResponse(), [], complete=True)
+    assert not first.state.is_live
+    second = place(core, cid="c0", qty="1")
+    core.on_reply(resp("X1", "ACK", cid="c0", qty="2", remaining="2"))
+    assert (second.state, second.order_id, second.quantity) == (OrderState.PENDING_NEW, None, D(1))
+    adopted = core.tracker.by_order_id("X1")
+    assert adopted is not None and adopted.adopted and adopted.quantity == D(2)
+    core.on_reply(resp("X2", "ACK", cid="c0", qty="1", remaining="1"))
+    assert (second.state, second.order_id, second.remaining_quantity) == (OrderState.OPEN, "X2", D(1))
+    assert core.tracker.check_invariants() == []
