@@ -111,7 +111,7 @@ class OrderExtra:
     fills: list[Fill] | None = None
     tags: frozenset[str] = NO_TAGS
     adopted: bool = False
-    cancel_sent_at: float | None = None
+    cancel_requested: bool = False
 
 
 _NO_EXTRA = OrderExtra()  # read through when an order has none; never written
@@ -133,7 +133,6 @@ class Order:
     fill_total: Decimal = ZERO
     leaves_floor: Decimal | None = None
     twap_id: str | None = None
-    cancel_requested: bool = False  # a cancel waits for the ACK (see CancelResolver)
     # The strategy asked for a cancel the exchange never answered (write failed, answer lost, cut off
     # by a disconnect): owed until the order ends; a resync that finds it open sends the cancel again.
     cancel_owed: bool = False
@@ -147,13 +146,14 @@ class Order:
     # terminal state). The wall-clock times (``sent_wall`` ...) are derived: ``wall_time``.
     sent_at: float | None = None
     acked_at: float | None = None
-    ended_at: float | None = None  # (cancel_sent_at: in OrderExtra, most orders never have one)
+    cancel_sent_at: float | None = None
+    ended_at: float | None = None
     # Attribution (issue 18): the strategy that owns it (None: the account's, or an adopted order
     # outside every namespace) and free-form tags (``tags``, in ``OrderExtra``), set at placement;
     # ``client_order_id`` is the wire id (the core correlates by it), ``own_client_order_id`` the
     # id the strategy gave.
     strategy: str | None = None
-    # reduce_only, take_profit, stop_loss, modify_in_doubt, fills, tags, adopted, cancel_sent_at:
+    # reduce_only, take_profit, stop_loss, modify_in_doubt, fills, tags, adopted, cancel_requested:
     # see OrderExtra.
     _extra: OrderExtra | None = None
 
@@ -163,15 +163,15 @@ class Order:
                  take_profit: Decimal | None = None, stop_loss: Decimal | None = None,
                  modify_in_doubt: tuple[Decimal | None, Decimal | None] | None = None,
                  fills: list[Fill] | None = None, tags: frozenset[str] = NO_TAGS,
-                 adopted: bool = False, cancel_sent_at: float | None = None,
+                 adopted: bool = False, cancel_requested: bool = False,
                  **fields: Any) -> None:
         self.__attrs_init__(local_id, symbol, side, order_type, time_in_force, quantity, price,
                             client_order_id, **fields)
         if (reduce_only is not None or take_profit is not None or stop_loss is not None
                 or modify_in_doubt is not None or fills is not None or tags or adopted
-                or cancel_sent_at is not None):
+                or cancel_requested):
             self._extra = OrderExtra(reduce_only, take_profit, stop_loss, modify_in_doubt, fills,
-                                     tags, adopted, cancel_sent_at)
+                                     tags, adopted, cancel_requested)
 
     def _extras(self) -> OrderExtra:
         extra = self._extra
@@ -248,14 +248,14 @@ class Order:
             self._extras().adopted = value
 
     @property
-    def cancel_sent_at(self) -> float | None:
-        """Monotonic seconds of the last cancel sent for it (None: never)."""
-        return (self._extra or _NO_EXTRA).cancel_sent_at
+    def cancel_requested(self) -> bool:
+        """A cancel waits for its ACK (see CancelResolver)."""
+        return (self._extra or _NO_EXTRA).cancel_requested
 
-    @cancel_sent_at.setter
-    def cancel_sent_at(self, value: float | None) -> None:
-        if value is not None or self._extra is not None:
-            self._extras().cancel_sent_at = value
+    @cancel_requested.setter
+    def cancel_requested(self, value: bool) -> None:
+        if value or self._extra is not None:
+            self._extras().cancel_requested = value
 
     @property
     def sent_wall(self) -> float | None:

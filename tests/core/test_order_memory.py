@@ -2,7 +2,7 @@
 
 An order keeps monotonic stamps only and shows wall times through one process-wide offset; what few
 orders carry (take-profit, stop-loss, reduce-only, a modify in doubt, fills, tags, adoption, a cancel
-time) lives in an ``OrderExtra`` created on first use; the tracker's pending index is given back
+held for the ACK) lives in an ``OrderExtra`` created on first use; the tracker's pending index is given back
 when it empties.
 """
 
@@ -21,7 +21,7 @@ from qfex_oms.protocol.enums import OrderStatus, OrderType, Side, TimeInForce
 
 SYMBOL = "AAPL-USD"
 MOVED = ("reduce_only", "take_profit", "stop_loss", "modify_in_doubt", "fills", "tags", "adopted",
-         "cancel_sent_at")
+         "cancel_requested")
 WALLS = ("sent_wall", "acked_wall", "cancel_sent_wall", "ended_wall")
 
 
@@ -48,11 +48,12 @@ def test_a_plain_order_has_no_side_object_and_no_wall_slots() -> None:
     assert _extras(order) == []
     assert not hasattr(order, "__dict__") and not hasattr(order, "__weakref__")
     assert (order.reduce_only, order.take_profit, order.stop_loss, order.modify_in_doubt,
-            order.fills, order.tags, order.adopted, order.cancel_sent_at) == (
-        None, None, None, None, None, frozenset(), False, None)
+            order.fills, order.tags, order.adopted, order.cancel_requested) == (
+        None, None, None, None, None, frozenset(), False, False)
     order.modify_in_doubt = None  # clearing what is not there allocates nothing
     order.adopted = False
     order.tags = frozenset()
+    order.cancel_requested = False  # the ACK path clears it on every ACK
     assert _extras(order) == []
 
 
@@ -67,9 +68,9 @@ def test_moved_fields_keep_their_names_in_the_constructor_and_as_attributes() ->
     plain.fills = [fill]
     plain.fills.append(fill)
     plain.modify_in_doubt = (Decimal(2), None)
-    plain.adopted, plain.cancel_sent_at = True, 5.0
+    plain.adopted, plain.cancel_requested = True, True
     assert plain.fills == [fill, fill] and plain.modify_in_doubt == (Decimal(2), None)
-    assert plain.adopted and plain.cancel_sent_at == 5.0
+    assert plain.adopted and plain.cancel_requested
     assert len(_extras(plain)) == 1  # one side object, made once
     plain.modify_in_doubt = None
     assert plain.modify_in_doubt is None and plain.fills == [fill, fill]
