@@ -31,7 +31,7 @@ def collect(rows: set[str], quick: bool) -> list[Row]:
     if "3" in rows or "4" in rows:
         out += loopback.rows_round_trips(500 if quick else 2000)
     if "5" in rows:
-        out.append(loopback.row_kill(2000 if quick else 10_000))
+        out += loopback.rows_kill(2000 if quick else 10_000)
     if "6" in rows:
         out.append(micro.row_memory(20_000 if quick else 100_000))
     if "7" in rows:

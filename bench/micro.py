@@ -129,6 +129,11 @@ def rows_cancel_resolution(count: int = 5000) -> list[Row]:
     return rows
 
 
+# design.md asks for under 1 KiB; issue 19 holds the figure to what it was before issue 17/18 added
+# the metrics stamps and the attribution fields (664 bytes at 100,000 orders).
+MEMORY_TARGET = 664
+
+
 def row_memory(count: int = 100_000) -> Row:
     frames = [_response(i, OrderStatus.ACK, "3.0") for i in range(count)]
     tracemalloc.start()
@@ -144,7 +149,7 @@ def row_memory(count: int = 100_000) -> Row:
     raw_size = sum(len(f) for f in frames) / count
     assert len(core.tracker) == count
     return Row(f"6. memory per tracked order ({count:,} open orders)", per_order, raw_size, "bytes",
-               "its ACK frame's size", "< 1024 bytes", per_order < 1024)
+               "its ACK frame's size", f"<= {MEMORY_TARGET} bytes", per_order <= MEMORY_TARGET)
 
 
 def row_journal(orders: int = 2000) -> Row:

@@ -64,8 +64,11 @@ async def run(oms: OrderManager) -> KillReport:
                 break
             log.warning("orders still open after cancel-all", round=round_no + 1, count=remaining)
     cancelled = [o for o in live_orders if o.state is OrderState.CANCELLED]
+    # Learnt during the kill (placed elsewhere, adopted as their CANCELLED arrived): by local id,
+    # which is above every order live at the start, so none is counted twice (a membership test
+    # against the list was quadratic when thousands arrive so).
     cancelled += [o for o in tracker.orders() if o.local_id >= first_new_local and o.adopted
-                  and o.state is OrderState.CANCELLED and o not in cancelled]
+                  and o.state is OrderState.CANCELLED]
     report = KillReport(
         cancelled_orders=tuple(cancelled),
         cancelled_twaps=tuple(t for t in live_twaps if t.state is TwapState.CANCELLED) + tuple(

@@ -60,7 +60,7 @@ class OmsCore:
         self._events: list[CoreEvent] = []
         # The tracker's own index, read (never written) here on every reply without a method call.
         self._orders_by_id = self.tracker.order_id_index
-        self.clock = system_clock  # (monotonic, wall) stamps on orders, for metrics only
+        self.clock = system_clock  # monotonic stamps on orders, for metrics only
 
     # ------------------------------------------------------------------ outputs
 
@@ -111,11 +111,11 @@ class OmsCore:
             # The metrics' stamps (sent in Order.note_sent; the rest here, inline: on the reply path
             # a call and its enum reads through the class cost more than the stamping itself).
             if target is _PENDING_CANCEL:
-                order.cancel_sent_at, order.cancel_sent_wall = self.clock()
+                order.cancel_sent_at = self.clock()
             elif previous is _PENDING_NEW and target in _ACCEPTED and order.acked_at is None:
-                order.acked_at, order.acked_wall = self.clock()
+                order.acked_at = self.clock()
             if terminal and order.ended_at is None:
-                order.ended_at, order.ended_wall = self.clock()
+                order.ended_at = self.clock()
             self._events.append(OrderUpdated(order, previous, target, order.last_status))
         elif event in _REPORTED_IN_PLACE:  # a partial fill or a modify: news, the state unchanged
             self._events.append(OrderUpdated(order, previous, target, order.last_status))

@@ -117,6 +117,7 @@ class OrderTracker:
                 queue.remove(order)
             if not queue:
                 del self._pending_new[key]
+                self._shrink_pending()
         order.order_id = order_id
         self._by_order_id[order_id] = order
 
@@ -176,6 +177,13 @@ class OrderTracker:
             queue.remove(order)
             if not queue:
                 del self._pending_new[key]
+                self._shrink_pending()
+
+    def _shrink_pending(self) -> None:
+        """A dict never gives back its table: after a burst of 100,000 placements the empty pending
+        index held 5 MB, 53 bytes per order still tracked (bench row 6). A fresh one when it empties."""
+        if not self._pending_new:
+            self._pending_new = {}
 
     def remove(self, order: Order) -> None:
         """Forget a closed order (retention). Its trade ids stay, so a replayed fill is still a duplicate."""

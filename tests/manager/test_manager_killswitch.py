@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 import trio
 from managerkit import SYMBOLS, FrameLog, assert_book_matches
@@ -9,6 +10,7 @@ from simkit import PUB, PUB2, manager
 from waiting import wait_until
 
 from qfex_oms import Halted, KillReport, OrderManager, OrderState, PacerSettings, TwapState
+from qfex_oms.core.events import OrderUpdated
 from qfex_oms.sim import Venue
 
 S = "AAPL-USD"
@@ -35,6 +37,30 @@ async def test_cancel_all_over_several_symbols(oms: OrderManager, venue: Venue) 
     assert venue.open_orders(PUB) == []
     assert oms.halted
     await assert_book_matches(oms, venue)
+
+
+async def test_cancel_all_orders_leaves_before_the_per_order_events_are_delivered(
+        oms: OrderManager, venue: Venue) -> None:
+    """The halt is not held back by bookkeeping: the core marks every open order PENDING_CANCEL
+    before the frame goes (so a lost frame leaves each cancel owed), but the events of those moves,
+    one per order, reach subscribers after cancel_all_orders is written (bench row 5)."""
+    placed = [await oms.place_order(S, "BUY", "1", str(100 + i)) for i in range(20)]
+    delivered: list[object] = []
+
+    def seen(event: object) -> bool:
+        if isinstance(event, OrderUpdated) and event.state is OrderState.PENDING_CANCEL:
+            delivered.append(event)
+        return False
+
+    oms.events(accept=seen)
+    at_write: list[tuple[str, int, bool]] = []
+    oms.on_frame_sent = lambda data: at_write.append(
+        (orjson.loads(data)["type"], len(delivered),
+         all(o.state is OrderState.PENDING_CANCEL for o in placed)))
+    report = await oms.cancel_all()
+    assert_clean(report)
+    assert at_write[0] == ("cancel_all_orders", 0, True)
+    assert len(delivered) == len(placed)  # every one delivered all the same
 
 
 async def test_cancel_all_with_nothing_open(oms: OrderManager, venue: Venue) -> None:
