@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
 import trio
 
 from qfex_oms.app.commands.common import DEFAULT_CONFIG, configure_logging, connect_options, exit_codes, load
-from qfex_oms.gateway import GatewayConfig, load_gateway, open_gateway
-from qfex_oms.gateway.config import check_listen
+
+if TYPE_CHECKING:  # the gateway (and the order manager under it) is imported when the command runs
+    from qfex_oms.gateway import GatewayConfig
 
 
 async def _until_signalled() -> None:
@@ -29,6 +30,8 @@ async def _until_signalled() -> None:
 
 
 async def serve(config: Any, gateway: GatewayConfig) -> None:
+    from qfex_oms.gateway import open_gateway
+
     async def run(url: str) -> None:
         async with open_gateway(url, config.credentials(), gateway, **config.manager) as gw:
             print(gw.url, flush=True)  # the command's output: the first stdout line
@@ -62,6 +65,8 @@ def gateway(config_path: str | None, url: str | None, host: str | None, port: in
     Listening beyond loopback requires --certfile/--keyfile (TLS). Ctrl-C stops it (exit 0).
     """
     from qfex_oms.app.bundled import existing_or_bundled
+    from qfex_oms.gateway import load_gateway
+    from qfex_oms.gateway.config import check_listen
 
     path = Path(existing_or_bundled(config_path or DEFAULT_CONFIG))
     gw = load_gateway(path)
