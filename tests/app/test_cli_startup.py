@@ -10,12 +10,12 @@ These tests check which modules got imported (in a fresh interpreter), not how l
 from __future__ import annotations
 
 import ast
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import orjson
+from ports import reserved_port
 
 import qfex_oms
 
@@ -62,12 +62,9 @@ def test_help_and_a_usage_error_import_no_manager_simulator_or_network() -> None
     assert loaded(modules, tuple(name for name in HEAVY_FOR_HELP if name != "structlog")) == []
 
 
-def test_a_command_that_connects_leaves_the_simulator_unimported(tmp_path: Path) -> None:
-    # Nothing listens on the port of a socket bound and closed: a connection failure, exit 3.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    code, modules = imported_by("orders", "--url", f"ws://127.0.0.1:{port}", "--json")
+def test_a_command_that_connects_leaves_the_simulator_unimported() -> None:
+    # Nothing listens there: a connection failure, exit 3.
+    code, modules = imported_by("orders", "--url", f"ws://127.0.0.1:{reserved_port()}", "--json")
     assert code == 3
     assert "qfex_oms.client.manager" in modules  # it did get as far as connecting
     assert loaded(modules, SIMULATOR) == []

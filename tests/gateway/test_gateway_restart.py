@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import trio
 from gwkit import ARB, MM, client
+from ports import reserved_port
 from simkit import CREDS2, PUB, manager
 from waiting import wait_until
 
@@ -28,11 +28,6 @@ ENV = {**os.environ, "GW_SECRET_MM": MM.secret, "GW_SECRET_ARB": ARB.secret}
 for _name in ("QFEX_PUBLIC_KEY", "QFEX_SECRET_KEY"):
     ENV.pop(_name, None)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(tmp: Path, upstream: str, port: int, host: str = "127.0.0.1") -> Path:
@@ -83,7 +78,7 @@ async def gateway_process(config: Path) -> AsyncIterator[tuple[trio.Process, str
 
 
 async def test_gateway_restart_loses_nothing_and_doubles_nothing(venue: Venue, tmp_path: Path) -> None:
-    port = _free_port()
+    port = reserved_port()
     config = _config(tmp_path, venue.url, port)
     fast = ReconnectPolicy(initial=0.05, maximum=0.2)
     async with manager(venue, CREDS2) as taker, gateway_process(config) as (first, url):
