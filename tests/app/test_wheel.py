@@ -23,7 +23,7 @@ import orjson
 import pytest
 from packaging.requirements import Requirement
 
-# One worker builds the wheel and its venv (the module fixture) and runs both tests (make test: -n auto).
+# One xdist worker builds the wheel and its venv (the module fixture) and runs both tests.
 pytestmark = pytest.mark.xdist_group("wheel")
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ metrics endpoint, a URL that must refuse connections.
 Binding port 0 and closing the socket hands back a port of the kernel's ephemeral range, which the
 kernel may give to another socket (an outgoing connection of a parallel test worker, another
 ``--port 0`` server) before the test binds it again. ``reserved_port`` draws instead from below that
-range, where the kernel never allocates on its own; each xdist worker (``make test`` runs ``-n
-auto``) draws from a slice of its own, and a port is returned only if it can be bound right now.
+range, where the kernel never allocates on its own; each xdist worker (``make test`` runs
+several) draws from a slice of its own, and a port is returned only if it can be bound right now.
 """
 
 from __future__ import annotations
