@@ -8,8 +8,10 @@ database: ``QFEX_HYPOTHESIS=explore QFEX_STATEFUL_EXAMPLES=2000 .venv/bin/pytest
 
 from __future__ import annotations
 
+import compileall
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -21,6 +23,14 @@ from qfex_oms.sim import Venue, open_simulator
 settings.register_profile("suite", derandomize=True, database=None, print_blob=True)
 settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("QFEX_HYPOTHESIS", "suite"))
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # once, in the process that starts the workers
+        for folder in ("qfex_oms", "strategies"):
+            compileall.compile_dir(REPO / folder, quiet=1)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from ports import reserved_port
 from prometheus_client.parser import text_string_to_metric_families
 from simkit import CREDS, manager
 from waiting import wait_until
@@ -89,11 +89,6 @@ async def run(oms, ctx):
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def start_run(strategy: Path, url: str, port: int, stderr: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QFEX_")}
@@ -116,7 +111,7 @@ def scrape(port: int) -> dict[str, Any] | None:
 async def test_run_serves_prometheus_metrics(venue: Venue, tmp_path: Path) -> None:
     strategy = tmp_path / "metered.py"
     strategy.write_text(HOLD)
-    port = free_port()
+    port = reserved_port()
     proc = start_run(strategy, venue.url, port, tmp_path / "stderr")
     samples: dict[str, Any] | None = None
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -20,6 +19,7 @@ from typing import Any
 
 import orjson
 import trio
+from ports import reserved_port
 from waiting import wait_until
 
 from qfex_oms.sim import Venue, open_simulator
@@ -41,11 +41,6 @@ async def run(oms, ctx):
         cycle += 1
 '''
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def record_orders(venue: Venue) -> Counter[str]:
@@ -111,7 +106,7 @@ async def survive_restart(port: int, proc: subprocess.Popen[str], stderr: Path) 
 
 
 async def test_the_quoter_survives_a_simulator_restart(tmp_path: Path) -> None:
-    port = free_port()
+    port = reserved_port()
     proc = start_run(tmp_path, "strategies/quoter.py", "--url", f"ws://127.0.0.1:{port}",
                      "-p", "cycles=1000000", "-p", "interval=0.05")
     code, result = await survive_restart(port, proc, tmp_path / "stderr")
@@ -120,7 +115,7 @@ async def test_the_quoter_survives_a_simulator_restart(tmp_path: Path) -> None:
 
 
 async def test_pause_while_disconnected_keeps_a_naive_strategy_alive(tmp_path: Path) -> None:
-    port = free_port()
+    port = reserved_port()
     (tmp_path / "naive.py").write_text(NAIVE)
     proc = start_run(tmp_path, str(tmp_path / "naive.py"), "--pause-while-disconnected", "--config",
                      str(write_config(tmp_path / "c.toml", port, max_disconnect=30)))
@@ -130,7 +125,7 @@ async def test_pause_while_disconnected_keeps_a_naive_strategy_alive(tmp_path: P
 
 
 async def test_the_pause_ends_when_the_guard_disconnect_limit_trips(tmp_path: Path) -> None:
-    port = free_port()
+    port = reserved_port()
     (tmp_path / "naive.py").write_text(NAIVE)
     proc = start_run(tmp_path, str(tmp_path / "naive.py"), "--config",
                      str(write_config(tmp_path / "c.toml", port, max_disconnect=1, pause=True)))
@@ -149,7 +144,7 @@ async def test_the_pause_ends_when_the_guard_disconnect_limit_trips(tmp_path: Pa
 
 
 def test_a_pause_without_a_disconnect_limit_is_refused(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "c.toml", free_port(), max_disconnect=None, pause=True)
+    config = write_config(tmp_path / "c.toml", reserved_port(), max_disconnect=None, pause=True)
     proc = subprocess.run([sys.executable, "-m", "qfex_oms", "run", "strategies/quoter.py", "--config",
                            str(config)], capture_output=True, text=True, cwd=REPO, timeout=HANG_GUARD,
                           check=False)

@@ -23,6 +23,9 @@ import orjson
 import pytest
 from packaging.requirements import Requirement
 
+# One xdist worker builds the wheel and its venv (the module fixture) and runs both tests.
+pytestmark = pytest.mark.xdist_group("wheel")
+
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = ("qfex_oms", "strategies", "config", "pyproject.toml", "setup.py", "README.md", "LICENSE")
 _DROPPED = {"INSTALLER", "REQUESTED", "RECORD", "direct_url.json"}

@@ -14,12 +14,12 @@ from clikit import (
     arun_cli,
     cli_env,
     explain,
-    free_port,
     json_out,
     run_cli,
     venue_open,
     write_config,
 )
+from ports import reserved_port
 from simkit import CREDS2, manager_at
 from waiting import wait_until
 
@@ -191,7 +191,7 @@ async def test_kill_confirms_on_a_terminal_and_refuses_without_one(sim_url: str)
 
 
 async def test_connection_and_authentication_failures_exit_3(sim_url: str) -> None:
-    nobody = f"ws://127.0.0.1:{free_port()}"
+    nobody = f"ws://127.0.0.1:{reserved_port()}"
     wrong = cli_env(QFEX_PUBLIC_KEY="qfex_pub_demo", QFEX_SECRET_KEY="not-the-secret")
     refused = await arun_all(
         ["orders", "--url", nobody], ["kill", "--url", nobody, "--yes", "--json"],

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ from typing import Any
 
 import orjson
 import trio
+from ports import reserved_port
 from simkit import CREDS, OPTIONS
 
 from qfex_oms import Credentials, OrderManager, open_order_manager
@@ -100,9 +100,9 @@ CLI_TIMEOUT = 30.0  # per CLI call: a hang fails the test, not the suite
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a gateway process to listen on (``ports.reserved_port``: never one the kernel
+    may hand to a parallel worker's connection in the meantime)."""
+    return reserved_port()
 
 
 def gateway_toml(tmp: Path, upstream: str, port: int, host: str = "127.0.0.1",

@@ -28,7 +28,7 @@ def _limit(side: Side, price: str, qty: str = "1", coid: str | None = None) -> A
 
 def test_engine_10k_orders_and_cancels_are_fast():
     engine = Engine(default_accounts(), DEFAULT_SYMBOLS)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes (parallel workers) do not count
     ids = []
     for i in range(10_000):
         events = engine.add_order(A, _limit(Side.BUY, f"{100 + (i % 500) / 100:.2f}", coid=f"c{i}"))
@@ -36,7 +36,7 @@ def test_engine_10k_orders_and_cancels_are_fast():
     for order_id in ids[::2]:
         engine.cancel_order(A, CancelOrder(order_id, "AAPL-USD", CancelIdType.ORDER_ID))
     events = engine.cancel_all(A)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert len(events) == 5_000
     assert not engine.accounts[A].open_orders and not engine.accounts[A].open_by_client_id
     assert not engine.books["AAPL-USD"].bids

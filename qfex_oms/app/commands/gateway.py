@@ -15,16 +15,21 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
 import trio
 
 from qfex_oms.app.commands.common import DEFAULT_CONFIG, configure_logging, connect_options, exit_codes, load
-from qfex_oms.gateway import GatewayConfig, load_gateway, open_gateway
-from qfex_oms.gateway.config import check_listen
-from qfex_oms.gateway.tokens import DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL, mint_token
+
+if TYPE_CHECKING:  # the gateway (and the order manager under it) is imported when the command runs
+    from qfex_oms.gateway import GatewayConfig
+
+# qfex_oms.gateway.tokens' DEFAULT_TOKEN_TTL and MAX_TOKEN_TTL, here for --help without the gateway's
+# imports (tests/app/test_cli_startup.py checks both that --help stays light and that these agree).
+TOKEN_TTL_DEFAULT = 3600.0
+TOKEN_TTL_MAX = 30 * 24 * 3600.0
 
 
 async def _until_signalled() -> None:
@@ -34,6 +39,8 @@ async def _until_signalled() -> None:
 
 
 async def serve(config: Any, gateway: GatewayConfig) -> None:
+    from qfex_oms.gateway import open_gateway
+
     async def run(url: str) -> None:
         async with open_gateway(url, config.credentials(), gateway, **config.manager) as gw:
             print(gw.url, flush=True)  # the command's output: the first stdout line
@@ -72,6 +79,8 @@ def gateway(config_path: str | None, url: str | None, host: str | None, port: in
     if click.get_current_context().invoked_subcommand is not None:
         return  # ``gateway token``: the group's options are the server's, not its
     from qfex_oms.app.bundled import existing_or_bundled
+    from qfex_oms.gateway import load_gateway
+    from qfex_oms.gateway.config import check_listen
 
     path = Path(existing_or_bundled(config_path or DEFAULT_CONFIG))
     gw = load_gateway(path)
@@ -89,8 +98,8 @@ def gateway(config_path: str | None, url: str | None, host: str | None, port: in
               help=f"The gateway's TOML config  [default: {DEFAULT_CONFIG}]")
 @click.option("--key", "public_key", required=True, metavar="PUBLIC_KEY",
               help="The public_key of a [[gateway.client]]: the token stands for that key.")
-@click.option("--ttl", type=float, default=DEFAULT_TOKEN_TTL, show_default=True, metavar="SECONDS",
-              help=f"How long the token is valid (at most {MAX_TOKEN_TTL:.0f}).")
+@click.option("--ttl", type=float, default=TOKEN_TTL_DEFAULT, show_default=True, metavar="SECONDS",
+              help=f"How long the token is valid (at most {TOKEN_TTL_MAX:.0f}).")
 @exit_codes
 def token(config_path: str | None, public_key: str, ttl: float) -> None:
     """Print a JWT the gateway accepts as the client key PUBLIC_KEY, for TTL seconds.
@@ -100,6 +109,8 @@ def token(config_path: str | None, public_key: str, ttl: float) -> None:
     changing the secret revokes its tokens. Needs the config's secret variables, as the gateway.
     """
     from qfex_oms.app.bundled import existing_or_bundled
+    from qfex_oms.gateway import load_gateway
+    from qfex_oms.gateway.tokens import mint_token
 
     path = Path(existing_or_bundled(config_path or DEFAULT_CONFIG))
     key = load_gateway(path).key(public_key)

@@ -42,15 +42,17 @@ from qfex_oms.app.commands.common import (
     twap_dict,
     twaps_table,
 )
-from qfex_oms.core import args
 from qfex_oms.errors import InvalidArgument
-from qfex_oms.protocol.enums import OrderType, Side
 
 
 def checked_order(symbol: str, side: str, quantity: str, price: str | None, order_type: str,
                   time_in_force: str | None, client_order_id: str | None,
                   take_profit: str | None, stop_loss: str | None) -> dict[str, Any]:
     """``place_order``'s keyword arguments, validated as the API validates them (``InvalidArgument``)."""
+    # Here, not at the top: the core loads when a command runs, not for ``qfex-oms --help``.
+    from qfex_oms.core import args
+    from qfex_oms.protocol.enums import OrderType, Side
+
     kind, tif = args.order_type_and_tif(order_type, time_in_force)
     if kind is OrderType.MARKET and price is not None:
         raise InvalidArgument("MARKET orders take no price")
@@ -183,6 +185,8 @@ def modify(symbol: str, order_id: str | None, client_order_id: str | None, price
         raise click.UsageError("give exactly one of --order-id, --client-order-id")
     if price is None and quantity is None:
         raise InvalidArgument("modify needs --price, --quantity, or both")
+    from qfex_oms.core import args
+
     args.symbol_arg(symbol)
     new_price = None if price is None else args.decimal_arg("price", price)
     new_quantity = None if quantity is None else args.decimal_arg("quantity", quantity)
@@ -238,6 +242,9 @@ def twap(symbol: str, side: str, total_quantity: str, num_orders: int, order_int
     It keeps running after the command exits (cancel it with `qfex-oms cancel --twap-id`). Exit 0
     started, 1 REJECTED, 2 a bad argument (nothing sent), 4 answer lost.
     """
+    from qfex_oms.core import args
+    from qfex_oms.protocol.enums import Side
+
     checked = (args.symbol_arg(symbol), str(args.enum_arg("side", side, Side)),
                args.decimal_arg("total_quantity", total_quantity),
                args.int_arg("num_orders", num_orders, 2), args.int_arg("order_interval_secs",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import signal
+from typing import TYPE_CHECKING
 
 import click
 import trio
@@ -12,7 +13,9 @@ from rich.console import Console
 
 from qfex_oms.app.commands.common import EXIT_OK, EXIT_UNSAFE, configure_logging, exit_codes, leaves
 from qfex_oms.errors import InvalidArgument
-from qfex_oms.sim import MarketSettings, RateLimitSettings, open_simulator
+
+if TYPE_CHECKING:  # the simulator (hypercorn, its REST and market data sides) loads only for sim
+    from qfex_oms.sim import MarketSettings, RateLimitSettings
 
 # ====================================================================== demo and sim
 
@@ -48,6 +51,8 @@ def sim(host: str, port: int, time_scale: float, no_rate_limit: bool, mds_port: 
     ``rest <http URL>`` of its REST API and ``mds <ws URL>`` of its market data. Exit 2 when a
     port is taken."""
     # Logs go to stderr so stdout carries only the URL line a parent process waits for.
+    from qfex_oms.sim import MarketSettings, RateLimitSettings
+
     configure_logging(default_level="info")
     options = _SimOptions(time_scale, None if no_rate_limit else RateLimitSettings(), mds_port, mds_pulse,
                           MarketSettings(seed=market_seed) if market else None)
@@ -75,6 +80,8 @@ class _SimOptions:
 
 
 async def _serve_until_signalled(host: str, port: int, options: _SimOptions) -> None:
+    from qfex_oms.sim import open_simulator
+
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_simulator(port, host, time_scale=options.time_scale, rate_limits=options.rate_limits,
                                   mds_port=options.mds_port, mds_pulse=options.mds_pulse,

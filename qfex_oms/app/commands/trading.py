@@ -41,8 +41,6 @@ from qfex_oms.app.commands.common import (
     twap_dict,
     twaps_table,
 )
-from qfex_oms.core.model import strategy_of, valid_strategy
-from qfex_oms.logs import get_logger
 
 # ====================================================================== run
 
@@ -249,6 +247,8 @@ def orders(config_path: str | None, url: str | None, show_all: bool, journal_pat
         title = f"account {book['account']} on {book['url']}"
     if by_strategy:
         if journal_path is not None:
+            from qfex_oms.core.model import strategy_of
+
             for rows, key in ((book["orders"], "client_order_id"), (book["twaps"], "client_twap_id")):
                 for row in rows:
                     row["strategy"] = strategy_of(row.get(key))
@@ -298,6 +298,7 @@ def cancel_exit_code(status: str) -> int:
 async def _cancel(config: Any, selector: dict[str, str], symbol: str) -> Any:
     from qfex_oms.app.runner import connect
     from qfex_oms.errors import RequestFailed, RequestTimeout
+    from qfex_oms.logs import get_logger
 
     log = get_logger("qfex_oms.app.cli")
     async with connect(config) as oms:
@@ -360,6 +361,7 @@ def cancel(symbol: str, order_id: str | None, client_order_id: str | None, twap_
 async def _kill(config: Any, strategy: str | None = None) -> Any:
     from qfex_oms.app.runner import connect
     from qfex_oms.errors import RequestFailed, RequestTimeout
+    from qfex_oms.logs import get_logger
 
     log = get_logger("qfex_oms.app.cli")
     async with connect(config) as oms:
@@ -401,6 +403,8 @@ def kill(config_path: str | None, url: str | None, yes: bool, strategy: str | No
     Asks for confirmation on a terminal unless --yes; without a terminal and without --yes it refuses
     (exit 2, nothing sent). Exit 0 when the exchange's snapshot shows nothing open, else 4.
     """
+    from qfex_oms.core.model import valid_strategy  # here: the core loads only when a command runs
+
     if strategy is not None and not valid_strategy(strategy):
         raise click.UsageError(f"--strategy: {strategy!r} is not a strategy name (1-16 letters, digits, "
                                "_ or -); nothing was sent")

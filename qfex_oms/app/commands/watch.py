@@ -25,7 +25,10 @@ from qfex_oms.app.commands.common import (
     order_dict,
     stdout_console,
 )
-from qfex_oms.app.live import TOPICS, LiveView, echo_line, position_dict, show_live, stream_json
+
+# qfex_oms.app.live.TOPICS, spelled here so that the command line does not import the live views
+# (rich.live, the client's events) before ``watch`` runs; tests/app/test_cli_startup.py checks they agree.
+TOPICS = ("orders", "fills", "positions", "all")
 
 
 async def _until_signalled() -> None:
@@ -36,6 +39,7 @@ async def _until_signalled() -> None:
 
 async def watch_account(config: Any, topic: str, as_json: bool) -> None:
     """Connect, print what is open now, then follow the events of ``topic`` until a signal."""
+    from qfex_oms.app.live import LiveView, echo_line, position_dict, show_live, stream_json
     from qfex_oms.app.runner import connect
 
     async with connect(config) as oms:
