@@ -23,7 +23,6 @@ from qfex_oms.core.states import OrderState, TwapState
 from qfex_oms.protocol.enums import OrderType, Side, TimeInForce
 
 ClientKey = tuple[str, str]
-_ZERO = Decimal(0)
 # symbol -> client_order_id -> the one order, or a list when several share the id (QFEX allows it).
 # Nested rather than keyed by (symbol, client_order_id) and a list per id: that was ~120 bytes per
 # order of tuples and one-element lists, a tenth of the memory budget per tracked order.
