@@ -34,6 +34,7 @@ from qfex_oms.core.states import (
     TwapEvent,
     next_twap_state,
 )
+from qfex_oms.core.stops import STOP_KINDS as _STOP_KINDS
 from qfex_oms.core.stops import StopBook, StopEvent, StopOrder, StopRequest
 from qfex_oms.core.tracker import OrderTracker
 from qfex_oms.errors import InvalidArgument
@@ -163,7 +164,9 @@ class OmsCore:
         order_id = r.order_id
         order = self._orders_by_id.get(order_id) if order_id else None
         if order is None or order.symbol != r.symbol:
-            if order is None and stop_replies.claims(self, r):
+            # An ACK of a pending order is the common case here: with no stop in the book, only a
+            # stop's order type could make it a stop's answer (claims' three calls, skipped).
+            if order is None and (len(self.stops) or r.type in _STOP_KINDS) and stop_replies.claims(self, r):
                 order = stop_replies.on_order_response(self, r)  # a stop's answer, or not
             else:
                 order = _order_not_indexed(self, r, order)

@@ -116,7 +116,8 @@ class OrderTracker:
                 queue.remove(order)
             if not queue:
                 del self._pending_new[key]
-                self._shrink_pending()
+                if not self._pending_new:  # _shrink_pending, inline: every ACK comes this way
+                    self._pending_new = {}
         order.order_id = order_id
         self._by_order_id[order_id] = order
 
