@@ -19,32 +19,15 @@ Pure: the caller passes the clock.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from typing import Any
-
-import orjson
 
 from qfex_oms.errors import InvalidArgument
 from qfex_oms.gateway.config import ClientKey, GatewayConfig
+from qfex_oms.protocol import jwt
 
 ISSUER = "qfex-oms-gateway"
 DEFAULT_TOKEN_TTL = 3600.0
 MAX_TOKEN_TTL = 30 * 24 * 3600.0
-_HEADER = {"alg": "HS256", "typ": "JWT"}
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(secret: str, signed: str) -> bytes:
-    return hmac.new(secret.encode(), signed.encode(), hashlib.sha256).digest()
 
 
 def mint_token(key: ClientKey, now: float, ttl: float = DEFAULT_TOKEN_TTL) -> str:
@@ -52,39 +35,31 @@ def mint_token(key: ClientKey, now: float, ttl: float = DEFAULT_TOKEN_TTL) -> st
     if not 0 < ttl <= MAX_TOKEN_TTL:
         raise InvalidArgument(f"token lifetime must be more than 0 and at most {MAX_TOKEN_TTL:.0f} s, "
                               f"got {ttl}")
-    claims = {"iss": ISSUER, "sub": key.public_key, "iat": int(now), "exp": int(now + ttl)}
-    signed = f"{_b64(orjson.dumps(_HEADER))}.{_b64(orjson.dumps(claims))}"
-    return f"{signed}.{_b64(_mac(key.secret, signed))}"
+    return jwt.mint_hs256({"iss": ISSUER, "sub": key.public_key, "iat": int(now), "exp": int(now + ttl)},
+                          key.secret)
 
 
 def token_subject(token: str) -> str | None:
     """The public key a token claims to be for (unverified: only to pick the key to check it with)."""
-    try:
-        claims: Any = orjson.loads(_unb64(token.split(".")[1]))
-    except (IndexError, ValueError, orjson.JSONDecodeError):
-        return None
-    sub = claims.get("sub") if isinstance(claims, dict) else None
+    parsed = jwt.parse(token)
+    sub: Any = None if parsed is None else parsed.claim("sub")
     return sub if isinstance(sub, str) else None
 
 
 def check_token(token: str, key: ClientKey, now: float) -> str | None:
     """None when ``token`` authenticates ``key`` at ``now``, else why not (for the log only)."""
-    try:
-        head, body, mac = token.split(".")
-        header: Any = orjson.loads(_unb64(head))
-        claims: Any = orjson.loads(_unb64(body))
-        given = _unb64(mac)
-    except (ValueError, orjson.JSONDecodeError):
+    parsed = jwt.parse(token)
+    if parsed is None:
         return "not a JWT"
-    if not isinstance(header, dict) or header.get("alg") != "HS256":
+    if not parsed.hs256:
         return "only HS256 tokens minted by the gateway are accepted"
-    if not isinstance(claims, dict) or claims.get("iss") != ISSUER:
+    if parsed.claim("iss") != ISSUER:
         return "not a token of this gateway (iss)"
-    if claims.get("sub") != key.public_key:
+    if parsed.claim("sub") != key.public_key:
         return "the token is for another key"
-    if not hmac.compare_digest(given, _mac(key.secret, f"{head}.{body}")):
+    if not parsed.signed_by(key.secret):
         return "bad token signature"
-    expiry = claims.get("exp")
+    expiry = parsed.claim("exp")
     if isinstance(expiry, bool) or not isinstance(expiry, int | float):
         return "the token has no expiry"
     if expiry <= now:

@@ -11,17 +11,11 @@ client's nonce. Expired nonces are pruned lazily in arrival order, so the store 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import string
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
 
-import orjson
-
-from qfex_oms.protocol import verify
+from qfex_oms.protocol import jwt, verify
 from qfex_oms.protocol.messages import Auth
 from qfex_oms.sim import choices
 from qfex_oms.sim.settings import Account
@@ -85,39 +79,21 @@ def check_auth(
     return None
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def mint_jwt(account: Account, now: float, ttl: float = 3600.0) -> str:
     """A token the simulator accepts for ``account`` (tests, and ``qfex-oms sim`` users trying
     ``auth = "jwt"``): HS256 with the account's secret, ``sub`` its public key."""
-    head = _b64(orjson.dumps({"alg": "HS256", "typ": "JWT"}))
-    body = _b64(orjson.dumps({"sub": account.public_key, "exp": int(now + ttl)}))
-    mac = hmac.new(account.secret_key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{_b64(mac)}"
+    return jwt.mint_hs256({"sub": account.public_key, "exp": int(now + ttl)}, account.secret_key)
 
 
 def jwt_account(token: str, accounts: Mapping[str, Account], now: float) -> Account | None:
     """The account a simulator-minted JWT names, if its signature and expiry check; else None."""
-    try:
-        head, body, mac = token.split(".")
-        claims: Any = orjson.loads(_unb64(body))
-        header: Any = orjson.loads(_unb64(head))
-        given = _unb64(mac)
-    except (ValueError, orjson.JSONDecodeError):
+    parsed = jwt.parse(token)
+    if parsed is None or not parsed.hs256:
         return None
-    if not isinstance(claims, dict) or not isinstance(header, dict) or header.get("alg") != "HS256":
-        return None
-    account = accounts.get(str(claims.get("sub", "")))
+    account = accounts.get(str(parsed.claim("sub") or ""))
     if account is None:
         return None
-    expected = hmac.new(account.secret_key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    expiry = claims.get("exp")
-    if not hmac.compare_digest(given, expected) or (isinstance(expiry, int | float) and expiry < now):
+    expiry = parsed.claim("exp")
+    if not parsed.signed_by(account.secret_key) or (isinstance(expiry, int | float) and expiry < now):
         return None
     return account
