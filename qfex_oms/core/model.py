@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from attrs import define, field
@@ -98,12 +98,14 @@ class Fill:
     timestamp: float | None = None
 
 
-def remaining_of(quantity: Decimal, fill_total: Decimal, leaves_floor: Decimal | None) -> Decimal:
+def remaining_of(quantity: Decimal, fill_total: Decimal, leaves_floor: Decimal | None,
+                 context: Context | None = None) -> Decimal:
     """``Order.remaining_quantity`` from its parts: the size less the distinct trades, or the lowest
     leaves a report gave when they say less is left (``size - filled_quantity``, written as
     ``min(size - trades, leaves)``: one subtraction, and the leaves exact). A function so the
-    tracker's open totals use the very same arithmetic without a property call."""
-    left = quantity - fill_total
+    open totals (``core.open_totals``) use the same rule without a property call, in their own
+    exact ``context`` rather than whatever context the calling task has."""
+    left = quantity - fill_total if context is None else context.subtract(quantity, fill_total)
     if leaves_floor is not None and leaves_floor < left:
         left = leaves_floor
     return left if left > ZERO else ZERO

@@ -12,7 +12,9 @@ child is inside its TWAP's remainder, which the risk check adds from the TWAP). 
 order in or out as it goes live or ends; every change of an open order's size, fills or leaves is
 bracketed where it happens (``OrderTracker.open_share`` / ``reshare``, ``OpenTotals.lower_floor``); and
 ``problems`` recomputes the totals from the orders, which the property tests do after every step.
-Sums use a context wide enough that they never round.
+Every figure here is computed in a context wide enough that it never rounds (``_EXACT``), never in
+the calling task's: a strategy inside ``decimal.localcontext(prec=4)`` must not put in a total what
+the reader task, in another context, takes out.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class OpenTotals:
         """What the order counts for now: its remaining quantity while it is live and not a TWAP's
         child, else None."""
         if order.twap_id is None and order.state.is_live:
-            return remaining_of(order.quantity, order.fill_total, order.leaves_floor)
+            return remaining_of(order.quantity, order.fill_total, order.leaves_floor, _EXACT)
         return None
 
     def add(self, order: Order, delta: Decimal) -> None:
@@ -60,9 +62,9 @@ class OpenTotals:
     def moved(self, order: Order, live: bool) -> None:
         """The order went live (``live``) or ended: in or out with what it has left."""
         if order.twap_id is None:
-            left = remaining_of(order.quantity, order.fill_total, order.leaves_floor)
+            left = remaining_of(order.quantity, order.fill_total, order.leaves_floor, _EXACT)
             if left:
-                self.add(order, left if live else -left)
+                self.add(order, left if live else _EXACT.minus(left))
 
     def reshare(self, order: Order, before: Decimal | None) -> None:
         """Move the order's total by what its share became since it was ``before``."""
@@ -77,10 +79,10 @@ class OpenTotals:
         lowered = order.leaves_floor = leaves if leaves >= _ZERO else _ZERO
         if order.twap_id is None and order.state.is_live:
             quantity, fill_total = order.quantity, order.fill_total
-            fallen = _EXACT.subtract(remaining_of(quantity, fill_total, floor),
-                                     remaining_of(quantity, fill_total, lowered))
+            fallen = _EXACT.subtract(remaining_of(quantity, fill_total, floor, _EXACT),
+                                     remaining_of(quantity, fill_total, lowered, _EXACT))
             if fallen:
-                self.add(order, -fallen)
+                self.add(order, _EXACT.minus(fallen))
 
     def quantity(self, symbol: str) -> tuple[Decimal, Decimal]:
         totals = self._by_symbol.get(symbol)

@@ -10,7 +10,8 @@ gives, numbers sharing their Decimals.
 
 Like ``fastpath.order_response``, this path only takes the usual shape and never decides an error:
 ``None`` means "not that shape" (another frame, a field of an unexpected JSON type, an unknown enum
-word, a number not yet in the cache, another key beside ``order_response``) and the caller takes the
+word, a number not yet in the cache, another key beside ``order_response`` or any field beside
+QFEX's fifteen, text that does not encode, anything msgspec raises) and the caller takes the
 dict path, which gives the exact answer or the exact error. JSON integers keep their own type (``3``
 and ``3.0`` are different texts), and only numbers already admitted to the cache are used, so the
 market number domain is enforced as before.
@@ -30,8 +31,11 @@ _TEXT_PREFIX = _PREFIX.decode()
 Number = float | int | None
 
 
-class _Fields(msgspec.Struct, gc=False):
-    """The fields of an ``order_response`` payload as JSON types; anything else in it is skipped."""
+class _Fields(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """The fields of an ``order_response`` payload as JSON types: QFEX's fifteen. A payload with any
+    other field takes the dict path, which reads every byte of it: msgspec would skip an unknown
+    field without checking it (a number out of range, bytes that are not UTF-8, nesting deep enough
+    to exhaust the stack), and the frame must be refused or accepted the same way on both paths."""
 
     order_id: str
     symbol: str
@@ -81,5 +85,5 @@ def order_response(raw: bytes | str) -> m.OrderResponse | None:
             p.order_id, p.symbol, _STATUS[p.status], _OPT_SIDE[p.side], _OPT_TYPE[p.type],
             _OPT_TIF[p.time_in_force], n[type(q)][q], n[type(px)][px], n[type(left)][left],
             p.client_order_id, n[type(tp)][tp], n[type(sl)][sl], p.user_id, p.update_time, p.trade_id)
-    except (msgspec.DecodeError, KeyError):
+    except Exception:  # any failure means "not the usual shape": the dict path decides
         return None
