@@ -45,12 +45,6 @@ def _number(value: Any, structure: Any) -> Decimal:
     return result
 
 
-def member_tables() -> tuple[dict[str, OrderStatus], dict[str, Side], dict[str, OrderType],
-                            dict[str, TimeInForce]]:
-    """The wire word -> enum member tables of the hot path (status, side, type, time in force)."""
-    return _STATUS, _SIDE, _TYPE, _TIF
-
-
 def number_tables() -> dict[type, dict[Any, Decimal]]:
     """The bounded caches of in-domain numbers by JSON type (float, int): the live dicts, cleared
     in place when full, so a reader may keep them. Never write to them: only ``_number`` admits."""

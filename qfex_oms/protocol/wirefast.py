@@ -4,9 +4,10 @@
 fields out of it (``fastpath.order_response``); half of decode + apply's budget (bench row 1, issue
 19) went to the dict and its float objects, only to be thrown away. msgspec reads the JSON straight
 into a slotted struct of the fields the core reads (unknown fields skipped without being built),
-and the struct becomes an ``OrderResponse`` through the same tables as the dict path: the enum words
-and the bounded cache of numbers (``fastpath``), so the result is the very same object the dict path
-gives, numbers sharing their Decimals.
+and the struct becomes an ``OrderResponse`` with the same members and numbers as the dict path
+gives: msgspec reads the enum words into members itself (an unknown word through the enum's own
+``_missing_``, as the dict path does), and the numbers come from the same bounded cache
+(``fastpath``), sharing their Decimals.
 
 Like ``fastpath.order_response``, this path only takes the usual shape and never decides an error:
 ``None`` means "not that shape" (another frame, a field of an unexpected JSON type, an unknown enum
@@ -25,6 +26,7 @@ import msgspec
 
 from qfex_oms.protocol import fastpath
 from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.enums import OrderStatus, OrderType, Side, TimeInForce
 
 _PREFIX = b'{"order_response":'
 _TEXT_PREFIX = _PREFIX.decode()
@@ -39,10 +41,10 @@ class _Fields(msgspec.Struct, gc=False, forbid_unknown_fields=True):
 
     order_id: str
     symbol: str
-    status: str
-    side: str | None = None
-    type: str | None = None
-    time_in_force: str | None = None
+    status: OrderStatus  # msgspec reads the words into members itself, unknown ones through the
+    side: Side | None = None  # enums' own _missing_ as the dict path does (OpenStrEnum)
+    type: OrderType | None = None
+    time_in_force: TimeInForce | None = None
     quantity: Number = None
     price: Number = None
     quantity_remaining: Number = None
@@ -59,17 +61,7 @@ class _Frame(msgspec.Struct, gc=False, forbid_unknown_fields=True):
 
 
 _decode = msgspec.json.Decoder(_Frame).decode
-_STATUS, _SIDE, _TYPE, _TIF = fastpath.member_tables()
-# The optional fields' tables also map None (a missing or null field) to None: one lookup a field.
-
-
-def _optional(table: dict[str, Any]) -> dict[str | None, Any]:
-    optional: dict[str | None, Any] = {None: None}
-    optional.update(table)
-    return optional
-
-
-_OPT_SIDE, _OPT_TYPE, _OPT_TIF = _optional(_SIDE), _optional(_TYPE), _optional(_TIF)
+# The numbers' tables also map None (a missing or null field) to None: one lookup a field.
 _NUMBERS: dict[type, dict[Any, Any]] = {**fastpath.number_tables(), type(None): {None: None}}
 
 
@@ -82,8 +74,8 @@ def order_response(raw: bytes | str) -> m.OrderResponse | None:
         q, px, left, tp, sl = p.quantity, p.price, p.quantity_remaining, p.take_profit, p.stop_loss
         n = _NUMBERS
         return m.OrderResponse(
-            p.order_id, p.symbol, _STATUS[p.status], _OPT_SIDE[p.side], _OPT_TYPE[p.type],
-            _OPT_TIF[p.time_in_force], n[type(q)][q], n[type(px)][px], n[type(left)][left],
-            p.client_order_id, n[type(tp)][tp], n[type(sl)][sl], p.user_id, p.update_time, p.trade_id)
+            p.order_id, p.symbol, p.status, p.side, p.type, p.time_in_force, n[type(q)][q],
+            n[type(px)][px], n[type(left)][left], p.client_order_id, n[type(tp)][tp], n[type(sl)][sl],
+            p.user_id, p.update_time, p.trade_id)
     except Exception:  # any failure means "not the usual shape": the dict path decides
         return None
