@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
+from msgspec.structs import replace  # OrderResponse is a msgspec struct (protocol.messages)
 
 from qfex_oms.core.model import Order, Twap
 from qfex_oms.core.stops import StopOrder
@@ -358,7 +359,7 @@ class Handlers:
     async def _get_user_orders(self, conn: ClientConn, r: m.GetUserOrders) -> None:
         snapshot = await self.oms.fetch_open_orders(r.symbol)
         shown = self._shown
-        orders = [attrs.evolve(o, client_order_id=shown(conn, o.client_order_id)) for o in snapshot.orders
+        orders = [replace(o, client_order_id=shown(conn, o.client_order_id)) for o in snapshot.orders
                   if self._sees(conn, o.client_order_id, o.order_id)]
         offset, limit = r.offset or 0, 1000 if r.limit is None else r.limit
         twaps = tuple(attrs.evolve(t, client_twap_id=shown(conn, t.client_twap_id)) for t in snapshot.twaps
@@ -373,7 +374,7 @@ class Handlers:
             snapshot = await self.oms.fetch_open_orders(r.symbol)
             for o in snapshot.orders:
                 if o.order_id == r.order_id:
-                    conn.reply(attrs.evolve(o, client_order_id=self._shown(conn, o.client_order_id)))
+                    conn.reply(replace(o, client_order_id=self._shown(conn, o.client_order_id)))
                     return
         self._no_such(conn, r.order_id, r.symbol)
 

@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any, cast, get_args, get_origin
 
 import cattrs
+import msgspec
 import orjson
 from cattrs.gen import make_dict_structure_fn
 
@@ -98,7 +99,21 @@ def _build_converter() -> cattrs.Converter:
         conv.register_structure_hook(kind, hook)
     conv.register_structure_hook(m.Trade, _sized_trade_hook(conv))
     conv.register_structure_hook(m.StopOrderResponse, _stop_order_hook(conv))
+    conv.register_unstructure_hook(m.OrderResponse, _struct_unstructurer(conv, m.OrderResponse))
     return conv
+
+
+def _struct_unstructurer(conv: cattrs.Converter,
+                         kind: type[msgspec.Struct]) -> Callable[[Any], dict[str, Any]]:
+    """A msgspec struct's fields as cattrs unstructures an attrs class's: every field in declaration
+    order (None as null), each value through the converter (Decimals as JSON numbers, enums as
+    their words). The structure side is the fast path's hook (``fastpath``)."""
+    names = kind.__struct_fields__
+
+    def unstructure(value: Any) -> dict[str, Any]:
+        return {name: conv.unstructure(getattr(value, name)) for name in names}
+
+    return unstructure
 
 
 # An ``order_response``-shaped stop row (qfex-api.md §14.4: the item shape of ``stop_orders`` is not

@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import msgspec
 from attrs import define, field, frozen
 
 from qfex_oms.protocol.enums import (
@@ -252,13 +253,14 @@ class Authenticated:
     authenticated: bool
 
 
-@define(slots=True, eq=True)
-class OrderResponse:
+class OrderResponse(msgspec.Struct, gc=False):
     """One ``order_response``. ``quantity_remaining`` is the leaves quantity; QFEX's FILLED may be partial.
 
-    Not frozen, unlike the other messages: frozen attrs pay a guarded setattr per field, and this
-    and ``FillResponse`` are built thousands of times a second on the reader's hot path. Treat them
-    as read-only all the same.
+    A msgspec struct, unlike the other messages (attrs): it is built thousands of times a second on
+    the reader's hot path (bench row 1), where a struct costs a third of an attrs class to build and,
+    holding only strings, numbers and enum members (no cycle can go through it), is never tracked
+    by the garbage collector (``gc=False``). Positional and keyword construction, equality and
+    ``msgspec.structs.replace`` as for the attrs messages; not frozen. Treat it as read-only.
     """
 
     KEY: ClassVar[str] = "order_response"

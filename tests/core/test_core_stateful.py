@@ -52,8 +52,9 @@ from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 
+import messagekit
 import pytest
-from attrs import define, evolve
+from attrs import define
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -578,7 +579,7 @@ class CoreAgainstFakeExchange(RuleBasedStateMachine):
         if tracked is None and (not tracker.pending(reply.symbol, cid) or tracker.pending(other, cid)):
             return  # no order of ours can be told to be the one it names
         before = [_signature(o) for o in tracker.orders()]
-        self.core.on_reply(evolve(reply, symbol=other))
+        self.core.on_reply(messagekit.replace(reply, symbol=other))
         assert [_signature(o) for o in tracker.orders()] == before, "a misnamed reply moved the book"
         assert self.core.take_frames() == []
 

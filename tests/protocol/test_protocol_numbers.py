@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
+import messagekit
+import msgspec
 import orjson
 import pytest
 from hypothesis import given
@@ -53,8 +55,8 @@ BALANCE = {"available_balance": 1.5, "deposit": 9990000000.0, "realised_pnl": 0.
 
 
 def _decimal_fields(cls: type) -> list[str]:
-    return [f.name for f in attrs.fields(attrs.resolve_types(cls)) if Decimal in (f.type, *getattr(
-        f.type, "__args__", ()))]
+    return [name for name, kind, _ in messagekit.fields(cls) if Decimal in (kind, *getattr(
+        kind, "__args__", ()))]
 
 
 def _frame(kind: str, field: str, token: str) -> bytes:
@@ -224,8 +226,8 @@ def test_the_bounds_are_named_constants() -> None:
 def _all_decimals(value: Any) -> list[Decimal]:
     if isinstance(value, Decimal):
         return [value]
-    if attrs.has(type(value)):
-        return [d for f in attrs.fields(type(value)) for d in _all_decimals(getattr(value, f.name))]
+    if attrs.has(type(value)) or isinstance(value, msgspec.Struct):
+        return [d for name in messagekit.names(value) for d in _all_decimals(getattr(value, name))]
     if isinstance(value, tuple | list):
         return [d for v in value for d in _all_decimals(v)]
     return []

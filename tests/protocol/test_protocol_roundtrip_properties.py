@@ -11,6 +11,7 @@ import json
 import re
 from decimal import Decimal
 
+import messagekit
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -132,10 +133,10 @@ modify_orders = st.builds(
 
 
 def assert_same_types(a: object, b: object) -> None:
-    """attrs equality compares Decimals by value; also check that no field changed type."""
-    for attribute in a.__attrs_attrs__:
-        left, right = getattr(a, attribute.name), getattr(b, attribute.name)
-        assert type(left) is type(right), attribute.name
+    """Equality compares Decimals by value; also check that no field changed type."""
+    for name in messagekit.names(a):
+        left, right = getattr(a, name), getattr(b, name)
+        assert type(left) is type(right), name
 
 
 @given(order_responses)

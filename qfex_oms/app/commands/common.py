@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import attrs
 import click
+import msgspec
 import orjson
 import trio
 from rich.console import Console
@@ -220,6 +221,8 @@ def json_default(value: Any) -> Any:
         return str(value)
     if attrs.has(type(value)):
         return attrs.asdict(value, recurse=False)
+    if isinstance(value, msgspec.Struct):  # protocol.messages.OrderResponse
+        return msgspec.structs.asdict(value)
     return str(value)
 
 
