@@ -12,6 +12,7 @@ import re
 from decimal import Decimal
 
 import messagekit
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -209,3 +210,13 @@ def test_encoded_decimal_is_exact_at_any_precision(quantity, price):
         b"quantity": format(quantity, "f").encode(),
         b"price": format(price, "f").encode(),
     }
+
+
+@given(order_responses)
+def test_order_response_encodes_as_the_converter_unstructures_each_field(reply):
+    """The struct's own unstructurer (no dispatch per field) writes what cattrs' per-field
+    unstructuring writes: the same keys in the same order, the same JSON for every value."""
+    from qfex_oms.protocol.codec import converter
+
+    expected = {name: converter.unstructure(getattr(reply, name)) for name in messagekit.names(reply)}
+    assert encode(reply) == orjson.dumps({m.OrderResponse.KEY: expected})
