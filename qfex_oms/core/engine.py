@@ -61,6 +61,8 @@ class OmsCore:
         self._events: list[CoreEvent] = []
         # The tracker's own index, read (never written) here on every reply without a method call.
         self._orders_by_id = self.tracker.order_id_index
+        self.twaps_by_id = self.tracker.twap_id_index  # the same, for replies.order_not_indexed
+        self._stops_by_local = self.stops.local_index  # empty: no stop can claim a reply
         self.clock = system_clock  # monotonic stamps on orders, for metrics only
 
     # ------------------------------------------------------------------ outputs
@@ -166,7 +168,8 @@ class OmsCore:
         if order is None or order.symbol != r.symbol:
             # An ACK of a pending order is the common case here: with no stop in the book, only a
             # stop's order type could make it a stop's answer (claims' three calls, skipped).
-            if order is None and (len(self.stops) or r.type in _STOP_KINDS) and stop_replies.claims(self, r):
+            if order is None and (self._stops_by_local or r.type in _STOP_KINDS) \
+                    and stop_replies.claims(self, r):
                 order = stop_replies.on_order_response(self, r)  # a stop's answer, or not
             else:
                 order = _order_not_indexed(self, r, order)

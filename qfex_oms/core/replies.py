@@ -120,7 +120,7 @@ def order_not_indexed(core: OmsCore, r: m.OrderResponse, by_id: Order | None) ->
             wrong_symbol(core, r, by_id)
         return None
     tracker = core.tracker
-    twap = tracker.twap_by_id(r.order_id)
+    twap = core.twaps_by_id.get(r.order_id) if r.order_id else None
     if twap is not None:
         if twap.symbol != r.symbol:
             wrong_symbol(core, r, twap)

@@ -25,7 +25,7 @@ Moves not in the table are logged and dropped by the caller (``stop_replies.appl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from enum import StrEnum
 
@@ -247,6 +247,12 @@ class StopBook:
 
     def __len__(self) -> int:
         return len(self._by_local)
+
+    @property
+    def local_index(self) -> Mapping[int, StopOrder]:
+        """local id -> stop, live (the dict itself): empty when the book holds no stop, which the
+        reply path tests on every ACK without a method call. Never write through it."""
+        return self._by_local
 
     def new_stop(self, symbol: str, side: Side, kind: OrderType, trigger_price: Decimal,
                  quantity: Decimal, client_order_id: str = "", **extra: object) -> StopOrder:

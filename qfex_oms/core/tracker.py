@@ -217,6 +217,12 @@ class OrderTracker:
         reads it once per reply and must not pay a method call for it. Never write through it."""
         return self._by_order_id
 
+    @property
+    def twap_id_index(self) -> Mapping[str, Twap]:
+        """twap_id -> TWAP, live, as ``order_id_index`` (the reply path asks it of every reply whose
+        id the order index lacks, an ACK's included). Never write through it."""
+        return self._twap_by_id
+
     def by_order_id(self, order_id: str | None) -> Order | None:
         return self._by_order_id.get(order_id) if order_id else None
 
