@@ -1,20 +1,21 @@
 """Per symbol, the remaining quantity of the open orders on each side, kept as orders change.
 
-Pre-trade risk (``core.risk``, issue 15) asks, on every order, how much is still open on the
-order's symbol; summing the open orders each time made its cost grow with the book (45 % of a place
-round trip's client CPU at 200 orders). These totals answer in constant time instead.
+Pre-trade risk (``core.risk``, issue 15) asks, on every order, how much is still open on the order's
+symbol; summing the open orders each time made its cost grow with the book (45 % of a place round
+trip's client CPU at 200 orders). These totals answer in constant time instead.
 
-They cost a little on every order's end and every report that changes an open order's size (a
-Decimal subtraction or two: about a tenth of a reply's apply), so the tracker keeps them only from
-the first time someone asks (``OrderTracker.open_totals_kept``): a manager without pre-trade risk
-never pays. Each live order that is not a TWAP's child counts for its ``remaining_quantity`` (a
-child is inside its TWAP's remainder, which the risk check adds from the TWAP). The tracker moves an
-order in or out as it goes live or ends; every change of an open order's size, fills or leaves is
-bracketed where it happens (``OrderTracker.open_share`` / ``reshare``, ``OpenTotals.lower_floor``); and
-``problems`` recomputes the totals from the orders, which the property tests do after every step.
-Every figure here is computed in a context wide enough that it never rounds (``_EXACT``), never in
-the calling task's: a strategy inside ``decimal.localcontext(prec=4)`` must not put in a total what
-the reader task, in another context, takes out.
+They cost about 0.6 us on every order's end and every report that changes an open order's size
+(exact Decimal arithmetic and the calls around it: a third of such a reply's apply), so the tracker
+keeps them only from the first time someone asks (``OrderTracker.keep_open_totals``, which
+``open_quantity`` calls): a manager without pre-trade risk never pays. Each live order that is not a
+TWAP's child counts for its ``remaining_quantity`` (a child is inside its TWAP's remainder, which
+the risk check adds from the TWAP). The tracker moves an order in or out as it goes live or ends;
+every change of an open order's size, fills or leaves is bracketed where it happens
+(``OrderTracker.open_share`` / ``reshare``, ``OpenTotals.lower_floor``); and ``problems`` recomputes
+the totals from the orders, which the property tests do after every step. Every figure here is
+computed in a context wide enough that it never rounds (``_EXACT``), never in the calling task's: a
+strategy inside ``decimal.localcontext(prec=4)`` must not put in a total what the reader task, in
+another context, takes out.
 """
 
 from __future__ import annotations

@@ -3,19 +3,18 @@
 ``decode_reply`` used to build a dict of the whole frame with ``orjson.loads`` and then pick the
 fields out of it (``fastpath.order_response``); half of decode + apply's budget (bench row 1, issue
 19) went to the dict and its float objects, only to be thrown away. msgspec reads the JSON straight
-into a slotted struct of the fields the core reads (unknown fields skipped without being built),
-and the struct becomes an ``OrderResponse`` with the same members and numbers as the dict path
-gives: msgspec reads the enum words into members itself (an unknown word through the enum's own
-``_missing_``, as the dict path does), and the numbers come from the same bounded cache
-(``fastpath``), sharing their Decimals.
+into a slotted struct of QFEX's fifteen fields, and the struct becomes an ``OrderResponse`` with the
+same members and numbers as the dict path gives: msgspec reads the enum words into members itself
+(an unknown word through the enum's own ``_missing_``, as the dict path does), and the numbers come
+from the same bounded cache (``fastpath``), sharing their Decimals.
 
 Like ``fastpath.order_response``, this path only takes the usual shape and never decides an error:
-``None`` means "not that shape" (another frame, a field of an unexpected JSON type, an unknown enum
-word, a number not yet in the cache, another key beside ``order_response`` or any field beside
-QFEX's fifteen, text that does not encode, anything msgspec raises) and the caller takes the
-dict path, which gives the exact answer or the exact error. JSON integers keep their own type (``3``
-and ``3.0`` are different texts), and only numbers already admitted to the cache are used, so the
-market number domain is enforced as before.
+``None`` means "not that shape" (another frame, a field of an unexpected JSON type, a number not yet
+in the cache, another key beside ``order_response`` or any field beside QFEX's fifteen, text that
+does not encode, anything msgspec raises) and the caller takes the dict path, which gives the exact
+answer or the exact error. JSON integers keep their own type (``3`` and ``3.0`` are different
+texts), and only numbers already admitted to the cache are used, so the market number domain is
+enforced as before.
 """
 
 from __future__ import annotations
