@@ -132,7 +132,7 @@ def order_not_indexed(core: OmsCore, r: m.OrderResponse, by_id: Order | None) ->
         # bound here; several pending under one id, or none, take _bind_pending's full rule.
         queue = tracker.pending(r.symbol, r.client_order_id)
         if len(queue) == 1 and (r.quantity is None or r.quantity <= queue[0].quantity
-                                or not answers_settled_twin(core, r)):
+                                or not answers_another(core, r, queue[0])):
             order = queue[0]
             core.bind(order, r.order_id)  # takes it off the queue
             return order
@@ -251,22 +251,25 @@ def on_rejection(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
         log.warning("rejection matched no request", **order.describe(), status=str(status))
 
 
-def answers_settled_twin(core: OmsCore, r: m.OrderResponse) -> bool:
-    """Whether an answer naming a larger size than the pending order it would bind is the late
-    answer of an earlier order under the same client id that a resync settled without ever
-    learning its id (its size is exactly the answer's): bound to the pending one, it resized it and
-    its remaining grew (state machine). Without such a twin the answer stays the pending order's:
-    how QFEX reads the numbers it is sent is not documented (qfex-api.md §12), and an exchange that
-    rounds a size may echo one a hair larger than sent; refusing that would leave the strategy's
-    order waiting and adopt a twin of it. Only asked when the sizes differ that way, so the scan of
-    the client id's members is rare."""
+def answers_another(core: OmsCore, r: m.OrderResponse, order: Order) -> bool:
+    """Whether an answer naming a larger size than the pending ``order`` it would bind is another
+    order's: it does not look like ``order`` otherwise either (side, type, time in force, price),
+    or it is the late answer of an earlier order under the same client id that a resync settled
+    without ever learning its id (its size exactly the answer's). Bound to the pending order, such
+    an answer resized it and its remaining grew (state machine, twice). Otherwise the answer stays
+    the pending order's: how QFEX reads the numbers it is sent is not documented (qfex-api.md §12),
+    and an exchange that rounds a size may echo one a hair larger than sent; refusing that would
+    leave the strategy's order waiting and adopt a twin of it. Only asked when the sizes differ that
+    way, so the scan of the client id's members is rare."""
+    if not order.could_be(r.side, r.type, r.time_in_force, r.price, None):
+        return True
     return any(o.order_id is None and not o.state.is_live and o.quantity == r.quantity
                for o in core.tracker.members(r.symbol, r.client_order_id or ""))
 
 
 def _bind_pending(core: OmsCore, r: m.OrderResponse) -> Order | None:
     """The answer to an add_order: the first pending order (submit order) that it can describe,
-    unless it is a settled order's late answer (``answers_settled_twin``).
+    unless the answer names a larger size and is another order's (``answers_another``).
 
     NO_SUCH_ORDER and the modify answers never answer an add, and a refusal naming an id we
     cancelled before knowing it answers that cancel: neither may take a pending order.
@@ -286,8 +289,8 @@ def _bind_pending(core: OmsCore, r: m.OrderResponse) -> Order | None:
         # The reply's quantity is a lower bound (a FILLED report may carry the fill's size), but a
         # pending order was never modified: one of exactly that size is the better description.
         order = next((o for o in fitting if o.quantity == r.quantity), fitting[0] if fitting else order)
-    if r.quantity is not None and r.quantity > order.quantity and answers_settled_twin(core, r):
-        return None  # the late answer of an order a resync settled: adopted below, never bound
+    if r.quantity is not None and r.quantity > order.quantity and answers_another(core, r, order):
+        return None  # another order's answer (a settled one's, late): adopted below, never bound
     if r.order_id and not rejection:
         core.bind(order, r.order_id)
     return order

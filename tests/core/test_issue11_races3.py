@@ -15,6 +15,7 @@ from corekit import fill, place, resp
 from qfex_oms.core import OmsCore, OrderState
 from qfex_oms.core.snapshot import apply_snapshot
 from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.enums import OrderType, TimeInForce
 
 
 def test_an_overtaken_fill_of_an_adopted_order_raises_its_size_by_its_leaves(core: OmsCore) -> None:
@@ -78,4 +79,19 @@ def test_a_late_ack_of_a_larger_order_never_binds_a_smaller_pending_one(core: Om
     assert adopted is not None and adopted.adopted and adopted.quantity == D(2)
     core.on_reply(resp("X2", "ACK", cid="c0", qty="1", remaining="1"))
     assert (second.state, second.order_id, second.remaining_quantity) == (OrderState.OPEN, "X2", D(1))
+    assert core.tracker.check_invariants() == []
+
+
+def test_a_larger_answer_that_does_not_look_like_the_pending_order_never_binds_it(core: OmsCore) -> None:
+    """Machine failure (seed 22, after the rounded-echo rule let larger answers bind again): a
+    LIMIT GTC order of 1 waits for its ACK when an ACK of a MARKET IOC order of 2 under the same
+    client id arrives (a sibling's, delivered out of order). Nothing about it fits the pending
+    order; bound as the last resort, it resized it 1 -> 2. It is adopted instead."""
+    pending = place(core, cid="c0", qty="1")
+    stranger = resp("X9", "ACK", cid="c0", qty="2", remaining="2", tif=TimeInForce.IOC)
+    stranger.type = OrderType.MARKET
+    core.on_reply(stranger)
+    assert (pending.state, pending.order_id, pending.quantity) == (OrderState.PENDING_NEW, None, D(1))
+    adopted = core.tracker.by_order_id("X9")
+    assert adopted is not None and adopted.adopted and adopted.quantity == D(2)
     assert core.tracker.check_invariants() == []

@@ -1,6 +1,6 @@
 """Found by review: the open totals are exact whatever the calling task's Decimal context, and an
 answer echoing a size a hair larger than the pending order's (an exchange that rounds) still binds
-it; only a settled order's late answer does not (``replies.answers_settled_twin``)."""
+it; only another order's answer does not (``replies.answers_another``)."""
 
 from __future__ import annotations
 
