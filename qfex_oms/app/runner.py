@@ -237,15 +237,22 @@ async def connect(config: Config) -> AsyncIterator[OrderManager]:
 GUARD_GRACE_SECONDS = 2.0
 
 
+async def _start_watchers(nursery: trio.Nursery, oms: OrderManager, guard: KillSwitchGuard,
+                          observers: Sequence[Observer]) -> None:
+    """What runs beside every run's strategies, started in order: the order log, the account's
+    guard, then the observers (a live view, a metrics endpoint), which see that guard."""
+    await nursery.start(log_order_events, oms)
+    await nursery.start(guard.run)
+    for observer in observers:
+        await nursery.start(observer, oms, guard)
+
+
 async def run_strategy(strategy: Strategy, config: Config, oms: OrderManager,
                        observers: Sequence[Observer] = ()) -> RunResult:
     result = RunResult("finished")
     async with trio.open_nursery() as nursery:
         guard = KillSwitchGuard(oms, config.guard)
-        await nursery.start(log_order_events, oms)
-        await nursery.start(guard.run)
-        for observer in observers:
-            await nursery.start(observer, oms, guard)
+        await _start_watchers(nursery, oms, guard, observers)
         strategy_scope = trio.CancelScope()
 
         async def watch_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -523,10 +530,7 @@ async def run_strategies(strategies: Sequence[tuple[StrategyTable, Strategy]], c
     scopes = {table.name: trio.CancelScope() for table, _ in strategies}
     async with trio.open_nursery() as nursery:
         account_guard = KillSwitchGuard(oms, config.guard)
-        await nursery.start(log_order_events, oms)
-        await nursery.start(account_guard.run)
-        for observer in observers:
-            await nursery.start(observer, oms, account_guard)
+        await _start_watchers(nursery, oms, account_guard, observers)
 
         async def watch_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -128,11 +128,7 @@ def _close_answer(event: object, symbol: str, client_order_id: str) -> Order | m
     return None
 
 
-def _done(request: CancelRequest) -> Callable[[], bool]:
-    return lambda: request.done
-
-
-def _finished(request: StopRequest) -> Callable[[], bool]:
+def _done(request: CancelRequest | StopRequest) -> Callable[[], bool]:
     return lambda: request.done
 
 
@@ -592,7 +588,7 @@ class OrderManager:
         for request in requests:
             await self._wait_for(request, _done(request))
         for stop_request in stop_requests:
-            await self._wait_for(stop_request, _finished(stop_request))
+            await self._wait_for(stop_request, _done(stop_request))
         return all(r.done for r in requests) and all(r.done for r in stop_requests)
 
     def orders(self, symbol: str | None = None, open_only: bool = True) -> list[Order]:

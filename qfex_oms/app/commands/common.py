@@ -289,12 +289,19 @@ def print_table(console: Console, table: Table) -> None:
         console.print(table.title, highlight=False)
 
 
-def orders_table(title: str, rows: Iterable[dict[str, Any]]) -> Table:
+def _table(title: str, columns: str) -> Table:
+    """A listing's table: ``columns`` by name, those ending ``>`` right-justified (numbers), ids
+    never wrapped."""
     table = Table(title=title, title_justify="left")
-    for name, justify in (("symbol", "left"), ("side", "left"), ("qty", "right"), ("price", "right"),
-                          ("filled", "right"), ("state", "left"), ("order_id", "left"),
-                          ("client_order_id", "left")):
-        table.add_column(name, justify=justify, no_wrap=name.endswith("id"))  # type: ignore[arg-type]
+    for spec in columns.split():
+        name = spec.rstrip(">")
+        table.add_column(name, justify="right" if spec.endswith(">") else "left",
+                         no_wrap=name.endswith("id"))
+    return table
+
+
+def orders_table(title: str, rows: Iterable[dict[str, Any]]) -> Table:
+    table = _table(title, "symbol side qty> price> filled> state order_id client_order_id")
     for r in rows:
         table.add_row(r["symbol"], r["side"], cell(r["quantity"]), cell(r["price"]), cell(r["filled"]),
                       r["state"], cell(r["order_id"]), cell(r["client_order_id"]))
@@ -302,11 +309,7 @@ def orders_table(title: str, rows: Iterable[dict[str, Any]]) -> Table:
 
 
 def twaps_table(title: str, rows: Iterable[dict[str, Any]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for name, justify in (("symbol", "left"), ("side", "left"), ("total", "right"), ("filled", "right"),
-                          ("orders", "right"), ("state", "left"), ("twap_id", "left"),
-                          ("client_twap_id", "left")):
-        table.add_column(name, justify=justify, no_wrap=name.endswith("id"))  # type: ignore[arg-type]
+    table = _table(title, "symbol side total> filled> orders> state twap_id client_twap_id")
     for r in rows:
         table.add_row(r["symbol"], r["side"], cell(r["total_quantity"]), cell(r["filled"]),
                       cell(r.get("num_orders")), r["state"], cell(r["twap_id"]), cell(r["client_twap_id"]))
@@ -322,11 +325,7 @@ def stop_dict(stop: Any) -> dict[str, Any]:
 
 
 def stops_table(title: str, rows: Iterable[dict[str, Any]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for name, justify in (("symbol", "left"), ("side", "left"), ("kind", "left"), ("trigger", "right"),
-                          ("qty", "right"), ("state", "left"), ("stop_order_id", "left"),
-                          ("parent_order_id", "left")):
-        table.add_column(name, justify=justify, no_wrap=name.endswith("id"))  # type: ignore[arg-type]
+    table = _table(title, "symbol side kind trigger> qty> state stop_order_id parent_order_id")
     for r in rows:
         table.add_row(r["symbol"], r["side"], r["kind"], cell(r["trigger_price"]), cell(r["quantity"]),
                       r["state"], cell(r["stop_order_id"]), cell(r["parent_order_id"]))
