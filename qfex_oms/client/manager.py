@@ -520,6 +520,7 @@ class OrderManager:
     async def _cancel_scope(self, scope: CancelScope) -> KillReport:
         started = trio.current_time()
         orders = [o for o in self.core.tracker.open_orders(scope.symbol) if scope.matches(o)]
+        seen = {o.local_id for o in orders}
         twaps = [t for t in self.core.tracker.twaps(open_only=True) if scope.matches(t)]
         stops = [s for s in self.core.stops.stops(scope.symbol) if scope.matches(s)]
         answered = checked = False
@@ -533,8 +534,12 @@ class OrderManager:
                     log.warning("cancel_where could not check a snapshot", error=str(exc))
                     checked = False
                     break
-                orders += [o for o in self.core.tracker.open_orders(scope.symbol)
-                           if scope.matches(o) and o not in orders]
+                # Orders the snapshot revealed (adopted): a set of local ids, not a scan of a list
+                # per order (quadratic over a strategy's thousands, as the kill switch's was).
+                revealed = [o for o in self.core.tracker.open_orders(scope.symbol)
+                            if scope.matches(o) and o.local_id not in seen]
+                orders += revealed
+                seen.update(o.local_id for o in revealed)
                 if not self._left_in(scope):
                     break
         left = self._left_in(scope)
