@@ -167,7 +167,8 @@ def _on_ack(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
     if order.local_id in core.cancels.by_order:
         after_ack(core, order)
     else:
-        order.cancel_requested = False
+        if order.extra is not None:  # else it is False already: the property call skipped
+            order.cancel_requested = False
         if order.cancel_owed:  # its cancel was lost (held for this ACK, say): ask now
             core.resend_owed_cancel(order)
 
@@ -185,7 +186,7 @@ def _on_filled_report(core: OmsCore, order: Order, r: m.OrderResponse) -> None:
         twap_replies.note_child_fill(core, order)
     if order.local_id in core.cancels.by_order:
         after_ack(core, order)
-    else:
+    elif order.extra is not None:  # else it is False already: the property call skipped
         order.cancel_requested = False
 
 

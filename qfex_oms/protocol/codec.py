@@ -259,11 +259,8 @@ def incoming_echo(request: m.Request) -> dict[str, Any]:
 # --------------------------------------------------------------------------- decoding
 
 
-def decode_reply(raw: bytes | str) -> m.Reply:
-    """Decode one server frame; raise ``ProtocolError`` (carrying the raw text) if it is unreadable."""
-    usual = wirefast.order_response(raw)  # the commonest frame, straight from its bytes
-    if usual is not None:
-        return usual
+def _decode_by_dict(raw: bytes | str) -> m.Reply:
+    """Every frame but the usual ``order_response`` (``wirefast``), and every error."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -298,6 +295,11 @@ def decode_reply(raw: bytes | str) -> m.Reply:
         return _structure_reply(key, payload)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ProtocolError(f"malformed {key}: {_describe(exc)}", raw) from None
+
+
+# Decode one server frame; raise ``ProtocolError`` (carrying the raw text) if it is unreadable. The
+# commonest frame is read straight from its bytes by ``wirefast``; the rest, and every error, here.
+decode_reply: Callable[[bytes | str], m.Reply] = wirefast.ahead_of(_decode_by_dict)
 
 
 def _reply_key(obj: dict[str, Any], raw: bytes | str) -> str | None:

@@ -3,6 +3,7 @@ path gives, digit for digit, or steps aside (None) and lets the dict path decide
 
 from __future__ import annotations
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given
@@ -49,6 +50,18 @@ def test_the_usual_frame_is_taken_from_bytes_and_from_text() -> None:
         fast = wirefast.order_response(frame)
         assert fast is not None
         _same(fast, USUAL)
+
+
+def test_the_frame_read_in_place_is_exactly_an_order_response() -> None:
+    """The decoded struct becomes an ``OrderResponse`` by ``__class__`` assignment, which needs
+    both to have the same fields in the same slots: were they to drift apart, the assignment would
+    fail and every frame would quietly take the slow dict path. And the object must be exactly the
+    message type: the core dispatches on ``type(reply)``, and msgspec's equality compares types."""
+    raw = orjson.dumps({"order_response": USUAL})
+    decode_reply(raw)
+    fast = wirefast.order_response(raw)
+    assert type(fast) is m.OrderResponse
+    assert fast == decode_reply(raw) == msgspec.structs.replace(fast)
 
 
 @pytest.mark.parametrize("frame", [
