@@ -193,7 +193,7 @@ class OmsCore:
         """Give a pending order its exchange id; what waited for that id applies to it now."""
         self.tracker.bind(order, order_id)
         if self.cancels.by_key or self.held:
-            self._id_learnt(order)
+            self.id_learnt(order)
 
     def adopt(self, order: Order) -> Order:
         """Take an order learnt from the exchange into the book (placed elsewhere, a TWAP child).
@@ -203,12 +203,12 @@ class OmsCore:
         order.seq = self.next_seq()
         self.tracker.adopt(order)
         twap_replies.link_twap_child(self, order)
-        self._id_learnt(order)
+        self.id_learnt(order)
         if len(self.stops):
             stop_replies.link_triggered(self, order)  # a stop that fired into it is TRIGGERED now
         return order
 
-    def _id_learnt(self, order: Order) -> None:
+    def id_learnt(self, order: Order) -> None:
         """A cancel sent by this id before the core knew it covers the order; held fills apply."""
         order_id = order.order_id
         if order_id is None:

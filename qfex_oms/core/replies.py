@@ -129,10 +129,15 @@ def order_not_indexed(core: OmsCore, r: m.OrderResponse, by_id: Order | None) ->
         return None
     if r.status is _ACK and r.order_id:
         # The commonest case (bench row 1): the ACK of the one order pending under its client id,
-        # bound here; several pending under one id, or none, take _bind_pending's full rule.
+        # bound here (core.bind, in fewer calls); one naming a larger size is bound unless it looks
+        # like another order's; several pending under one id, or none, take _bind_pending's rule.
+        order = tracker.bind_sole_pending(r.symbol, r.client_order_id, r.order_id, r.quantity)
+        if order is not None:
+            if core.cancels.by_key or core.held:
+                core.id_learnt(order)
+            return order
         queue = tracker.pending(r.symbol, r.client_order_id)
-        if len(queue) == 1 and (r.quantity is None or r.quantity <= queue[0].quantity
-                                or not answers_another(core, r, queue[0])):
+        if len(queue) == 1 and not answers_another(core, r, queue[0]):
             order = queue[0]
             core.bind(order, r.order_id)  # takes it off the queue
             return order

@@ -121,6 +121,26 @@ class OrderTracker:
         order.order_id = order_id
         self._by_order_id[order_id] = order
 
+    def bind_sole_pending(self, symbol: str, client_order_id: str | None, order_id: str,
+                          quantity: Decimal | None) -> Order | None:
+        """An ACK's common case, ``pending`` and ``bind`` in one call (bench row 1: a call costs
+        ~440 instructions): the one order waiting under this client id, bound to ``order_id``, if
+        it is the only one and the answer names no larger size than it has. Otherwise None, and
+        nothing changed: the caller applies the full rule."""
+        key = (symbol, client_order_id or "")
+        queue = self._pending_new.get(key)
+        if queue is None or len(queue) != 1:
+            return None
+        order = queue[0]
+        if quantity is not None and quantity > order.quantity:
+            return None
+        del self._pending_new[key]
+        if not self._pending_new:  # as in bind
+            self._pending_new = {}
+        order.order_id = order_id
+        self._by_order_id[order_id] = order
+        return order
+
     def set_state(self, order: Order, state: OrderState) -> None:
         totals = self.open_totals
         if totals is not None and order.state.is_live is not state.is_live:
