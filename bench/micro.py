@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import trio
 
-from bench.common import Row, best_of, best_of_pair, timed
+from bench.common import Row, best_of, paired_median, timed
 from qfex_oms.core import CancelIntent, OmsCore
 from qfex_oms.journal import Journal
 from qfex_oms.protocol import decode_reply, encode
@@ -86,9 +86,9 @@ def _decode_apply_seconds(frames: list[bytes], book: int, orders: int) -> float:
 
 def row_decode_apply(orders: int = 2000, book: int = 0) -> Row:
     frames = order_response_mix(book, orders)
-    # 21 alternating runs (about 1 s): the fastest of each is what this shared machine allows, and 9
-    # left the ratio swinging by +-0.5x with other sessions running
-    subject, baseline = best_of_pair(_decode_apply_run(frames, book, orders), _loads_run(frames), 21)
+    # 21 pairs of runs back to back (about 1 s), the median pair's figures (common.paired_median): the
+    # fastest run of each side, the old estimator, mixed quiet and busy moments and swung by +-0.5x
+    subject, baseline = paired_median(_decode_apply_run(frames, book, orders), _loads_run(frames), 21)
     subject, baseline = subject / len(frames), baseline / len(frames)
     name = "1. decode + apply one order_response" + (f" (book of {book:,})" if book else "")
     return Row(name, subject * 1e6, baseline * 1e6, "us/msg", "orjson.loads", "<= 3x (design.md)",
