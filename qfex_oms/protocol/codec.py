@@ -297,9 +297,11 @@ def _decode_by_dict(raw: bytes | str) -> m.Reply:
         raise ProtocolError(f"malformed {key}: {_describe(exc)}", raw) from None
 
 
-# Decode one server frame; raise ``ProtocolError`` (carrying the raw text) if it is unreadable. The
-# commonest frame is read straight from its bytes by ``wirefast``; the rest, and every error, here.
-decode_reply: Callable[[bytes | str], m.Reply] = wirefast.ahead_of(_decode_by_dict)
+# The commonest frame is read straight from its bytes by ``wirefast``; the rest, and every error, by
+# ``_decode_by_dict``.
+decode_reply: Callable[[bytes | str], m.Reply] = wirefast.ahead_of(
+    _decode_by_dict, "decode_reply",
+    "Decode one server frame; raise ``ProtocolError`` (carrying the raw text) if it is unreadable.")
 
 
 def _reply_key(obj: dict[str, Any], raw: bytes | str) -> str | None:

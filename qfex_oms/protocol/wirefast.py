@@ -65,7 +65,8 @@ _ORDER_RESPONSE = m.OrderResponse
 _THIRD = frozenset((ord("o"), "o"))
 
 
-def ahead_of(slow: Callable[[bytes | str], R]) -> Callable[[bytes | str], m.OrderResponse | R]:
+def ahead_of(slow: Callable[[bytes | str], R], name: str,
+             doc: str) -> Callable[[bytes | str], m.OrderResponse | R]:
     """A decoder that reads the usual ``order_response`` itself and hands every other frame to
     ``slow``, whose answer (or exception) is then the decoder's. ``codec.decode_reply`` is built
     this way rather than calling ``order_response``: a Python call is about 440 instructions, a
@@ -96,6 +97,8 @@ def ahead_of(slow: Callable[[bytes | str], R]) -> Callable[[bytes | str], m.Orde
             pass
         return slow(raw)
 
+    decode.__name__ = decode.__qualname__ = name
+    decode.__doc__ = doc
     return decode
 
 
@@ -103,5 +106,6 @@ def _not_taken(raw: bytes | str) -> None:
     return None
 
 
-# The frame's ``OrderResponse`` if it is the usual ``order_response``, else None (see above).
-order_response: Callable[[bytes | str], m.OrderResponse | None] = ahead_of(_not_taken)
+order_response: Callable[[bytes | str], m.OrderResponse | None] = ahead_of(
+    _not_taken, "order_response",
+    "The frame's ``OrderResponse`` if it is the usual ``order_response``, else None (see above).")
