@@ -2,8 +2,9 @@
 
 Every figure is a ratio against a baseline measured in the same run, on the same data, with the
 same loop shape, so a busy shared machine moves both sides together. Each side is run several
-times and the fastest run is kept (the least disturbed one); garbage collection is paused while
-a side runs.
+times, garbage collection paused while a side runs, and either the fastest run of each is kept
+(``best_of``, ``best_of_pair``: the least disturbed one) or, where the two sides' runs differ in
+length, the back-to-back pair with the median ratio (``paired_median``).
 """
 
 from __future__ import annotations
