@@ -185,7 +185,7 @@ class Order:
                 or modify_in_doubt is not None or fills is not None or tags or adopted
                 or cancel_requested):
             self.extra = OrderExtra(reduce_only, take_profit, stop_loss, modify_in_doubt, fills,
-                                     tags, adopted, cancel_requested)
+                                    tags, adopted, cancel_requested)
 
     def _extras(self) -> OrderExtra:
         extra = self.extra
