@@ -6,7 +6,7 @@ from collections import Counter
 from decimal import Decimal
 
 import trio
-from managerkit import assert_book_matches, wait_state
+from managerkit import assert_book_matches, round_trip, wait_state
 from simkit import PUB, PUB2
 from structlog.testing import capture_logs
 from waiting import drain, wait_until
@@ -27,6 +27,10 @@ async def test_crossing_two_accounts_fills_both_sides(
     ask = await oms2.place_order(S, "SELL", "3", "149")
     await wait_state(bid, FILLED)
     await wait_state(ask, FILLED)
+    # FILLED comes in an order_response and the fill in its own fill_response: the barrier makes
+    # sure both accounts have read the fill too.
+    await round_trip(oms)
+    await round_trip(oms2)
     for order, side in ((bid, "BUY"), (ask, "SELL")):
         assert order.filled_quantity == Decimal(3) and order.remaining_quantity == 0
         (fill,) = order.fills or ()
@@ -80,6 +84,7 @@ async def test_duplicated_fill_frames_count_once(
     for _ in range(5):
         await oms2.place_order(S, "SELL", "1", "150", time_in_force="IOC")
     await wait_state(bid, FILLED)
+    await round_trip(oms)
     events = await drain(stream)
     fills = [e.fill.trade_id for e in events if isinstance(e, FillReceived)]
     assert len(fills) == 5 and len(set(fills)) == 5

@@ -159,6 +159,7 @@ async def test_market_order_fills_against_the_book(
     market = await oms.place_order(S, "BUY", "2", order_type="MARKET")
     assert market.price is None and market.time_in_force == "IOC"
     await wait_state(market, FILLED)
+    await round_trip(oms)  # the fill_response follows the FILLED order_response
     assert market.filled_quantity == Decimal(2) and market.fills and market.fills[0].price == Decimal(250)
     await wait_state(ask, OPEN)
     await round_trip(oms2)
@@ -248,6 +249,7 @@ async def test_modify_that_crosses_trades(oms: OrderManager, oms2: OrderManager,
     events = oms.events()
     await oms.modify_order(order, price="110")
     await wait_state(order, FILLED)
+    await round_trip(oms)
     assert order.filled_quantity == Decimal(1)
     fills = [e for e in await drain(events) if isinstance(e, FillReceived)]
     assert len(fills) == 1 and fills[0].fill.price == Decimal(110)

@@ -88,6 +88,8 @@ async def test_fills_while_disconnected_are_picked_up_by_resync(
         await wait_state(other, OrderState.FILLED)
         await wait_until(lambda: bid.filled_quantity == 2, what="the partial fill")
         assert bid.state is OrderState.OPEN and bid.remaining_quantity == Decimal(1)
+        await wait_until(lambda: len(bid.fills or ()) == 1 and len(other.fills or ()) == 1,
+                         what="both fills from the resync")
         assert len(bid.fills or ()) == 1 and len(other.fills or ()) == 1
         await assert_book_matches(oms, venue)
 
