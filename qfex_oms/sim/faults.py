@@ -57,12 +57,14 @@ class FaultPlan:
     lost_requests: _Counted | None = None
     drop_with_lost: bool = True
     refused_stop_cancels: set[str] = field(factory=set)
+    rate_limited: _Counted | None = None
 
     def is_empty(self) -> bool:
         return (
             self.latency <= 0 and self.disconnect_after is None and self.fill_races_cancel <= 0
             and all(c.remaining <= 0 for c in self.counted.values())
             and (self.lost_requests is None or self.lost_requests.remaining <= 0)
+            and (self.rate_limited is None or self.rate_limited.remaining <= 0)
             and not self.refused_stop_cancels
         )
 
@@ -126,6 +128,12 @@ class Faults:
         plan.lost_requests = _Counted(n, request_type)
         plan.drop_with_lost = then_drop
 
+    def rate_limit_next(self, n: int = 1, request_type: str | None = None,
+                        public_key: str | None = None) -> None:
+        """The next ``n`` requests (of ``request_type``) are refused with QFEX's rate-limit ``err``, as
+        if the account's budget were spent (an ``err`` the client can provoke on demand)."""
+        self._plan(public_key).rate_limited = _Counted(n, request_type)
+
     def fill_races_cancel(self, n: int = 1, public_key: str | None = None) -> None:
         """The next ``n`` cancels that hit a resting order find it filled first (NO_SUCH_ORDER)."""
         self._plan(public_key).fill_races_cancel = n
@@ -179,6 +187,11 @@ class Faults:
             if plan.lost_requests is not None and plan.lost_requests.take(request_type):
                 return True, plan.lost_requests.remaining <= 0 and plan.drop_with_lost
         return False, False
+
+    def rate_limit(self, account: str, request_type: str) -> bool:
+        """On a request's arrival: must it be refused as rate-limited (the fault)?"""
+        return any(p.rate_limited is not None and p.rate_limited.take(request_type)
+                   for p in self._targets(account))
 
     def refused_stop_cancels(self, account: str) -> frozenset[str]:
         """The stop ids the venue will not cancel for ``account`` (empty without the fault)."""

@@ -330,15 +330,18 @@ class SimServer:
                 return
             if self.faults.active and self._lost_in_transit(conn, request):
                 return
-            if self.limiter is not None:
+            retry = None
+            if self.faults.active and self.faults.rate_limit(conn.account.public_key, request.TYPE):
+                retry = 0.0
+            elif self.limiter is not None:
                 retry = self.limiter.charge(conn.account.public_key, request.TYPE,
                                             trio.current_time())
-                if retry is not None:
-                    conn.push("err", _err(ErrorCode.RATE_LIMITED,
-                                          "You have exceeded the allowed message rate.",
-                                          incoming_echo(request),
-                                          **{choices.RETRY_AFTER_FIELD: round(retry, 6)}))
-                    return
+            if retry is not None:
+                conn.push("err", _err(ErrorCode.RATE_LIMITED,
+                                      "You have exceeded the allowed message rate.",
+                                      incoming_echo(request),
+                                      **{choices.RETRY_AFTER_FIELD: round(retry, 6)}))
+                return
             try:
                 self._handlers[type(request)](conn, request)
             except RequestError as exc:

@@ -130,3 +130,19 @@ async def test_fill_race_by_client_order_id(venue):
         assert [f.get("order_response", {}).get("status") for f in frames] == [
             "FILLED", None, "FILLED", None, "NO_SUCH_ORDER"]
     assert venue.open_orders(PUB) == []
+
+
+async def test_rate_limit_next_refuses_only_what_it_names(venue):
+    async with connect(venue, PUB) as a, connect(venue, PUB2) as b:
+        order = await rest(a, "SELL", "200.5", "1")
+        venue.faults.rate_limit_next(1, "cancel_order", public_key=PUB)
+        await rest(a, "SELL", "201", "1")  # another type goes through
+        await rest(b, "SELL", "202", "1")  # and so does another account
+        cancel = {"order_id": order["order_id"], "symbol": "AAPL-USD", "cancel_order_id_type": "order_id"}
+        await a.send("cancel_order", **cancel)
+        err = await a.recv_key("err")
+        assert err["error_code"] == "RateLimited" and err["retry_after_secs"] == 0
+        assert err["incoming_message"] == {"type": "cancel_order", "params": cancel}
+        assert venue.order(order["order_id"]).is_open  # refused: not executed
+        await a.send("cancel_order", **cancel)  # armed once
+        assert (await a.recv_key("order_response"))["status"] == "CANCELLED"
