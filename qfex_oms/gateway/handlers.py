@@ -114,7 +114,8 @@ class Handlers:
                 job: Callable[[], Awaitable[None]]) -> None:
         async def guarded() -> None:
             try:
-                await job()
+                with self.gw.requesters.asking(conn):  # QFEX's errs for what the job writes: conn's
+                    await job()
             except _ANSWERED_UPSTREAM:
                 pass  # QFEX's own answer reached the client through the tap, or was lost as on QFEX
             except InvalidArgument as exc:

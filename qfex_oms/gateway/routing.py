@@ -94,27 +94,41 @@ def rewrite(key: str, body: dict[str, Any]) -> None:
             body[field] = own
 
 
-def err_owner(owners: Owners, body: dict[str, Any]) -> str | None:
-    """The strategy an ``err`` concerns, from the request it echoes (qfex-api.md §4.9); rewrites the
-    echo's ids back to the client's own. None: nobody's (the gateway's own queries)."""
+def _echoed_client_ids(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """An ``err``'s echoed params and the names of those that hold a client id (a cancel by client
+    id names one in ``order_id``); no params: an empty dict."""
     incoming = body.get("incoming_message")
-    if not isinstance(incoming, dict):
-        return None
-    params = incoming.get("params")
-    if not isinstance(params, dict):
-        return None
+    if not isinstance(incoming, dict) or not isinstance(params := incoming.get("params"), dict):
+        return {}, []
+    fields = [f for f in ("client_order_id", "client_twap_id") if isinstance(params.get(f), str)]
+    if incoming.get("type") == "cancel_order" and isinstance(params.get("order_id"), str) \
+            and params.get("cancel_order_id_type") in _CLIENT_CANCEL_KINDS:
+        fields.append("order_id")
+    return params, fields
+
+
+def echo_for(strategy: str, body: dict[str, Any]) -> None:
+    """An ``err`` rewritten, in place, for the connection that sent what it echoes: the ids in its
+    own namespace back to its own; an operator's echo keeps the others' prefixes, as it sent them."""
+    params, fields = _echoed_client_ids(body)
+    for name in fields:
+        owner, own = split(params[name])
+        if owner == strategy:
+            params[name] = own
+
+
+def err_owner(owners: Owners, body: dict[str, Any]) -> str | None:
+    """The strategy an ``err`` concerns when no client's request is waiting for it
+    (``requesters``), from the request it echoes (qfex-api.md §4.9); rewrites the echo's ids back
+    to the client's own. None: nobody's (the gateway's own queries)."""
+    params, fields = _echoed_client_ids(body)
     owner = None
-    for field in ("client_order_id", "client_twap_id"):
-        value = params.get(field)
-        if isinstance(value, str) and (owner := owners.strategy_of(value) or owner):
-            params[field] = split(value)[1]
-    if incoming.get("type") == "cancel_order" and isinstance(params.get("order_id"), str):
-        if params.get("cancel_order_id_type") in _CLIENT_CANCEL_KINDS:
-            owner = owners.strategy_of(params["order_id"]) or owner
-            params["order_id"] = split(params["order_id"])[1]
-        else:
-            owner = owners.owner(None, params["order_id"]) or owner
-    for field in ("order_id", "stop_order_id"):
-        if owner is None and isinstance(params.get(field), str):
-            owner = owners.owner(None, params[field])
+    for name in fields:  # a client id in a strategy's namespace names it; the last one wins
+        strategy = owners.strategy_of(params[name])
+        if strategy is not None:
+            owner, params[name] = strategy, split(params[name])[1]
+    if "order_id" not in fields and isinstance(params.get("order_id"), str):
+        owner = owners.owner(None, params["order_id"]) or owner
+    if owner is None and isinstance(params.get("stop_order_id"), str):
+        owner = owners.owner(None, params["stop_order_id"])
     return owner

@@ -11,6 +11,7 @@ a writer sends from an unbounded-but-capped channel, so nothing upstream ever wa
 Upstream frames are tapped as the manager reads them (``OrderManager.on_frame_received``, chained
 after the journal's hook) and delivered to the owning strategy's connections with the namespace
 stripped (``routing.py``); positions and balances go to every client (they are the account's).
+An ``err`` is a reply: it goes to the connection whose request it refuses (``requesters.py``).
 Everything else the manager reads (acks, query replies, ``subscribed``) answers the gateway itself.
 
 The upstream connection dropping closes every client connection (code 1011), so clients see QFEX's
@@ -41,7 +42,8 @@ from qfex_oms.gateway.auth import AUTH_DEADLINE_SECS, NonceStore, check_auth
 from qfex_oms.gateway.config import ClientKey, GatewayConfig, check_listen
 from qfex_oms.gateway.fair import FairQueue
 from qfex_oms.gateway.handlers import Handlers
-from qfex_oms.gateway.routing import ID_FIELDS, Owners, err_owner, rewrite
+from qfex_oms.gateway.requesters import Requesters
+from qfex_oms.gateway.routing import ID_FIELDS, Owners, echo_for, err_owner, rewrite
 from qfex_oms.gateway.tokens import check_token, token_key
 from qfex_oms.logs import get_logger
 from qfex_oms.protocol import Channel, ErrorCode, RequestError, decode_request, encode, incoming_echo
@@ -158,6 +160,7 @@ class Gateway:
         self.url = ""
         self.fair = FairQueue(nursery)
         self.owners = Owners(oms, {c.strategy for c in config.clients})
+        self.requesters: Requesters[ClientConn] = Requesters()  # who sent what, for QFEX's errs
         self.nonces = {c.public_key: NonceStore() for c in config.clients}
         self.clients: set[ClientConn] = set()
         self.by_strategy: dict[str, set[ClientConn]] = {c.strategy: set() for c in config.clients}
@@ -189,11 +192,13 @@ class Gateway:
 
     def upstream_written(self, data: bytes) -> None:
         try:
-            kind = orjson.loads(data).get("type")
+            request = orjson.loads(data)
+            kind = request.get("type")
         except (orjson.JSONDecodeError, AttributeError):
             return
         if self.trace is not None:
             self.trace.append(("written", data))
+        self.requesters.written(request)
         self.fair.frame_written(weight_of(str(kind))[0])
 
     def upstream_frame(self, raw: bytes | str) -> None:
@@ -214,9 +219,7 @@ class Gateway:
                     rewrite(key, body)
                     self._deliver(strategy, orjson.dumps({key: body}).decode(), _CHANNEL_OF_KEY.get(key))
             elif key == "err":
-                strategy = err_owner(self.owners, body)
-                if strategy is not None:
-                    self._deliver(strategy, orjson.dumps({key: body}).decode(), None)
+                self._route_err(body)
             elif key == "position_response":
                 data = raw if isinstance(raw, str) else raw.decode()
                 self.positions[str(body.get("symbol"))] = data
@@ -226,6 +229,19 @@ class Gateway:
                 self._broadcast(self.balance, Channel.BALANCES)
         except Exception:
             log.exception("gateway: could not route a frame from QFEX")
+
+    def _route_err(self, body: dict[str, Any]) -> None:
+        """An ``err`` is a reply: to the connection whose request it refuses (``requesters.py``),
+        whoever owns the order it names; only one no client is waiting for goes to the owner."""
+        asker = self.requesters.answered(body.get("incoming_message"))
+        if asker is not None:
+            if asker.authed and not asker.gone:  # a dropped client's refusals reach nobody
+                echo_for(asker.strategy, body)
+                self._push(asker, orjson.dumps({"err": body}).decode())
+            return
+        strategy = err_owner(self.owners, body)
+        if strategy is not None:
+            self._deliver(strategy, orjson.dumps({"err": body}).decode(), None)
 
     def _deliver(self, strategy: str, data: str, channel: Channel | None) -> None:
         for conn in self.by_strategy.get(strategy, ()):

@@ -1,0 +1,103 @@
+"""QFEX's ``err`` frames through the gateway: a reply to the connection that sent the request it
+refuses, never to the order's owner nor to another connection (``qfex_oms.gateway.requesters``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from gwkit import MM, OPS, client, gateway_on
+from simkit import PUB
+from waiting import wait_until
+
+from qfex_oms import OrderManager, OrderRejected, OrderState
+from qfex_oms.gateway.requesters import Requesters, echo_key
+from qfex_oms.sim import Venue
+
+SYM = "AAPL-USD"
+
+
+def _errs_of(oms: OrderManager) -> list[dict[str, Any]]:
+    """Every ``err`` frame ``oms`` reads from now on (the manager's own tap, as the journal's)."""
+    errs: list[dict[str, Any]] = []
+
+    def tap(raw: bytes | str) -> None:
+        doc = orjson.loads(raw)
+        if isinstance(doc, dict) and "err" in doc:
+            errs.append(doc["err"])
+    oms.on_frame_received = tap
+    return errs
+
+
+async def test_an_operators_refused_cancel_of_another_strategys_order_is_the_operators(
+    venue: Venue,
+) -> None:
+    async with gateway_on(venue) as gw, client(gw, MM) as mm, client(gw, OPS) as ops:
+        order = await mm.place_order(SYM, "BUY", "1", "190", client_order_id="bid-1")
+        await wait_until(lambda: ops.order(order.order_id) is not None, what="ops to see mm's order")
+        mm_errs, ops_errs = _errs_of(mm), _errs_of(ops)
+        venue.faults.rate_limit_next(1, "cancel_order", public_key=PUB)
+        result = await ops.cancel(order_id=order.order_id, symbol=SYM)
+        # The gateway's manager retries the refused cancel (RateLimited), so does the operator's.
+        assert result.status in ("CANCELLED", "NO_SUCH_ORDER")
+        await wait_until(lambda: order.state is OrderState.CANCELLED, what="mm to see the cancel")
+        (err,) = ops_errs
+        assert err["error_code"] == "RateLimited"
+        assert err["incoming_message"]["params"]["order_id"] == order.order_id
+        assert mm_errs == []  # mm asked nothing: before the fix, the err was mm's (its order)
+        assert len(gw.requesters) == 0
+
+
+async def test_an_err_reaches_only_the_connection_that_asked(venue: Venue) -> None:
+    async with gateway_on(venue) as gw, client(gw, MM) as first, client(gw, MM) as second:
+        first_errs, second_errs = _errs_of(first), _errs_of(second)
+        venue.faults.rate_limit_next(1, "add_order", public_key=PUB)
+        with pytest.raises(OrderRejected) as refused:
+            await first.place_order(SYM, "BUY", "1", "190", client_order_id="bid-1")
+        assert refused.value.status == "RateLimited"
+        # Its echo in the client's own ids, as QFEX would have echoed the client's own frame.
+        (err,) = first_errs
+        assert err["incoming_message"]["params"]["client_order_id"] == "bid-1"
+        placed = await second.place_order(SYM, "BUY", "1", "191", client_order_id="bid-2")
+        assert placed.state is OrderState.OPEN
+        assert second_errs == []  # same strategy, other connection: not its reply
+        assert len(gw.requesters) == 0
+
+
+async def test_an_operators_err_echoes_the_ids_it_sent(venue: Venue) -> None:
+    async with gateway_on(venue) as gw, client(gw, MM) as mm, client(gw, OPS) as ops:
+        await mm.place_order(SYM, "BUY", "1", "190", client_order_id="bid-1")
+        own = await ops.place_order(SYM, "SELL", "1", "250", client_order_id="o1")
+        ops_errs = _errs_of(ops)
+        venue.faults.rate_limit_next(1, "cancel_order", public_key=PUB)
+        await ops.cancel(client_order_id="mm:bid-1", symbol=SYM)
+        venue.faults.rate_limit_next(1, "cancel_order", public_key=PUB)
+        await ops.cancel(client_order_id="o1", symbol=SYM)
+        echoed = [e["incoming_message"]["params"]["order_id"] for e in ops_errs]
+        assert echoed == ["mm:bid-1", "o1"]  # another strategy's as sent; its own, unprefixed
+        await wait_until(lambda: own.state is OrderState.CANCELLED, what="the retried cancel")
+
+
+def test_requests_are_answered_oldest_first_and_forgotten_when_their_block_ends() -> None:
+    requesters: Requesters[str] = Requesters()
+    cancel = {"type": "cancel_order", "params": {"symbol": SYM, "order_id": "7",
+                                                 "cancel_order_id_type": "order_id"}}
+    with requesters.asking("a"):
+        requesters.written(cancel)
+        with requesters.asking("b"):
+            requesters.written(cancel)
+        requesters.written({"type": "add_order", "params": {"symbol": SYM, "client_order_id": "x",
+                                                             "price": 1.5}})
+        assert len(requesters) == 2  # b's block ended: its request is no longer waited for
+        echo = orjson.loads(orjson.dumps(cancel))
+        assert requesters.answered(echo) == "a"
+        assert requesters.answered(echo) is None
+        # The echo's numbers are not compared (QFEX may print them otherwise).
+        assert requesters.answered({"type": "add_order", "params": {
+            "symbol": SYM, "client_order_id": "x", "price": "1.50"}}) == "a"
+    requesters.written(cancel)  # outside any client's block: the manager's own frame
+    assert len(requesters) == 0
+    for nothing in (None, [], {"params": {}}, {"type": 3}, "cancel_order"):
+        assert echo_key(nothing) is None
+        assert requesters.answered(nothing) is None
