@@ -13,7 +13,7 @@ from functools import partial
 import pytest
 import trio
 from faultkit import FAST, SHORT, ReceivedLog, next_event
-from managerkit import FrameLog, assert_book_matches, wait_state
+from managerkit import FrameLog, assert_book_matches, round_trip, wait_state
 from simkit import PUB, PUB2, manager
 from waiting import drain, wait_until
 
@@ -210,6 +210,9 @@ async def test_a_duplicated_reply_counts_once(
     if reply == "CANCELLED":
         venue.faults.duplicate_next(1, kind=kind, public_key=PUB)
     result = await oms.cancel(order)
+    # The duplicate of the CANCELLED is the frame after the one that answered the cancel: the
+    # barrier, not drain's idle time, makes sure it has been read before it is counted.
+    await round_trip(oms)
     events = await drain(stream)
     # The fault hit what it was meant to hit.
     assert received.count(kind, None if kind == "fill_response" else reply) == 2
@@ -243,6 +246,8 @@ async def test_every_reply_duplicated(oms: OrderManager, oms2: OrderManager, ven
     diff = await oms.reconcile()
     assert not diff.changed
     await wait_until(lambda: len(bid.fills or ()) == 3, what="every fill")
+    # reconcile() returned on the first user_trades_response; its duplicate is the next frame.
+    await wait_until(lambda: received.count("user_trades_response") == 2, what="the duplicated answer")
     events = await drain(stream)
     assert bid.filled_quantity == Decimal(3) and bid.fill_total == Decimal(3)
     assert len({f.trade_id for f in bid.fills or ()}) == 3
