@@ -16,8 +16,9 @@ FLOOD = 30
 
 
 async def test_a_flood_does_not_delay_another_clients_cancel_past_one_slot(venue: object) -> None:
-    # A slow pacer upstream (20 cancel units/s, no burst): every cancel-bucket frame waits its slot.
-    slow = PacerSettings(units_per_second=20.0, burst=1.0)
+    # A slow pacer upstream (10 cancel units/s, no burst): every cancel-bucket frame waits its slot,
+    # and half the flood takes 1.5 s to go out, a margin for a busy machine before arb's cancel.
+    slow = PacerSettings(units_per_second=10.0, burst=1.0)
     async with gateway_on(venue, pacer=slow) as gw, client(gw, ARB) as arb:  # type: ignore[arg-type]
         order = await arb.place_order(SYM, "BUY", "1", "190", client_order_id="keep-me-cancellable")
         gw.trace = []

@@ -418,7 +418,10 @@ async def test_disconnect_in_the_middle_of_a_cancel(venue: Venue) -> None:
 async def test_drop_while_a_cancel_is_in_flight(venue: Venue) -> None:
     async with manager(venue, reconnect=FAST) as oms:
         orders = [await oms.place_order(S, "BUY", "1", str(100 + i)) for i in range(3)]
-        venue.faults.set_latency(0.3, public_key=PUB)
+        # The CANCELLED must still be on its way when the connection drops: 1 s of latency is a
+        # margin for a busy machine (the drop comes as soon as the venue has cancelled, so the
+        # test does not wait it out).
+        venue.faults.set_latency(1.0, public_key=PUB)
         stream = oms.events()
         async with trio.open_nursery() as nursery:
             results = []

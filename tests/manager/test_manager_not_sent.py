@@ -33,8 +33,10 @@ from qfex_oms.sim import Venue
 
 S = "AAPL-USD"
 SLOW = {"pacer": PacerSettings(units_per_second=20, burst=2), "request_timeout": 0.3}
-# One token, refilled in 0.5 s: after one order, the next request's turn is past its 0.3 s deadline.
-ONE_EVERY_HALF_SECOND = {"pacer": PacerSettings(units_per_second=2, burst=1), "request_timeout": 0.3}
+# One token, refilled in 2 s: after one order, the next request's turn is past its 0.5 s deadline,
+# with 1.5 s to spare for a busy machine between the two requests (0.2 s was not enough for CI).
+ONE_EVERY_TWO_SECONDS = {"pacer": PacerSettings(units_per_second=0.5, burst=1), "request_timeout": 0.5}
+REFILLED = 2.2  # seconds: the next token is there
 
 
 async def burst_of_orders(oms: OrderManager, n: int, first_price: int = 100) -> Counter[str]:
@@ -106,24 +108,24 @@ async def test_a_cancel_withdrawn_from_the_pacer_leaves_its_order_open(venue: Ve
 async def test_a_query_withdrawn_from_the_pacer_does_not_steal_the_next_answer(venue: Venue) -> None:
     """Replies carry no request id: a query that was never sent must not wait for an answer, or
     the next query's answer would be handed to it."""
-    async with manager(venue, **ONE_EVERY_HALF_SECOND) as oms:
+    async with manager(venue, **ONE_EVERY_TWO_SECONDS) as oms:
         first = await oms.place_order(S, "BUY", "1", "99")  # spends the only token
         with pytest.raises(NotSent):
-            await oms.fetch_open_orders()  # its token is 0.5 s away; the deadline is 0.3 s
-        await trio.sleep(0.7)
+            await oms.fetch_open_orders()  # its token is 2 s away; the deadline is 0.5 s
+        await trio.sleep(REFILLED)
         with trio.fail_after(1.0):
             snapshot = await oms.fetch_open_orders()
         assert [row.order_id for row in snapshot.orders] == [first.order_id]
 
 
 async def test_a_modify_withdrawn_from_the_pacer_changes_nothing_and_can_be_sent_again(venue: Venue) -> None:
-    async with manager(venue, **ONE_EVERY_HALF_SECOND) as oms:
+    async with manager(venue, **ONE_EVERY_TWO_SECONDS) as oms:
         order = await oms.place_order(S, "BUY", "2", "99")
         with pytest.raises(NotSent):
             await oms.modify_order(order, price="98")
         assert order.price == Decimal("99") and order.state is OrderState.OPEN
         assert venue.open_orders(PUB)[0].price == Decimal("99")
-        await trio.sleep(0.7)
+        await trio.sleep(REFILLED)
         await oms.modify_order(order, price="98")  # not "a modify is already in flight"
         assert order.price == Decimal("98")
 
