@@ -13,6 +13,13 @@ requester, and an ``err`` that arrives after its handler gave up (the manager's 
 none left: both fall back to the order's owner (``routing.err_owner``), as before. A
 cancel-on-disconnect's requester is the connection that went away, so its refusals reach nobody.
 
+Requests the gateway answers its clients itself (``GATEWAY_ANSWERS``: the manager's queries, its
+leverage change, the kill switch's ``cancel_all_orders``) are nobody's either, as before: their
+``err`` is the manager's answer, which the handler turns into its own reply to the client (an
+``err`` echoing what the client sent; for the kill switch, the ``ack`` already given). Forwarding
+QFEX's as well gave a client two errs for one query, the first echoing a request it never sent (a
+``get_user_orders`` with the manager's paging).
+
 Pure bookkeeping: no I/O. The key is the echo's request type, symbol and ids (``_KEY_FIELDS``); the
 echo's numbers are not compared, since QFEX may print them differently from what it was sent.
 """
@@ -32,6 +39,10 @@ Key = tuple[str | None, ...]
 
 _KEY_FIELDS = ("symbol", "cancel_order_id_type", "order_id", "client_order_id", "twap_id",
                "client_twap_id", "stop_order_id")
+# The request types whose answers the manager waits for in its reply slots (``manager._REPLY_OF``):
+# a refusal raises ``RequestFailed`` in the handler, which answers the client itself.
+GATEWAY_ANSWERS = frozenset({"get_user_orders", "get_user_trades", "get_user_leverage",
+                             "get_available_leverage_levels", "set_user_leverage", "cancel_all_orders"})
 
 
 def echo_key(request: Any) -> Key | None:
@@ -80,7 +91,7 @@ class Requesters(Generic[Conn]):
         if asking is None:
             return
         key = echo_key(request)
-        if key is not None:
+        if key is not None and key[0] not in GATEWAY_ANSWERS:
             self._waiting.setdefault(key, deque()).append(asking)
             asking.keys.append(key)
 

@@ -7,12 +7,16 @@ from typing import Any
 
 import orjson
 import pytest
+import trio
 from gwkit import MM, OPS, client, gateway_on
 from simkit import PUB
+from trio_websocket import WebSocketConnection, open_websocket_url
 from waiting import wait_until
 
 from qfex_oms import OrderManager, OrderRejected, OrderState
-from qfex_oms.gateway.requesters import Requesters, echo_key
+from qfex_oms.client import manager
+from qfex_oms.gateway.requesters import GATEWAY_ANSWERS, Requesters, echo_key
+from qfex_oms.protocol import encode, make_auth
 from qfex_oms.sim import Venue
 
 SYM = "AAPL-USD"
@@ -101,3 +105,43 @@ def test_requests_are_answered_oldest_first_and_forgotten_when_their_block_ends(
     for nothing in (None, [], {"params": {}}, {"type": 3}, "cancel_order"):
         assert echo_key(nothing) is None
         assert requesters.answered(nothing) is None
+
+
+async def _errs_until_echo_of(ws: WebSocketConnection, kind: str) -> list[dict[str, Any]]:
+    """The errs a raw client reads until one echoes a ``kind`` request (the gateway's own answer)."""
+    errs: list[dict[str, Any]] = []
+    with trio.fail_after(10):
+        while not errs or errs[-1]["incoming_message"]["type"] != kind:
+            frame = orjson.loads(await ws.get_message())
+            if "err" in frame:
+                errs.append(frame["err"])
+    return errs
+
+
+async def test_a_refused_query_is_answered_once_with_the_clients_own_echo(venue: Venue) -> None:
+    # The gateway answers queries itself: QFEX's err for its own query (paged, by the manager)
+    # is the manager's answer, which the handler turns into the client's err. Forwarding QFEX's as
+    # well gave the client two errs, the first echoing a request it never sent.
+    async with gateway_on(venue) as gw, \
+            open_websocket_url(f"{gw.url}?api_key={OPS.public_key}") as ws:
+        await ws.send_message(encode(make_auth(OPS.public_key, OPS.secret)).decode())
+        assert orjson.loads(await ws.get_message()) == {"authenticated": True}
+        for kind, params in (("get_user_orders", {"symbol": SYM}), ("get_user_leverage", {}),
+                             ("get_available_leverage_levels", {}),
+                             ("set_user_leverage", {"symbol": SYM, "leverage": 5})):
+            venue.faults.rate_limit_next(1, kind, public_key=PUB)
+            await ws.send_message(orjson.dumps({"type": kind, "params": params}).decode())
+            (err,) = await _errs_until_echo_of(ws, kind)
+            assert err["error_code"] == "RateLimited"
+            assert "limit" not in err["incoming_message"]["params"]  # the client's, not the manager's
+        assert len(gw.requesters) == 0
+
+
+def test_what_the_gateway_answers_itself_is_nobodys_err() -> None:
+    assert set(manager._REPLY_OF) == GATEWAY_ANSWERS  # the manager answers these through reply slots
+    requesters: Requesters[str] = Requesters()
+    with requesters.asking("a"):
+        for kind in GATEWAY_ANSWERS:
+            requesters.written({"type": kind, "params": {"symbol": SYM, "limit": 1000}})
+        assert len(requesters) == 0
+
