@@ -63,6 +63,10 @@ def echo_key(request: Any) -> Key | None:
 class _Asking(Generic[Conn]):
     conn: Conn
     keys: list[Key] = field(factory=list)
+    # The block ended: a task spawned inside it (trio copies the spawner's context) still finds this
+    # object in its context, but what it writes later is not ``conn``'s request, and a key noted
+    # then would never be forgotten.
+    over: bool = False
 
 
 class Requesters(Generic[Conn]):
@@ -82,13 +86,14 @@ class Requesters(Generic[Conn]):
             yield
         finally:
             self._current.reset(token)
+            asking.over = True
             for key in asking.keys:
                 self._forget(key, asking)
 
     def written(self, request: Any) -> None:
         """The manager wrote ``request`` (decoded): note its sender, if a client's handler wrote it."""
         asking = self._current.get()
-        if asking is None:
+        if asking is None or asking.over:
             return
         key = echo_key(request)
         if key is not None and key[0] not in GATEWAY_ANSWERS:

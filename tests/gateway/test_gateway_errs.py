@@ -145,3 +145,22 @@ def test_what_the_gateway_answers_itself_is_nobodys_err() -> None:
             requesters.written({"type": kind, "params": {"symbol": SYM, "limit": 1000}})
         assert len(requesters) == 0
 
+
+async def test_a_task_spawned_inside_a_block_writes_nothing_in_its_name_after_it() -> None:
+    # trio copies the spawning task's context: a task started inside ``asking`` sees its requester
+    # after the block ended. What it writes then is not that client's, and would never be forgotten.
+    requesters: Requesters[str] = Requesters()
+    cancel = {"type": "cancel_order", "params": {"symbol": SYM, "order_id": "7",
+                                                 "cancel_order_id_type": "order_id"}}
+    block_over = trio.Event()
+
+    async def later() -> None:
+        await block_over.wait()
+        requesters.written(cancel)
+
+    async with trio.open_nursery() as nursery:
+        with requesters.asking("a"):
+            nursery.start_soon(later)
+        block_over.set()
+    assert len(requesters) == 0
+    assert requesters.answered(cancel) is None
