@@ -3,8 +3,10 @@ refuses, never to the order's owner nor to another connection (``qfex_oms.gatewa
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 import trio
@@ -16,10 +18,13 @@ from waiting import wait_until
 from qfex_oms import OrderManager, OrderRejected, OrderState
 from qfex_oms.client import manager
 from qfex_oms.gateway.requesters import GATEWAY_ANSWERS, Requesters, echo_key
-from qfex_oms.protocol import encode, make_auth
+from qfex_oms.protocol import codec, decode_request, encode, incoming_echo, make_auth
+from qfex_oms.protocol import messages as m
+from qfex_oms.protocol.enums import CancelIdType, OrderType, Side, TimeInForce
 from qfex_oms.sim import Venue
 
 SYM = "AAPL-USD"
+_NUMBERS = ("quantity", "price", "take_profit", "stop_loss", "total_quantity")
 
 
 def _errs_of(oms: OrderManager) -> list[dict[str, Any]]:
@@ -164,3 +169,38 @@ async def test_a_task_spawned_inside_a_block_writes_nothing_in_its_name_after_it
         block_over.set()
     assert len(requesters) == 0
     assert requesters.answered(cancel) is None
+
+
+def _forwarded() -> list[m.Request]:
+    """One of each request the gateway's manager writes for a client (the id-carrying ones in each
+    of their shapes)."""
+    d = Decimal
+    return [
+        m.AddOrder(SYM, Side.BUY, OrderType.LIMIT, TimeInForce.GTC, d("1"), d("190.50"), "mm:b"),
+        m.AddOrder(SYM, Side.BUY, OrderType.MARKET, TimeInForce.IOC, d("1"), None, "mm:m", reduce_only=True),
+        m.AddOrder(SYM, Side.SELL, OrderType.TAKE_PROFIT, TimeInForce.GTC, d("1"), d("250"), "mm:tp"),
+        m.AddOrder(SYM, Side.BUY, OrderType.LIMIT, TimeInForce.GTC, d("1"), d("190"), "mm:a",
+                   take_profit=d("200"), stop_loss=d("180")),
+        *(m.CancelOrder(i, SYM, kind) for i, kind in (("o-1", CancelIdType.ORDER_ID),
+                                                      ("mm:b", CancelIdType.CLIENT_ORDER_ID),
+                                                      ("t-1", CancelIdType.TWAP_ID),
+                                                      ("mm:t", CancelIdType.CLIENT_TWAP_ID))),
+        m.ModifyOrder("o-1", SYM, Side.BUY, OrderType.LIMIT, d("1.10"), None),
+        m.CancelStopOrder("s-1"), m.ModifyStopOrder("s-1", SYM, d("1"), d("2")),
+        m.AddTwap(SYM, Side.BUY, d("10"), 2, 30, False, "mm:t"), m.ClosePosition(SYM, "mm:c"),
+    ]
+
+
+@pytest.mark.parametrize("request_", _forwarded(), ids=lambda r: r.TYPE)
+def test_the_key_of_a_written_request_is_the_key_of_its_echo(request_: m.Request) -> None:
+    written = orjson.loads(codec.encode(request_))
+    key = echo_key(written)
+    assert key is not None and key[0] not in GATEWAY_ANSWERS
+    # The simulator's echo: the request it decoded, encoded again.
+    assert echo_key(incoming_echo(decode_request(codec.encode(request_)))) == key
+    # QFEX's (qfex-api.md §4.9): absent fields as null, numbers as floats.
+    fields = attrs.fields_dict(type(request_))
+    params = {name: written["params"].get(name) for name in fields}
+    qfex = {"type": request_.TYPE, "params": {k: float(v) if isinstance(v, str) and k in _NUMBERS else v
+                                              for k, v in params.items()}}
+    assert echo_key(qfex) == key
