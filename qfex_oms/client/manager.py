@@ -114,8 +114,10 @@ _QUERY_REPLIES = (m.AllOrdersResponse, m.UserTradesResponse, m.UserLeverageRespo
 _GATED = (m.AddOrder, m.AddTwap, m.ModifyOrder)
 
 
-def _close_answer(event: object, symbol: str, client_order_id: str) -> Order | m.OrderResponse | None:
-    """The order ``close_position`` made (adopted from its answer), or QFEX's refusal of it."""
+def _close_answer(event: object, symbol: str, client_order_id: str
+                  ) -> Order | m.OrderResponse | RequestErrored | None:
+    """The order ``close_position`` made (adopted from its answer), or QFEX's refusal of it: an
+    ``order_response`` (a flat position, a bad symbol) or an ``err`` echoing it (RateLimited)."""
     if isinstance(event, OrderUpdated):
         order = event.order
         if order.symbol == symbol and order.client_order_id == client_order_id:
@@ -125,6 +127,11 @@ def _close_answer(event: object, symbol: str, client_order_id: str) -> Order | m
         if reply.symbol == symbol and reply.client_order_id == client_order_id:
             log.info("close_position refused", symbol=symbol, status=str(reply.status))
             return reply
+    if isinstance(event, RequestErrored) and event.request_type == m.ClosePosition.TYPE:
+        params = (event.incoming or {}).get("params")
+        if isinstance(params, dict) and params.get("symbol") == symbol \
+                and params.get("client_order_id") in (client_order_id, None):
+            return event
     return None
 
 
@@ -639,8 +646,8 @@ class OrderManager:
         side, priced near mark, sized to the position); return the order QFEX made once it answered
         (its fills follow as events). Returns None, sending nothing, when the last report says the
         position is flat, and None when QFEX refuses because it is (its REJECTED answer); any other
-        refusal (BAD_SYMBOL, say) raises ``RequestFailed`` with QFEX's status. Not halted by the
-        kill switch: closing reduces risk."""
+        refusal (BAD_SYMBOL, say, or an ``err`` such as RateLimited) raises ``RequestFailed`` with
+        QFEX's status or code. Not halted by the kill switch: closing reduces risk."""
         symbol = args.symbol_arg(symbol)
         cid = args.client_id_arg("client_order_id", client_order_id, self.settings.client_id_prefix)
         known = self.account.positions.get(symbol)
@@ -658,6 +665,8 @@ class OrderManager:
                     answer = _close_answer(event, symbol, cid)
                     if isinstance(answer, Order):
                         return answer
+                    if isinstance(answer, RequestErrored):
+                        raise RequestFailedError("close_position", answer.error_code, answer.message)
                     if answer is not None:
                         if answer.status == "REJECTED":  # the refusal of a flat position (C29)
                             return None

@@ -150,3 +150,12 @@ async def test_a_restart_with_the_journal_knows_the_position_from_the_exchange_n
 async def test_close_position_of_an_unknown_symbol_is_a_clear_error(oms: OrderManager) -> None:
     with pytest.raises(RequestFailed, match="BAD_SYMBOL"):
         await oms.close_position("NOPE-USD")
+
+
+async def test_close_position_refused_with_an_err_fails_at_once(oms: OrderManager, venue: Venue) -> None:
+    # An err (not an order_response) refusing the close: a RequestFailed with QFEX's code, not the
+    # whole request_timeout waited out and a RequestTimeout that says the position may be closing.
+    oms.account.positions.clear()
+    venue.faults.rate_limit_next(1, "close_position", public_key=PUB)
+    with pytest.raises(RequestFailed, match="RateLimited"):
+        await oms.close_position(S)
