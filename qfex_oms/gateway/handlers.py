@@ -26,6 +26,8 @@ Every request that reaches the manager waits its turn in the fair queue (``fair.
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -48,7 +50,15 @@ from qfex_oms.errors import (
 )
 from qfex_oms.gateway.namespace import split, wrap
 from qfex_oms.logs import get_logger
-from qfex_oms.protocol import CancelIdType, Channel, ErrorCode, OrderStatus, OrderType, incoming_echo
+from qfex_oms.protocol import (
+    CancelIdType,
+    Channel,
+    ErrorCode,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+    incoming_echo,
+)
 from qfex_oms.protocol import messages as m
 from qfex_oms.protocol.limits import weight_of
 
@@ -303,8 +313,18 @@ class Handlers:
         if not conn.key.may_kill_account:
             self._refuse(conn, r, "close_position changes the account: this key may not")
             return
-        await self.oms.close_position(r.symbol, client_order_id=self._placed_id(
-            conn, r.client_order_id, "client_order_id"))
+        client_id = self._placed_id(conn, r.client_order_id, "client_order_id")
+        known = self.oms.position(r.symbol)
+        if known is not None and known.flat:
+            # The manager sends nothing for a position it knows is flat: answer as QFEX answers
+            # closing a flat position (one REJECTED order_response, the sim's CHOICES C29).
+            conn.reply(m.OrderResponse(
+                order_id=str(uuid.uuid4()), symbol=r.symbol, status=OrderStatus.REJECTED,
+                type=OrderType.LIMIT, time_in_force=TimeInForce.IOC, quantity=Decimal(0),
+                price=Decimal(0), quantity_remaining=Decimal(0), client_order_id=r.client_order_id or "",
+                update_time=time.time()))
+            return
+        await self.oms.close_position(r.symbol, client_order_id=client_id)
 
     async def _set_leverage(self, conn: ClientConn, r: m.SetUserLeverage) -> None:
         if not conn.key.may_kill_account:
