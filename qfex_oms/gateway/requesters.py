@@ -20,6 +20,12 @@ leverage change, the kill switch's ``cancel_all_orders``) are nobody's either, a
 QFEX's as well gave a client two errs for one query, the first echoing a request it never sent (a
 ``get_user_orders`` with the manager's paging).
 
+Known limit: a note is forgotten when an ``err`` claims it or when its handler's block ends, not when
+QFEX answers otherwise. If two connections send the same request (same type and ids: two of mm's
+connections modifying one order) and QFEX accepts the first and refuses the second, the ``err`` goes to
+the first when the manager reads both answers before the first handler resumes. Matching an err to
+the request the manager resolved with it would close this; it has not been needed yet.
+
 Pure bookkeeping: no I/O. The key is the echo's request type, symbol and ids (``_KEY_FIELDS``); the
 echo's numbers are not compared, since QFEX may print them differently from what it was sent.
 """
