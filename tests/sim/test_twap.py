@@ -13,6 +13,7 @@ from qfex_oms.sim import open_simulator
 
 TWAP = {"symbol": "AAPL-USD", "side": "BUY", "total_quantity": 3.0, "num_orders": 3,
         "order_interval_secs": 30, "reduce_only": False}
+SILENCE = 1.2  # seconds: more than one interval of slow_venue's TWAPs
 
 
 @pytest.fixture
@@ -23,8 +24,10 @@ async def fast_venue():
 
 @pytest.fixture
 async def slow_venue():
-    # 30 s intervals become 0.3 s: long enough to cancel between children.
-    async with open_simulator(rate_limits=None, ping_interval=None, time_scale=100) as v:
+    # 30 s intervals become 1 s: long enough to cancel between children on a loaded machine (the test
+    # reads the first child's frames, then must get its request in before the second child; 0.3 s
+    # was too little). SILENCE, a little more than one interval, shows no further child comes.
+    async with open_simulator(rate_limits=None, ping_interval=None, time_scale=30) as v:
         yield v
 
 
@@ -93,7 +96,7 @@ async def test_cancel_twap_stops_the_schedule(slow_venue, mode):
         assert reply["status"] == "CANCELLED" and reply["order_id"] == twap["twap_id"]
         final = await a.recv_key("twap_response")
         assert final["status"] == "CANCELLED"
-        await a.expect_silence(0.5)  # no more children
+        await a.expect_silence(SILENCE)  # no more children
         await a.send("cancel_order", order_id=value, symbol="AAPL-USD", cancel_order_id_type=mode)
         assert (await a.recv_key("order_response"))["status"] == "NO_SUCH_ORDER"
     [record] = venue.twaps(PUB)
@@ -121,7 +124,7 @@ async def test_cancel_all_ends_active_twaps(slow_venue):
         await a.send("cancel_all_orders")
         await a.recv_key("ack")
         assert (await a.recv_key("twap_response"))["status"] == "CANCELLED"
-        await a.expect_silence(0.5)
+        await a.expect_silence(SILENCE)
     assert slow_venue.twaps(PUB, active_only=True) == []
 
 
