@@ -162,7 +162,9 @@ async def test_flatten_reports_what_it_could_not_close(venue: Venue, oms: OrderM
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner_module, "FLATTEN_SETTLE_SECONDS", 0.05)
     await oms2.place_order(SYMBOL, "SELL", "3", "200")  # nobody bids: the close cannot fill
-    config = config_for(venue, on_exit="flatten", shutdown_timeout=0.5, strategy={"hold": 0.05})
+    # The close never fills, so flatten retries until shutdown_timeout; the cancel_all before it must
+    # finish inside that bound for exit_report to exist (0.5 s left a loaded machine little room).
+    config = config_for(venue, on_exit="flatten", shutdown_timeout=1.5, strategy={"hold": 0.05})
     with capture_logs() as logs:
         result = await run_strategy(load_strategy(POSITION), config, oms)
     assert result.exit_report is not None and result.exit_report.clean
