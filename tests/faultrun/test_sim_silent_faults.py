@@ -34,7 +34,7 @@ async def send(ws: WebSocketConnection, type_: str, **params: Any) -> None:
 
 
 async def recv(ws: WebSocketConnection) -> dict[str, Any]:
-    with trio.fail_after(2):
+    with trio.fail_after(5):  # a hang guard
         return orjson.loads(await ws.get_message())
 
 
@@ -67,7 +67,7 @@ async def test_a_silent_disconnect_sends_no_close_frame(venue: Venue) -> None:
         with pytest.raises(ConnectionClosed) as info:
             await recv(ws)
         assert info.value.reason.code == ABNORMAL
-    with trio.fail_after(2):
+    with trio.fail_after(5):
         while venue.open_orders(PUB):  # noqa: ASYNC110 - the venue's own state, no frame to wait on
             await trio.sleep(0.01)  # an unexpected drop: cancel-on-disconnect fired
 

@@ -172,7 +172,7 @@ async def recover(url: str, journal: str) -> None:
     async with manager_at(url, CREDS, journal=journal) as oms:
         # The resync ran before open_order_manager yielded; give the settler a moment for anything
         # it marked (it must not be needed, but it must not be raced either).
-        with trio.move_on_after(2):
+        with trio.move_on_after(10):
             while any(o.state is not OrderState.OPEN for o in oms.orders()):  # noqa: ASYNC110
                 await trio.sleep(0.01)
         book = {"orders": [{"order_id": o.order_id, "client_order_id": o.client_order_id,

@@ -19,7 +19,8 @@ BOTH = ("order_responses", "fills")
 
 
 class Client:
-    """A raw websocket client with small helpers; every read has a timeout so no test hangs."""
+    """A raw websocket client with small helpers; every read has a timeout so no test hangs (a hang
+    guard, 5 s: a frame that must come may be late on a loaded machine)."""
 
     def __init__(self, ws: WebSocketConnection, public_key: str) -> None:
         self.ws = ws
@@ -31,17 +32,17 @@ class Client:
     async def send_raw(self, text: str | bytes) -> None:
         await self.ws.send_message(text)
 
-    async def recv(self, within: float = 2.0) -> dict[str, Any]:
+    async def recv(self, within: float = 5.0) -> dict[str, Any]:
         with trio.fail_after(within):
             return orjson.loads(await self.ws.get_message())
 
-    async def recv_key(self, key: str, within: float = 2.0) -> Any:
+    async def recv_key(self, key: str, within: float = 5.0) -> Any:
         """The next frame, which must be of kind ``key``; returns its payload."""
         frame = await self.recv(within)
         assert list(frame) == [key], frame
         return frame[key]
 
-    async def recv_many(self, n: int, within: float = 2.0) -> list[dict[str, Any]]:
+    async def recv_many(self, n: int, within: float = 5.0) -> list[dict[str, Any]]:
         return [await self.recv(within) for _ in range(n)]
 
     async def expect_silence(self, seconds: float = 0.1) -> None:

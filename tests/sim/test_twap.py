@@ -31,7 +31,7 @@ async def slow_venue():
         yield v
 
 
-async def _child_frames(c, expect_fill: bool = True, within: float = 2.0) -> dict:
+async def _child_frames(c, expect_fill: bool = True, within: float = 5.0) -> dict:
     ack = await c.recv_key("order_response", within=within)
     assert ack["status"] == "ACK" and ack["type"] == "MARKET" and ack["time_in_force"] == "IOC"
     if expect_fill:
