@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,15 +83,21 @@ def write_config(path: Path, port: int, *, max_disconnect: float | None, pause: 
     return path
 
 
-async def survive_restart(port: int, proc: subprocess.Popen[str], stderr: Path) -> tuple[int, Any]:
-    """Let ``proc`` trade on a simulator, stop it, start another on the same port, wait until
-    ``proc`` trades there too, then stop it with SIGINT (its exit policy runs on the second one)."""
+async def survive_restart(port: int, start: Callable[[], subprocess.Popen[str]],
+                          stderr: Path) -> tuple[int, Any]:
+    """Start the runner on a simulator (once it listens: a runner that cannot connect at first
+    exits), let it trade, stop the simulator, start another on the same port, wait until the runner
+    trades there too, then stop it with SIGINT (its exit policy runs on the second one)."""
+    proc: subprocess.Popen[str] | None = None
+
     def alive() -> str:
+        assert proc is not None
         return f"runner exit {proc.poll()}; stderr:\n{stderr.read_text()[-3000:]}"
 
     try:
         async with open_simulator(port, time_scale=1000.0) as first:
             before = record_orders(first)
+            proc = start()
             await wait_until(lambda: before["add_order"] >= 3 or proc.poll() is not None, HANG_GUARD, alive)
             assert proc.poll() is None, alive()
         # The simulator is gone; a new one (empty: the old orders went with it) on the same port.
@@ -100,16 +107,16 @@ async def survive_restart(port: int, proc: subprocess.Popen[str], stderr: Path) 
             assert proc.poll() is None, alive()
             return await finish(proc)
     finally:
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
 
 
 async def test_the_quoter_survives_a_simulator_restart(tmp_path: Path) -> None:
     port = reserved_port()
-    proc = start_run(tmp_path, "strategies/quoter.py", "--url", f"ws://127.0.0.1:{port}",
-                     "-p", "cycles=1000000", "-p", "interval=0.05")
-    code, result = await survive_restart(port, proc, tmp_path / "stderr")
+    code, result = await survive_restart(port, lambda: start_run(
+        tmp_path, "strategies/quoter.py", "--url", f"ws://127.0.0.1:{port}",
+        "-p", "cycles=1000000", "-p", "interval=0.05"), tmp_path / "stderr")
     assert code == 130, result
     assert result["stopped_by"] == "SIGINT" and result["exit_clean"]
 
@@ -117,9 +124,10 @@ async def test_the_quoter_survives_a_simulator_restart(tmp_path: Path) -> None:
 async def test_pause_while_disconnected_keeps_a_naive_strategy_alive(tmp_path: Path) -> None:
     port = reserved_port()
     (tmp_path / "naive.py").write_text(NAIVE)
-    proc = start_run(tmp_path, str(tmp_path / "naive.py"), "--pause-while-disconnected", "--config",
-                     str(write_config(tmp_path / "c.toml", port, max_disconnect=30)))
-    code, result = await survive_restart(port, proc, tmp_path / "stderr")
+    config = write_config(tmp_path / "c.toml", port, max_disconnect=30)
+    code, result = await survive_restart(port, lambda: start_run(
+        tmp_path, str(tmp_path / "naive.py"), "--pause-while-disconnected", "--config", str(config)),
+        tmp_path / "stderr")
     assert code == 130, result
     assert result["stopped_by"] == "SIGINT" and result["error"] is None
 
@@ -127,16 +135,17 @@ async def test_pause_while_disconnected_keeps_a_naive_strategy_alive(tmp_path: P
 async def test_the_pause_ends_when_the_guard_disconnect_limit_trips(tmp_path: Path) -> None:
     port = reserved_port()
     (tmp_path / "naive.py").write_text(NAIVE)
-    proc = start_run(tmp_path, str(tmp_path / "naive.py"), "--config",
-                     str(write_config(tmp_path / "c.toml", port, max_disconnect=1, pause=True)))
+    config = write_config(tmp_path / "c.toml", port, max_disconnect=1, pause=True)
+    proc: subprocess.Popen[str] | None = None
     try:
         async with open_simulator(port, time_scale=1000.0) as venue:
             seen = record_orders(venue)
+            proc = start_run(tmp_path, str(tmp_path / "naive.py"), "--config", str(config))
             await wait_until(lambda: seen["add_order"] >= 2 or proc.poll() is not None, HANG_GUARD)
         # Never back: the paused strategy is released by the guard, not left waiting forever.
         code, result = await finish(proc, None)
     finally:
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
     assert code == 4, result
