@@ -332,26 +332,36 @@ def _is_number(text: str) -> bool:
 
 async def log_order_events(oms: OrderManager,
                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """One log line per order, fill and TWAP change, each carrying the order's identity."""
+    """One log line per order, fill and TWAP change, each carrying the order's identity. Cancelled
+    (the run is over), it still writes the events already published: the last order changes of a
+    run (the exit policy's cancels) come right before the end, and are the ones worth reading."""
     with oms.events() as stream:
         task_status.started()
-        async for event in stream:
-            if isinstance(event, OrderUpdated):
-                # The event's state, not the order's current one (a later event may have moved it).
-                order_log.info("order updated", **{**event.order.describe(), "state": str(event.state)},
-                               previous=str(event.previous), status=event.status)
-            elif isinstance(event, FillReceived):
-                f = event.fill
-                order_log.info("order filled", **event.order.describe(), trade_id=f.trade_id,
-                               side=str(f.side), price=str(f.price), quantity=str(f.quantity),
-                               filled=str(event.order.filled_quantity))
-            elif isinstance(event, TwapUpdated):
-                order_log.info("twap updated", **event.twap.describe(), previous=str(event.previous),
-                               status=event.status, filled=str(event.twap.filled_quantity))
-            elif isinstance(event, CancelFinished):
-                r = event.request
-                order_log.info("cancel answered", symbol=r.symbol, cancel_mode=str(r.mode),
-                               cancel_value=r.value, status=r.status, cancelled=len(r.cancelled))
+        try:
+            async for event in stream:
+                _log_order_event(event)
+        finally:
+            for event in stream.pending():
+                _log_order_event(event)
+
+
+def _log_order_event(event: object) -> None:
+    if isinstance(event, OrderUpdated):
+        # The event's state, not the order's current one (a later event may have moved it).
+        order_log.info("order updated", **{**event.order.describe(), "state": str(event.state)},
+                       previous=str(event.previous), status=event.status)
+    elif isinstance(event, FillReceived):
+        f = event.fill
+        order_log.info("order filled", **event.order.describe(), trade_id=f.trade_id,
+                       side=str(f.side), price=str(f.price), quantity=str(f.quantity),
+                       filled=str(event.order.filled_quantity))
+    elif isinstance(event, TwapUpdated):
+        order_log.info("twap updated", **event.twap.describe(), previous=str(event.previous),
+                       status=event.status, filled=str(event.twap.filled_quantity))
+    elif isinstance(event, CancelFinished):
+        r = event.request
+        order_log.info("cancel answered", symbol=r.symbol, cancel_mode=str(r.mode),
+                       cancel_value=r.value, status=r.status, cancelled=len(r.cancelled))
 
 
 async def shutdown(oms: OrderManager, config: Config) -> KillReport | None:

@@ -139,6 +139,16 @@ class EventStream:
         if self._owner is not None and self in self._owner:
             self._owner.remove(self)
 
+    def pending(self) -> list[Event]:
+        """Every event buffered now, taken without waiting: what a consumer cancelled at its
+        ``async for`` had not read yet (the runner's order log writes them on its way out)."""
+        events: list[Event] = []
+        while True:
+            try:
+                events.append(self._recv.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return events
+
     def __aiter__(self) -> EventStream:
         return self
 

@@ -8,7 +8,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 
 from qfex_oms.app.config import ConfigError, GuardLimits, load_config
 from qfex_oms.app.runner import log_order_events
+from qfex_oms.client.events import EventStream
 from qfex_oms.client.session import connect_failure, rejected_upgrade
 from qfex_oms.core.events import OrderUpdated
 from qfex_oms.core.states import OrderState
@@ -170,28 +171,18 @@ class _Order:
 
 class _Manager:
     """Only ``events()``: the log task's one dependency (a lagging reader cannot be staged reliably
-    with a live manager, so the events are handed over directly)."""
+    with a live manager, so the events are handed over directly, in a real ``EventStream`` that
+    ends after them)."""
 
     def __init__(self, events: list[Any]) -> None:
         self._events = events
 
-    def events(self) -> Any:
-        return _SyncCM(self._events)
-
-
-class _SyncCM:
-    def __init__(self, events: list[Any]) -> None:
-        self.events = events
-
-    def __enter__(self) -> AsyncIterator[Any]:
-        async def gen() -> AsyncIterator[Any]:
-            for event in self.events:
-                yield event
-
-        return gen()
-
-    def __exit__(self, *_: object) -> None:
-        return None
+    def events(self) -> EventStream:
+        stream = EventStream(high_water=100)
+        for event in self._events:
+            stream.push(event)
+        stream.close()
+        return stream
 
 
 async def test_the_order_updated_line_shows_the_events_state() -> None:
@@ -202,3 +193,23 @@ async def test_the_order_updated_line_shows_the_events_state() -> None:
         await log_order_events(_Manager(events))  # type: ignore[arg-type]
     lines = [(e["previous"], e["state"]) for e in logs if e["event"] == "order updated"]
     assert lines == [("PENDING_NEW", "OPEN"), ("OPEN", "CANCELLED")]
+
+
+async def test_the_order_log_writes_what_was_published_before_it_was_cancelled() -> None:
+    # The run ends (the log task is cancelled) right after the exit policy's last events were
+    # published: they are still written, not lost with the task.
+    order = _Order()
+    events = [OrderUpdated(order, OrderState.PENDING_NEW, OrderState.OPEN, "ACK"),  # type: ignore[arg-type]
+              OrderUpdated(order, OrderState.OPEN, OrderState.PENDING_CANCEL, None),  # type: ignore[arg-type]
+              OrderUpdated(order, OrderState.PENDING_CANCEL, OrderState.CANCELLED, "CANCELLED")]  # type: ignore[arg-type]
+    manager = _Manager([])
+    stream = EventStream(high_water=100)
+    manager.events = lambda: stream  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(log_order_events, manager)
+            for event in events:
+                stream.push(event)
+            nursery.cancel_scope.cancel()  # no checkpoint between: the task has read one at most
+    lines = [e["state"] for e in logs if e["event"] == "order updated"]
+    assert lines == ["OPEN", "PENDING_CANCEL", "CANCELLED"]
