@@ -121,10 +121,15 @@ class Handlers:
         self._submit(conn, conn, request, lambda: handler(conn, request))
 
     def _submit(self, conn: ClientConn, lane: object, request: m.Request,
-                job: Callable[[], Awaitable[None]]) -> None:
+                job: Callable[[], Awaitable[None]], *, its_own: bool = True) -> None:
+        """Queue ``job`` in ``lane``; a refusal before anything was sent answers ``conn``.
+        ``its_own``: the frames the job writes are ``conn``'s requests, QFEX's errs for them its
+        replies (``requesters``); not for what the gateway sends of its own accord for a client."""
+        asker = conn if its_own else None
+
         async def guarded() -> None:
             try:
-                with self.gw.requesters.asking(conn):  # QFEX's errs for what the job writes: conn's
+                with self.gw.requesters.asking(asker):  # QFEX's errs for what the job writes
                     await job()
             except _ANSWERED_UPSTREAM:
                 pass  # QFEX's own answer reached the client through the tap, or was lost as on QFEX
@@ -178,10 +183,10 @@ class Handlers:
     def _cancel_all(self, conn: ClientConn, request: m.CancelAllOrders) -> None:
         conn.reply(m.Ack(incoming_echo(request)))
         if conn.key.may_kill_account:
-            self._submit(conn, conn, request, self._kill)
+            self._submit(conn, conn, request, self._kill, its_own=False)
             return
         for target in self.own_open(conn.strategy):
-            self._submit(conn, conn, m.CancelAllOrders(), self._cancel_job(target))
+            self._submit(conn, conn, m.CancelAllOrders(), self._cancel_job(target), its_own=False)
 
     async def _kill(self) -> None:
         report = await self.oms.cancel_all()
@@ -211,7 +216,8 @@ class Handlers:
         log.info("gateway: cancel-on-disconnect", conn=conn.conn_id, strategy=conn.strategy,
                  orders=len(targets))
         for target in targets:
-            self._submit(conn, ("cod", conn.conn_id), m.CancelAllOrders(), self._patient(target))
+            self._submit(conn, ("cod", conn.conn_id), m.CancelAllOrders(), self._patient(target),
+                         its_own=False)
 
     def _patient(self, target: Order | Twap | StopOrder) -> Callable[[], Awaitable[None]]:
         async def job() -> None:

@@ -10,8 +10,11 @@ of mm's order is the operator's to hear about), nor to that strategy's other con
 
 Frames the manager writes on its own (a cancel by id it owes a group cancel on an ACK) have no
 requester, and an ``err`` that arrives after its handler gave up (the manager's own deadline) has
-none left: both fall back to the order's owner (``routing.err_owner``), as before. A
-cancel-on-disconnect's requester is the connection that went away, so its refusals reach nobody.
+none left: both fall back to the order's owner (``routing.err_owner``), as before. What the
+gateway sends of its own accord for a client (the cancels it makes of a client's
+``cancel_all_orders``, already acked; the kill switch; a cancel-on-disconnect, whose client went
+away) is noted as nobody's (``asking(None)``): QFEX's refusals of it reach no client, since no
+client sent what they echo.
 
 Requests the gateway answers its clients itself (``GATEWAY_ANSWERS``: the manager's queries, its
 leverage change, the kill switch's ``cancel_all_orders``) are nobody's either, as before: their
@@ -67,7 +70,7 @@ def echo_key(request: Any) -> Key | None:
 
 @define(slots=True, eq=False)
 class _Asking(Generic[Conn]):
-    conn: Conn
+    conn: Conn | None  # None: the gateway's own work for a client, answered to nobody
     keys: list[Key] = field(factory=list)
     # The block ended: a task spawned inside it (trio copies the spawner's context) still finds this
     # object in its context, but what it writes later is not ``conn``'s request, and a key noted
@@ -83,9 +86,10 @@ class Requesters(Generic[Conn]):
         self._current: ContextVar[_Asking[Conn] | None] = ContextVar("gateway_requester", default=None)
 
     @contextmanager
-    def asking(self, conn: Conn) -> Iterator[None]:
-        """Frames the manager writes in this block (this task) are ``conn``'s requests. On leaving,
-        its requests still unanswered by an ``err`` are forgotten (answered otherwise, or lost)."""
+    def asking(self, conn: Conn | None) -> Iterator[None]:
+        """Frames the manager writes in this block (this task) are ``conn``'s requests (None: no
+        client's, and their errs go to nobody). On leaving, its requests still unanswered by an
+        ``err`` are forgotten (answered otherwise, or lost)."""
         asking: _Asking[Conn] = _Asking(conn)
         token = self._current.set(asking)
         try:
@@ -106,17 +110,18 @@ class Requesters(Generic[Conn]):
             self._waiting.setdefault(key, deque()).append(asking)
             asking.keys.append(key)
 
-    def answered(self, incoming: Any) -> Conn | None:
-        """The connection whose request an ``err`` echoing ``incoming`` refuses; None: no client's."""
+    def answered(self, incoming: Any) -> tuple[bool, Conn | None]:
+        """Whether an ``err`` echoing ``incoming`` refuses a request noted here, and whose it is
+        (None: the gateway's own); ``(False, None)``: nothing noted waits for it."""
         key = echo_key(incoming)
         queue = self._waiting.get(key) if key is not None else None
         if key is None or not queue:
-            return None
+            return False, None
         asking = queue.popleft()
         if not queue:
             del self._waiting[key]
         asking.keys.remove(key)
-        return asking.conn
+        return True, asking.conn
 
     def __len__(self) -> int:
         return sum(len(queue) for queue in self._waiting.values())

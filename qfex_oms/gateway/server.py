@@ -233,9 +233,9 @@ class Gateway:
     def _route_err(self, body: dict[str, Any]) -> None:
         """An ``err`` is a reply: to the connection whose request it refuses (``requesters.py``),
         whoever owns the order it names; only one no client is waiting for goes to the owner."""
-        asker = self.requesters.answered(body.get("incoming_message"))
-        if asker is not None:
-            if asker.authed and not asker.gone:  # a dropped client's refusals reach nobody
+        claimed, asker = self.requesters.answered(body.get("incoming_message"))
+        if claimed:
+            if asker is not None and asker.authed and not asker.gone:
                 echo_for(asker.strategy, body)
                 self._push(asker, orjson.dumps({"err": body}).decode())
             return

@@ -88,6 +88,21 @@ async def test_an_operators_err_echoes_the_ids_it_sent(venue: Venue) -> None:
         await wait_until(lambda: own.state is OrderState.CANCELLED, what="the retried cancel")
 
 
+async def test_the_cancels_of_a_clients_cancel_all_are_not_its_requests(venue: Venue) -> None:
+    # The gateway acks a strategy's cancel_all_orders and cancels each of its orders by id itself:
+    # QFEX's refusal of one of those cancels echoes a frame the client never sent, so it reaches
+    # no client (before, it went to the order's owner: this very client, whose core could take it
+    # for the answer to a cancel of its own).
+    async with gateway_on(venue) as gw, client(gw, MM) as mm:
+        orders = [await mm.place_order(SYM, "BUY", "1", str(190 + n)) for n in range(3)]
+        mm_errs = _errs_of(mm)
+        venue.faults.rate_limit_next(1, "cancel_order", public_key=PUB)
+        report = await mm.cancel_all()
+        assert report.clean and all(o.state is OrderState.CANCELLED for o in orders)
+        assert mm_errs == []
+        assert len(gw.requesters) == 0
+
+
 def test_requests_are_answered_oldest_first_and_forgotten_when_their_block_ends() -> None:
     requesters: Requesters[str] = Requesters()
     cancel = {"type": "cancel_order", "params": {"symbol": SYM, "order_id": "7",
@@ -100,16 +115,20 @@ def test_requests_are_answered_oldest_first_and_forgotten_when_their_block_ends(
                                                              "price": 1.5}})
         assert len(requesters) == 2  # b's block ended: its request is no longer waited for
         echo = orjson.loads(orjson.dumps(cancel))
-        assert requesters.answered(echo) == "a"
-        assert requesters.answered(echo) is None
+        assert requesters.answered(echo) == (True, "a")
+        assert requesters.answered(echo) == (False, None)
         # The echo's numbers are not compared (QFEX may print them otherwise).
         assert requesters.answered({"type": "add_order", "params": {
-            "symbol": SYM, "client_order_id": "x", "price": "1.50"}}) == "a"
+            "symbol": SYM, "client_order_id": "x", "price": "1.50"}}) == (True, "a")
     requesters.written(cancel)  # outside any client's block: the manager's own frame
     assert len(requesters) == 0
     for nothing in (None, [], {"params": {}}, {"type": 3}, "cancel_order"):
         assert echo_key(nothing) is None
-        assert requesters.answered(nothing) is None
+        assert requesters.answered(nothing) == (False, None)
+    # The gateway's own work for a client: claimed, and nobody's.
+    with requesters.asking(None):
+        requesters.written(cancel)
+        assert requesters.answered(cancel) == (True, None)
 
 
 async def _errs_until_echo_of(ws: WebSocketConnection, kind: str) -> list[dict[str, Any]]:
@@ -168,7 +187,7 @@ async def test_a_task_spawned_inside_a_block_writes_nothing_in_its_name_after_it
             nursery.start_soon(later)
         block_over.set()
     assert len(requesters) == 0
-    assert requesters.answered(cancel) is None
+    assert requesters.answered(cancel) == (False, None)
 
 
 def _forwarded() -> list[m.Request]:
